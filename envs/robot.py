@@ -1,0 +1,141 @@
+"""The Franka Panda arm: loading with cheap visuals, joint control, inverse kinematics, state."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pybullet
+import pybullet_data
+from pybullet_utils.bullet_client import BulletClient
+
+ARM_JOINTS = tuple(range(7))
+FINGER_JOINTS = (9, 10)
+TOOL_LINK = 11  # panda_grasptarget: between the fingertips
+FINGER_LINKS = (9, 10)
+MAX_GRIPPER_WIDTH = 0.08
+# A comfortable pose above the table, the arm's start and its IK rest pose.
+HOME_JOINTS = np.array([0.0, -0.35, 0.0, -2.2, 0.0, 1.85, np.pi / 4], dtype=np.float64)
+ARM_FORCES = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
+FINGER_FORCE = 40.0  # newtons per finger
+
+
+def cheap_panda_urdf() -> Path:
+    """Write (once) a copy of pybullet_data's Panda whose visual meshes are its collision meshes.
+
+    The stock visual meshes (~10 MB) make the tiny renderer ~8x slower (DESIGN.md); the collision
+    meshes look like a Panda at 64-96 px. The copy lives in the temp directory under a name that
+    hashes its content, so concurrent processes agree on it and a stale copy is never reused.
+    """
+    data = Path(pybullet_data.getDataPath()) / "franka_panda"
+    text = (data / "panda.urdf").read_text()
+    text = text.replace("package://meshes/visual/", f"{data}/meshes/collision/")
+    text = text.replace("package://meshes/collision/", f"{data}/meshes/collision/")
+    text = text.replace(".dae", ".obj")
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"embodied_panda_{digest}.urdf"
+    if not path.exists():
+        partial = path.with_suffix(f".{np.random.default_rng().integers(1 << 30)}.part")
+        partial.write_text(text)
+        partial.replace(path)  # atomic: readers never see half a file
+    return path
+
+
+@dataclass(frozen=True)
+class JointLimits:
+    lower: np.ndarray  # (7,)
+    upper: np.ndarray  # (7,)
+
+
+class Panda:
+    """A Panda with a parallel gripper, driven by joint position targets through physics."""
+
+    def __init__(self, client: BulletClient, base_position: tuple[float, float, float]) -> None:
+        self.client = client
+        self.body = client.loadURDF(
+            str(cheap_panda_urdf()),
+            basePosition=base_position,
+            useFixedBase=True,
+            flags=pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT,
+        )
+        infos = [client.getJointInfo(self.body, j) for j in ARM_JOINTS]
+        self.limits = JointLimits(
+            lower=np.array([info[8] for info in infos]), upper=np.array([info[9] for info in infos])
+        )
+        # Fingers move symmetrically: a gear constraint couples them (pybullet's panda example).
+        gear = client.createConstraint(
+            self.body, 9, self.body, 10, pybullet.JOINT_GEAR, [1, 0, 0], [0, 0, 0], [0, 0, 0]
+        )
+        client.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=50)
+        for link in FINGER_LINKS:
+            client.changeDynamics(self.body, link, lateralFriction=1.5, spinningFriction=0.003)
+
+    def reset(self) -> None:
+        """Put the arm at HOME_JOINTS with the gripper open, at rest."""
+        for joint, angle in zip(ARM_JOINTS, HOME_JOINTS, strict=True):
+            self.client.resetJointState(self.body, joint, float(angle), 0.0)
+        for joint in FINGER_JOINTS:
+            self.client.resetJointState(self.body, joint, MAX_GRIPPER_WIDTH / 2, 0.0)
+        self.command(np.concatenate([HOME_JOINTS, [MAX_GRIPPER_WIDTH]]))
+
+    def command(self, action: np.ndarray) -> None:
+        """Set position targets: action = 7 arm joint angles (rad) + gripper width (m)."""
+        arm = np.clip(action[:7], self.limits.lower, self.limits.upper)
+        self.client.setJointMotorControlArray(
+            self.body,
+            ARM_JOINTS,
+            pybullet.POSITION_CONTROL,
+            targetPositions=arm.tolist(),
+            forces=ARM_FORCES.tolist(),
+        )
+        half_width = float(np.clip(action[7], 0.0, MAX_GRIPPER_WIDTH)) / 2
+        self.client.setJointMotorControlArray(
+            self.body,
+            FINGER_JOINTS,
+            pybullet.POSITION_CONTROL,
+            targetPositions=[half_width, half_width],
+            forces=[FINGER_FORCE, FINGER_FORCE],
+        )
+
+    def joint_positions(self) -> np.ndarray:
+        """(7,) arm joint angles in radians."""
+        return np.array([s[0] for s in self.client.getJointStates(self.body, ARM_JOINTS)])
+
+    def joint_velocities(self) -> np.ndarray:
+        """(7,) arm joint velocities in rad/s."""
+        return np.array([s[1] for s in self.client.getJointStates(self.body, ARM_JOINTS)])
+
+    def gripper_width(self) -> float:
+        """Distance between the fingers in metres."""
+        return float(sum(s[0] for s in self.client.getJointStates(self.body, FINGER_JOINTS)))
+
+    def tool_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Position (3,) and quaternion xyzw (4,) of the point between the fingertips."""
+        state = self.client.getLinkState(self.body, TOOL_LINK, computeForwardKinematics=True)
+        return np.array(state[4]), np.array(state[5])
+
+    def inverse_kinematics(self, position: np.ndarray, quaternion: np.ndarray) -> np.ndarray:
+        """(7,) joint angles that put the tool at the pose, near HOME_JOINTS in the null space."""
+        lower, upper = self.limits.lower, self.limits.upper
+        solution = self.client.calculateInverseKinematics(
+            self.body,
+            TOOL_LINK,
+            position.tolist(),
+            quaternion.tolist(),
+            lowerLimits=lower.tolist() + [0.0, 0.0],
+            upperLimits=upper.tolist() + [0.04, 0.04],
+            jointRanges=(upper - lower).tolist() + [0.04, 0.04],
+            restPoses=HOME_JOINTS.tolist() + [0.02, 0.02],
+            maxNumIterations=50,
+            residualThreshold=1e-5,
+        )
+        return np.clip(np.array(solution[:7]), lower, upper)
+
+    def touching(self, body: int) -> tuple[bool, bool]:
+        """Whether the left and the right finger are in contact with the body."""
+        return tuple(  # type: ignore[return-value]
+            len(self.client.getContactPoints(self.body, body, link, -1)) > 0 for link in FINGER_LINKS
+        )

@@ -1,0 +1,279 @@
+"""The tabletop scene: table, coloured cubes, layout sampling and the symbolic state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pybullet
+from pybullet_utils.bullet_client import BulletClient
+
+from envs.regions import TABLE_HEIGHT, TABLE_X, TABLE_Y, WORKSPACE_X, WORKSPACE_Y
+
+PALETTE: dict[str, tuple[float, float, float]] = {
+    "red": (0.85, 0.1, 0.1),
+    "green": (0.1, 0.65, 0.2),
+    "blue": (0.1, 0.25, 0.9),
+    "yellow": (0.95, 0.85, 0.1),
+    "orange": (1.0, 0.5, 0.0),
+    "purple": (0.55, 0.2, 0.75),
+    "pink": (1.0, 0.5, 0.75),
+    "cyan": (0.1, 0.8, 0.85),
+    "white": (0.95, 0.95, 0.95),
+    "brown": (0.5, 0.3, 0.1),
+}
+"""The named colours cubes are drawn from."""
+TABLE_RGBA = (0.42, 0.4, 0.38, 1.0)
+CUBE_SIZE_RANGE = (0.035, 0.05)  # edge length, metres: fits the Panda's 8 cm gripper
+CUBE_MASS = 0.08  # kg
+CUBE_FRICTION = 1.0
+MAX_STACK_HEIGHT = 3
+GRIPPER_CLEARANCE = 0.035  # free space kept between cubes so that fingers fit between them
+SUPPORT_TOLERANCE = 0.012  # metres between a bottom face and the top it rests on
+
+
+@dataclass(frozen=True)
+class CubeSpec:
+    """What a cube is: its entity name, colour and edge length."""
+
+    name: str
+    colour: str
+    size: float
+
+    @property
+    def rgb(self) -> tuple[float, float, float]:
+        return PALETTE[self.colour]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a cube starts: on the table at (x, y) with a yaw, or on top of another cube."""
+
+    x: float
+    y: float
+    yaw: float
+    on: str | None = None  # the name of the cube below, or None for the table
+
+
+def sample_layout(
+    rng: np.random.Generator,
+    num_objects: int,
+    stack_probability: float,
+    distinct_colours: bool = True,
+) -> tuple[list[CubeSpec], dict[str, Placement]]:
+    """Cubes with random colours and sizes, non-overlapping on the table, some stacked.
+
+    With probability ``stack_probability`` the scene has one or two cubes stacked on others (stacks
+    at most MAX_STACK_HEIGHT high). Raises RuntimeError if no layout fits after many tries, which
+    does not happen for up to 8 cubes in the workspace.
+    """
+    colours = list(PALETTE)
+    chosen = rng.choice(len(colours), size=num_objects, replace=not distinct_colours)
+    sizes = rng.uniform(*CUBE_SIZE_RANGE, size=num_objects)
+    cubes = [
+        CubeSpec(f"obj_{i + 1}", colours[c], round(float(s), 4))
+        for i, (c, s) in enumerate(zip(chosen, sizes, strict=True))
+    ]
+    num_stacked = 0
+    if num_objects >= 2 and rng.random() < stack_probability:
+        num_stacked = int(rng.integers(1, min(2, num_objects - 1) + 1))
+    order = rng.permutation(num_objects)
+    on_table = [cubes[i] for i in order[: num_objects - num_stacked]]
+    stacked = [cubes[i] for i in order[num_objects - num_stacked :]]
+
+    placements: dict[str, Placement] = {}
+    for _ in range(200):  # rejection sampling of the footprints on the table
+        placements.clear()
+        for cube in on_table:
+            x, y = (float(rng.uniform(*WORKSPACE_X)), float(rng.uniform(*WORKSPACE_Y)))
+            placements[cube.name] = Placement(x, y, float(rng.uniform(-np.pi / 4, np.pi / 4)))
+        if _footprints_free(on_table, placements):
+            break
+    else:
+        raise RuntimeError(f"could not place {len(on_table)} cubes without overlap")
+
+    heights = {cube.name: 1 for cube in on_table}
+    tops = {cube.name: cube.name for cube in on_table}  # bottom cube -> current top of its stack
+    for cube in stacked:
+        bases = [name for name, height in heights.items() if height < MAX_STACK_HEIGHT]
+        base = bases[int(rng.integers(len(bases)))]
+        below = placements[tops[base]]
+        jitter = rng.uniform(-0.003, 0.003, size=2)
+        placements[cube.name] = Placement(
+            below.x + float(jitter[0]),
+            below.y + float(jitter[1]),
+            float(rng.uniform(-np.pi / 4, np.pi / 4)),
+            on=tops[base],
+        )
+        heights[base] += 1
+        tops[base] = cube.name
+    return cubes, placements
+
+
+def _footprints_free(cubes: list[CubeSpec], placements: dict[str, Placement]) -> bool:
+    for i, a in enumerate(cubes):
+        for b in cubes[i + 1 :]:
+            pa, pb = placements[a.name], placements[b.name]
+            # circumscribed circles plus room for a finger
+            min_distance = (a.size + b.size) * np.sqrt(2) / 2 + GRIPPER_CLEARANCE
+            if np.hypot(pa.x - pb.x, pa.y - pb.y) < min_distance:
+                return False
+    return True
+
+
+def build_static_scene(client: BulletClient) -> int:
+    """The table: a fixed box whose top is at TABLE_HEIGHT; returns its body id."""
+    half = [(TABLE_X[1] - TABLE_X[0]) / 2, (TABLE_Y[1] - TABLE_Y[0]) / 2, 0.02]
+    centre = [(TABLE_X[0] + TABLE_X[1]) / 2, 0.0, TABLE_HEIGHT - half[2]]
+    table = client.createMultiBody(
+        baseMass=0,
+        baseCollisionShapeIndex=client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half),
+        baseVisualShapeIndex=client.createVisualShape(
+            pybullet.GEOM_BOX, halfExtents=half, rgbaColor=TABLE_RGBA
+        ),
+        basePosition=centre,
+    )
+    client.changeDynamics(table, -1, lateralFriction=CUBE_FRICTION)
+    return table
+
+
+def spawn_cubes(
+    client: BulletClient, cubes: list[CubeSpec], placements: dict[str, Placement]
+) -> dict[str, int]:
+    """Create each cube at rest where its placement says; returns name -> body id."""
+    bodies: dict[str, int] = {}
+    tops: dict[str, float] = {}
+    for cube in _bottom_up(cubes, placements):
+        placement = placements[cube.name]
+        bottom = TABLE_HEIGHT if placement.on is None else tops[placement.on]
+        half = [cube.size / 2] * 3
+        body = client.createMultiBody(
+            baseMass=CUBE_MASS,
+            baseCollisionShapeIndex=client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half),
+            baseVisualShapeIndex=client.createVisualShape(
+                pybullet.GEOM_BOX, halfExtents=half, rgbaColor=[*cube.rgb, 1.0]
+            ),
+            basePosition=[placement.x, placement.y, bottom + cube.size / 2 + 0.0005],
+            baseOrientation=client.getQuaternionFromEuler([0, 0, placement.yaw]),
+        )
+        client.changeDynamics(
+            body, -1, lateralFriction=CUBE_FRICTION, spinningFriction=0.001, rollingFriction=0.0001
+        )
+        bodies[cube.name] = body
+        tops[cube.name] = bottom + cube.size
+    return bodies
+
+
+def _bottom_up(cubes: list[CubeSpec], placements: dict[str, Placement]) -> list[CubeSpec]:
+    """Cubes ordered so that each comes after the cube it stands on."""
+    ordered: list[CubeSpec] = []
+    done: set[str | None] = {None}
+    remaining = list(cubes)
+    while remaining:
+        ready = [c for c in remaining if placements[c.name].on in done]
+        ordered += ready
+        done |= {c.name for c in ready}
+        remaining = [c for c in remaining if c not in ready]
+    return ordered
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """One cube as the tasks see it."""
+
+    name: str
+    colour: str
+    size: float
+    position: tuple[float, float, float]
+    yaw: float
+    support: str  # "table", "obj_k" (resting on it), "held" (in the gripper) or "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "colour": self.colour,
+            "size": self.size,
+            "position": [round(v, 4) for v in self.position],
+            "yaw": round(self.yaw, 4),
+            "support": self.support,
+        }
+
+
+@dataclass(frozen=True)
+class SymbolicState:
+    """Colours, sizes, poses and the support relation of every cube, plus what the gripper holds."""
+
+    objects: dict[str, ObjectState]
+    held: str | None = None
+
+    def above(self, name: str) -> list[str]:
+        """The cubes stacked on ``name``, from the one directly on it to the top of the stack."""
+        chain: list[str] = []
+        current = name
+        while True:
+            on_top = [o.name for o in self.objects.values() if o.support == current]
+            if not on_top:
+                return chain
+            current = on_top[0]
+            chain.append(current)
+
+    def below(self, name: str) -> list[str]:
+        """The cubes under ``name``, from the one it rests on down to the table."""
+        chain: list[str] = []
+        current = self.objects[name].support
+        while current in self.objects and current not in chain:
+            chain.append(current)
+            current = self.objects[current].support
+        return chain
+
+    def is_clear(self, name: str) -> bool:
+        return not any(o.support == name for o in self.objects.values())
+
+    def by_colour(self, colour: str) -> list[str]:
+        return [o.name for o in self.objects.values() if o.colour == colour]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"held": self.held, "objects": {n: o.to_json() for n, o in self.objects.items()}}
+
+
+def read_symbolic_state(
+    client: BulletClient,
+    cubes: list[CubeSpec],
+    bodies: dict[str, int],
+    fingers_touching: dict[str, tuple[bool, bool]],
+) -> SymbolicState:
+    """Derive the support relation from the simulator: bounding boxes plus the finger contacts.
+
+    A cube gripped by both fingers and off every support is "held"; a cube whose bottom is within
+    SUPPORT_TOLERANCE of a top surface and whose centre lies over it rests on it.
+    """
+    boxes = {name: client.getAABB(body) for name, body in bodies.items()}
+    poses = {name: client.getBasePositionAndOrientation(body) for name, body in bodies.items()}
+    objects: dict[str, ObjectState] = {}
+    held = None
+    for cube in cubes:
+        position, orientation = poses[cube.name]
+        bottom = boxes[cube.name][0][2]
+        support = "none"
+        if abs(bottom - TABLE_HEIGHT) < SUPPORT_TOLERANCE and _over_table(position):
+            support = "table"
+        for other in cubes:
+            if other.name == cube.name:
+                continue
+            top = boxes[other.name][1][2]
+            other_position = poses[other.name][0]
+            horizontal = np.hypot(position[0] - other_position[0], position[1] - other_position[1])
+            if abs(bottom - top) < SUPPORT_TOLERANCE and horizontal < other.size / 2 + 0.005:
+                support = other.name
+        if all(fingers_touching[cube.name]) and support == "none":
+            support = "held"
+            held = cube.name
+        yaw = client.getEulerFromQuaternion(orientation)[2]
+        objects[cube.name] = ObjectState(
+            cube.name, cube.colour, cube.size, tuple(float(v) for v in position), float(yaw), support
+        )
+    return SymbolicState(objects, held)
+
+
+def _over_table(position: tuple[float, float, float]) -> bool:
+    return TABLE_X[0] <= position[0] <= TABLE_X[1] and TABLE_Y[0] <= position[1] <= TABLE_Y[1]

@@ -1,0 +1,261 @@
+"""Task families of the tabletop (PaLM-E's TAMP set): planning tasks p1, p2 and questions q1-q4.
+
+A family samples a task for a scene. A planning task has an instruction, a success predicate on the
+symbolic state and a closed-loop oracle: given the current state it returns the next skill call,
+so it recovers from failed skills and disturbed scenes. A question has the question text and its
+answer.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from envs.plan import TABLE, SkillCall
+from envs.regions import WORKSPACE_Y
+from envs.scene import SymbolicState
+
+TaskKind = Literal["plan", "question"]
+
+
+class Task(ABC):
+    """A sampled task: its family, whether it is planned or answered, and its text."""
+
+    family: str
+    kind: ClassVar[TaskKind]
+    instruction: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanTask(Task):
+    instruction: str
+    kind: ClassVar[TaskKind] = "plan"
+
+    @abstractmethod
+    def is_success(self, state: SymbolicState) -> bool: ...
+
+    @abstractmethod
+    def oracle_step(self, state: SymbolicState) -> SkillCall:
+        """The next step of a correct plan from ``state``; ``done()`` once the task holds."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuestionTask(Task):
+    family: str
+    instruction: str
+    answer: str
+    kind: ClassVar[TaskKind] = "question"
+
+    def is_correct(self, text: str) -> bool:
+        return normalize_answer(text) == normalize_answer(self.answer)
+
+
+def normalize_answer(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+def _clear_stack_step(state: SymbolicState, name: str) -> SkillCall | None:
+    """pick() the top of whatever stands on ``name``; None when it is clear."""
+    above = state.above(name)
+    return SkillCall("pick", (above[-1],)) if above else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraspTask(PlanTask):
+    """p1: grasp the target, unstacking whatever stands on it first."""
+
+    target: str
+    family: str = "p1"
+
+    def is_success(self, state: SymbolicState) -> bool:
+        return state.held == self.target
+
+    def oracle_step(self, state: SymbolicState) -> SkillCall:
+        if state.held == self.target:
+            return SkillCall("done")
+        if state.held is not None:
+            return SkillCall("place", (state.held, TABLE))
+        return _clear_stack_step(state, self.target) or SkillCall("pick", (self.target,))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackTask(PlanTask):
+    """p2: put the target on top of the base, clearing both first."""
+
+    target: str
+    base: str
+    family: str = "p2"
+
+    def is_success(self, state: SymbolicState) -> bool:
+        return state.objects[self.target].support == self.base and state.held != self.target
+
+    def oracle_step(self, state: SymbolicState) -> SkillCall:
+        if self.is_success(state):
+            return SkillCall("done")
+        if state.held == self.target and state.is_clear(self.base):
+            return SkillCall("place", (self.target, self.base))
+        if state.held is not None:
+            return SkillCall("place", (state.held, TABLE))
+        return (
+            _clear_stack_step(state, self.target)
+            or _clear_stack_step(state, self.base)
+            or SkillCall("pick", (self.target,))
+        )
+
+
+class TaskFamily(ABC):
+    name: str
+    kind: TaskKind
+    needs_distinct_colours = True
+
+    @abstractmethod
+    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+        """A task for this scene, or None if the scene does not admit one."""
+
+
+def _pick(rng: np.random.Generator, items: list[str]) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+class GraspFamily(TaskFamily):
+    name, kind = "p1", "plan"
+
+    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+        names = list(state.objects)
+        blocked = [n for n in names if not state.is_clear(n)]
+        # Half of the tasks need unstacking whenever the scene has a blocked cube.
+        pool = blocked if blocked and rng.random() < 0.5 else names
+        target = _pick(rng, pool)
+        colour = state.objects[target].colour
+        return GraspTask(instruction=f"How to grasp the {colour} object?", target=target)
+
+
+class StackFamily(TaskFamily):
+    name, kind = "p2", "plan"
+
+    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+        names = list(state.objects)
+        pairs = [(a, b) for a in names for b in names if a != b and state.objects[a].support != b]
+        if not pairs:
+            return None
+        target, base = pairs[int(rng.integers(len(pairs)))]
+        x, y = state.objects[target].colour, state.objects[base].colour
+        return StackTask(
+            instruction=f"How to stack the {x} object on top of the {y} object?",
+            target=target,
+            base=base,
+        )
+
+
+class ColourQuestion(TaskFamily):
+    """q1: What colour is obj_j?"""
+
+    name, kind = "q1", "question"
+
+    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+        target = _pick(rng, list(state.objects))
+        colour = state.objects[target].colour
+        return QuestionTask(family="q1", instruction=f"What colour is {target}?", answer=colour)
+
+
+SIDE_MARGIN = 0.015  # metres: cubes this close to a side boundary are not asked about
+
+
+class SideQuestion(TaskFamily):
+    """q2: Is the X object left, right or centre of the table? (from the robot's point of view)"""
+
+    name, kind = "q2", "question"
+
+    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+        third = (WORKSPACE_Y[1] - WORKSPACE_Y[0]) / 3
+        right_edge, left_edge = WORKSPACE_Y[0] + third, WORKSPACE_Y[1] - third
+        candidates = [
+            o
+            for o in state.objects.values()
+            if min(abs(o.position[1] - right_edge), abs(o.position[1] - left_edge)) > SIDE_MARGIN
+        ]
+        if not candidates:
+            return None
+        obj = candidates[int(rng.integers(len(candidates)))]
+        y = obj.position[1]
+        side = "left" if y > left_edge else "right" if y < right_edge else "centre"
+        question = f"Is the {obj.colour} object left, right or centre of the table?"
+        return QuestionTask(family="q2", instruction=question, answer=side)
+
+
+class BelowQuestion(TaskFamily):
+    """q3: Is the X object below the Y object?"""
+
+    name, kind = "q3", "question"
+
+    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+        names = list(state.objects)
+        true_pairs = [(a, b) for b in names for a in state.below(b)]
+        false_pairs = [(a, b) for a in names for b in names if a != b and (a, b) not in true_pairs]
+        pool = true_pairs if true_pairs and rng.random() < 0.5 else false_pairs
+        lower, upper = pool[int(rng.integers(len(pool)))]
+        question = (
+            f"Is the {state.objects[lower].colour} object below the "
+            f"{state.objects[upper].colour} object?"
+        )
+        return QuestionTask(
+            family="q3",
+            instruction=question,
+            answer="yes" if (lower, upper) in true_pairs else "no",
+        )
+
+
+class FeasibilityQuestion(TaskFamily):
+    """q4: Is it possible to first grasp A, then place it on B, and then grasp C?"""
+
+    name, kind = "q4", "question"
+
+    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+        names = list(state.objects)
+        if len(names) < 2:
+            return None
+        want_yes = rng.random() < 0.5
+        for _ in range(50):  # rejection sampling towards a balanced answer
+            a, b = rng.choice(len(names), size=2, replace=False)
+            c = int(rng.integers(len(names)))
+            first, second, third = names[a], names[b], names[c]
+            feasible = _feasible(state, first, second, third)
+            if feasible == want_yes:
+                break
+        colour = {n: state.objects[n].colour for n in names}
+        question = (
+            f"Is it possible to first grasp the {colour[first]} object, then place it on the "
+            f"{colour[second]} object, and then grasp the {colour[third]} object?"
+        )
+        return QuestionTask(
+            family="q4", instruction=question, answer="yes" if feasible else "no"
+        )
+
+
+def _feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
+    """Symbolic check: a grasp needs a clear cube and an empty hand; a place needs a clear base."""
+    if state.held is not None or not state.is_clear(first) or not state.is_clear(second):
+        return False
+    # After first is on second, second is covered; third must be clear then, and the only cube
+    # that may have stood on it is first, which has moved away.
+    if third == second:
+        return False
+    return all(o.name == first for o in state.objects.values() if o.support == third)
+
+
+TASK_FAMILIES: dict[str, TaskFamily] = {
+    family.name: family
+    for family in (
+        GraspFamily(),
+        StackFamily(),
+        ColourQuestion(),
+        SideQuestion(),
+        BelowQuestion(),
+        FeasibilityQuestion(),
+    )
+}
+"""Every tabletop task family by name."""
