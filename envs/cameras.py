@@ -11,7 +11,7 @@ from pybullet_utils.bullet_client import BulletClient
 from envs import keys
 
 NEAR, FAR = 0.01, 3.0
-FIELD_OF_VIEW_DEG = 50.0
+FIELD_OF_VIEW_DEG = 45.0
 
 
 @dataclass(frozen=True)
@@ -25,11 +25,11 @@ class CameraPlacement:
 
 # The robot stands at the origin facing +x; the table spans x in [0.25, 0.85], y in [-0.4, 0.4].
 CAMERA_PLACEMENTS: dict[str, CameraPlacement] = {
-    "front": CameraPlacement(eye=(1.05, 0.0, 0.5), target=(0.52, 0.0, 0.02)),
-    "left": CameraPlacement(eye=(0.5, 0.62, 0.45), target=(0.52, 0.0, 0.02)),
-    "right": CameraPlacement(eye=(0.5, -0.62, 0.45), target=(0.52, 0.0, 0.02)),
-    "overhead": CameraPlacement(eye=(0.53, 0.0, 0.85), target=(0.53, 0.0, 0.0), up=(1.0, 0.0, 0.0)),
-    "back": CameraPlacement(eye=(-0.15, 0.0, 0.7), target=(0.55, 0.0, 0.0)),
+    "front": CameraPlacement(eye=(1.25, 0.0, 0.65), target=(0.52, 0.0, 0.0)),
+    "left": CameraPlacement(eye=(0.52, 0.85, 0.6), target=(0.52, 0.0, 0.0)),
+    "right": CameraPlacement(eye=(0.52, -0.85, 0.6), target=(0.52, 0.0, 0.0)),
+    "overhead": CameraPlacement(eye=(0.52, 0.0, 1.0), target=(0.52, 0.0, 0.0), up=(1.0, 0.0, 0.0)),
+    "back": CameraPlacement(eye=(-0.2, 0.0, 0.75), target=(0.55, 0.0, 0.0)),
 }
 
 
@@ -52,7 +52,7 @@ class Camera:
         self.extrinsics = _camera_to_world(placement)
 
     def render(self, client: BulletClient) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """rgb (H, W, 3) uint8, metric depth (H, W) float32, raw body-id segmentation (H, W) int32."""
+        """rgb (H, W, 3) uint8, metric depth (H, W) float32, raw body ids (H, W) int32."""
         _, _, rgba, depth_buffer, body_ids = client.getCameraImage(
             self.size,
             self.size,
@@ -69,7 +69,9 @@ class Camera:
 
 def _camera_to_world(placement: CameraPlacement) -> np.ndarray:
     """(4, 4) camera-to-world transform with OpenCV axes: x right, y down, z forward."""
-    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (placement.eye, placement.target, placement.up))
+    eye, target, up = (
+        np.asarray(v, dtype=np.float64) for v in (placement.eye, placement.target, placement.up)
+    )
     forward = (target - eye) / np.linalg.norm(target - eye)
     right = np.cross(forward, up)
     right /= np.linalg.norm(right)

@@ -120,5 +120,7 @@ def validate_step(
             allowed = [*entities, *PLACE_LOCATIONS, *fixtures]
             return ParseFailure(text, f"no place target {target!r}; allowed: {allowed}")
     if call.verb in ("open", "close") and call.args[0] not in fixtures:
-        return ParseFailure(text, f"nothing to {call.verb} called {call.args[0]!r}: {list(fixtures)}")
+        return ParseFailure(
+            text, f"nothing to {call.verb} called {call.args[0]!r}: {list(fixtures)}"
+        )
     return None

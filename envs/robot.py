@@ -137,5 +137,6 @@ class Panda:
     def touching(self, body: int) -> tuple[bool, bool]:
         """Whether the left and the right finger are in contact with the body."""
         return tuple(  # type: ignore[return-value]
-            len(self.client.getContactPoints(self.body, body, link, -1)) > 0 for link in FINGER_LINKS
+            len(self.client.getContactPoints(self.body, body, link, -1)) > 0
+            for link in FINGER_LINKS
         )

@@ -150,7 +150,9 @@ def spawn_cubes(
         half = [cube.size / 2] * 3
         body = client.createMultiBody(
             baseMass=CUBE_MASS,
-            baseCollisionShapeIndex=client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half),
+            baseCollisionShapeIndex=client.createCollisionShape(
+                pybullet.GEOM_BOX, halfExtents=half
+            ),
             baseVisualShapeIndex=client.createVisualShape(
                 pybullet.GEOM_BOX, halfExtents=half, rgbaColor=[*cube.rgb, 1.0]
             ),
@@ -270,7 +272,12 @@ def read_symbolic_state(
             held = cube.name
         yaw = client.getEulerFromQuaternion(orientation)[2]
         objects[cube.name] = ObjectState(
-            cube.name, cube.colour, cube.size, tuple(float(v) for v in position), float(yaw), support
+            cube.name,
+            cube.colour,
+            cube.size,
+            (float(position[0]), float(position[1]), float(position[2])),
+            float(yaw),
+            support,
         )
     return SymbolicState(objects, held)
 

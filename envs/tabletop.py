@@ -39,7 +39,7 @@ class TabletopConfig:
     min_objects: int = 3
     """Fewest cubes when num_objects is None."""
     max_objects: int = 5
-    """Most cubes when num_objects is None (training scenes have 3-5; 6 and 8 test generalization)."""
+    """Most cubes when num_objects is None (training has 3-5; 6 and 8 test generalization)."""
     tasks: list[str] = field(default_factory=lambda: ["p1", "p2", "q1", "q2", "q3", "q4"])
     """Task families drawn uniformly at reset (``options={"task": ...}`` picks one)."""
     views: list[str] = field(default_factory=lambda: ["front", "left", "right"])
@@ -57,13 +57,15 @@ class TabletopConfig:
     stack_probability: float = 0.5
     """Chance that a scene starts with one or two cubes stacked on others."""
     control_hz: int = 20
-    """Control steps per simulated second; each env.step runs PHYSICS_HZ / control_hz physics steps."""
+    """Control steps per simulated second; an env.step is PHYSICS_HZ / control_hz physics steps."""
     render_size: int = 192
     """Height and width of each view in render() (videos)."""
 
     def __post_init__(self) -> None:
         if self.num_objects is not None and not 1 <= self.num_objects <= OBJECT_CAPACITY:
-            raise ValueError(f"num_objects={self.num_objects}: allowed 1..{OBJECT_CAPACITY} or None")
+            raise ValueError(
+                f"num_objects={self.num_objects}: allowed 1..{OBJECT_CAPACITY} or None"
+            )
         if not 1 <= self.min_objects <= self.max_objects <= OBJECT_CAPACITY:
             raise ValueError(
                 f"min_objects={self.min_objects}, max_objects={self.max_objects}: "
@@ -85,7 +87,9 @@ class TabletopConfig:
         if self.voxel_size <= 0:
             raise ValueError(f"voxel_size={self.voxel_size}: must be positive")
         if self.point_cloud and not self.observe_images:
-            raise ValueError("point_cloud=True needs observe_images=True (it fuses the depth views)")
+            raise ValueError(
+                "point_cloud=True needs observe_images=True (it fuses the depth views)"
+            )
 
 
 class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -123,7 +127,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012 (gymnasium API)
 
     def __init__(
         self, render_mode: str | None = None, terminate_on_success: bool = False, **config: Any
@@ -151,7 +155,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             high=np.append(self.robot.limits.upper, MAX_GRIPPER_WIDTH).astype(np.float32),
             dtype=np.float32,
         )
-        self.observation_space = self._make_observation_space()
+        self.observation_space = self._make_observation_space()  # type: ignore[assignment]
 
     # --- world -----------------------------------------------------------------------------
     def _build_world(self) -> None:
@@ -170,7 +174,9 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def _make_observation_space(self) -> spaces.Dict:
         v, s = len(self.config.views), self.config.image_size
         space: dict[str, spaces.Space[Any]] = {
-            keys.OBJECTS: spaces.Box(-np.inf, np.inf, (OBJECT_CAPACITY, keys.OBJECT_FEATURES), np.float32),
+            keys.OBJECTS: spaces.Box(
+                -np.inf, np.inf, (OBJECT_CAPACITY, keys.OBJECT_FEATURES), np.float32
+            ),
             keys.OBJECT_MASK: spaces.Box(0, 1, (OBJECT_CAPACITY,), np.int8),
             keys.PROPRIO: spaces.Box(-np.inf, np.inf, (keys.PROPRIO_DIM,), np.float32),
             keys.INTRINSICS: spaces.Box(0, np.inf, (v, 3, 3), np.float32),
@@ -204,7 +210,9 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         num_objects = options.get("num_objects", self.config.num_objects)
         for _ in range(20):  # a scene that admits a task of this family
             if num_objects is None:
-                count = int(self.np_random.integers(self.config.min_objects, self.config.max_objects + 1))
+                count = int(
+                    self.np_random.integers(self.config.min_objects, self.config.max_objects + 1)
+                )
             else:
                 count = int(num_objects)
             self._build_world()
@@ -300,7 +308,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 tool_quaternion,
             ]
         ).astype(np.float32)
-        obs = {
+        obs: dict[str, np.ndarray] = {
             keys.OBJECTS: objects,
             keys.OBJECT_MASK: mask,
             keys.PROPRIO: proprio,
@@ -308,7 +316,9 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             keys.EXTRINSICS: np.stack([cam.extrinsics for cam in self.cameras]),
         }
         if self.config.observe_images:
-            rgbs, depths, segs = zip(*(cam.render(self.client) for cam in self.cameras), strict=True)
+            rgbs, depths, segs = zip(
+                *(cam.render(self.client) for cam in self.cameras), strict=True
+            )
             obs[keys.RGB] = np.stack(rgbs)  # (V, H, W, 3)
             obs[keys.DEPTH] = np.stack(depths)  # (V, H, W)
             raw = np.stack(segs)  # (V, H, W) body ids, -1 where nothing was hit
@@ -325,10 +335,15 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             )
         return obs
 
+    def is_success(self, state: SymbolicState | None = None) -> bool:
+        """The planning task's success predicate on the current state (False for questions)."""
+        state = state or self.symbolic_state()
+        return isinstance(self.task, PlanTask) and self.task.is_success(state)
+
     def _info(self) -> dict[str, Any]:
         assert self.task is not None, "reset() sets the task"
         state = self.symbolic_state()
-        success = isinstance(self.task, PlanTask) and self.task.is_success(state)
+        success = self.is_success(state)
         return {
             keys.INSTRUCTION: self.task.instruction,
             keys.TASK: self.task.family,

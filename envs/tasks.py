@@ -231,9 +231,7 @@ class FeasibilityQuestion(TaskFamily):
             f"Is it possible to first grasp the {colour[first]} object, then place it on the "
             f"{colour[second]} object, and then grasp the {colour[third]} object?"
         )
-        return QuestionTask(
-            family="q4", instruction=question, answer="yes" if feasible else "no"
-        )
+        return QuestionTask(family="q4", instruction=question, answer="yes" if feasible else "no")
 
 
 def _feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:

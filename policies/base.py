@@ -76,4 +76,6 @@ def run_skill(
             on_step(observation, info)
         if terminated or truncated:
             reason = "episode terminated" if terminated else "episode time limit reached"
-            return SkillRun(SkillOutcome(False, reason, steps), observation, info, episode_over=True)
+            return SkillRun(
+                SkillOutcome(False, reason, steps), observation, info, episode_over=True
+            )

@@ -192,11 +192,15 @@ class Place(ScriptedSkill):
 
         support = self.env.symbolic_state().objects[name].support
         if target in self.env.bodies:
-            return self._done(support == target, "" if support == target else f"{name} ended on {support}")
+            return self._done(
+                support == target, "" if support == target else f"{name} ended on {support}"
+            )
         x, y = self.env.object_pose(name)[0][:2]
         inside = target == "table" or REGIONS[target].contains(x, y)
         if support != "table" or not inside:
-            return self._done(False, f"{name} ended on {support} at ({x:.3f}, {y:.3f}), not in {target}")
+            return self._done(
+                False, f"{name} ended on {support} at ({x:.3f}, {y:.3f}), not in {target}"
+            )
         return self._done(True)
 
     def _free_spot(self, name: str, region: Region | None) -> np.ndarray | None:
@@ -204,8 +208,14 @@ class Place(ScriptedSkill):
         size = self.env.cube(name).size
         margin = size * np.sqrt(2) / 2  # the whole cube stays inside the workspace
         x_range, y_range = (region.x, region.y) if region else (WORKSPACE_X, WORKSPACE_Y)
-        x_low, x_high = max(x_range[0], WORKSPACE_X[0] + margin), min(x_range[1], WORKSPACE_X[1] - margin)
-        y_low, y_high = max(y_range[0], WORKSPACE_Y[0] + margin), min(y_range[1], WORKSPACE_Y[1] - margin)
+        x_low, x_high = (
+            max(x_range[0], WORKSPACE_X[0] + margin),
+            min(x_range[1], WORKSPACE_X[1] - margin),
+        )
+        y_low, y_high = (
+            max(y_range[0], WORKSPACE_Y[0] + margin),
+            min(y_range[1], WORKSPACE_Y[1] - margin),
+        )
         xs = np.arange(x_low, x_high + 1e-9, 0.01)
         ys = np.arange(y_low, y_high + 1e-9, 0.01)
         grid = np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)

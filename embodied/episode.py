@@ -1,0 +1,136 @@
+"""One closed-loop episode: observe, plan a step, parse it, run its skill, repeat."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from envs.plan import ParseFailure, SkillCall, format_step, parse_step, validate_step
+from envs.tabletop import TabletopEnv
+from envs.tasks import QuestionTask
+from policies.base import run_skill
+from policies.factory import make_skill
+
+TRAIN_SEED_START = 0
+"""Training scenes use seeds from here up."""
+EVAL_SEED_START = 100_000
+"""Evaluation scenes use fixed seeds from here up, disjoint from training seeds."""
+
+
+class EpisodeObserver(Protocol):
+    """Gets told what happens, e.g. to record a video."""
+
+    def on_episode_start(self, env: TabletopEnv, instruction: str) -> None: ...
+    def on_plan_step(self, step_index: int, text: str) -> None: ...
+    def on_control_step(self, env: TabletopEnv) -> None: ...
+    def on_step_outcome(self, text: str) -> None: ...
+    def on_episode_end(self, env: TabletopEnv, verdict: str) -> None: ...
+
+
+@dataclass
+class StepRecord:
+    """One planner output and what became of it."""
+
+    text: str
+    parse_error: str = ""
+    success: bool | None = None  # the skill's outcome; None if it did not run
+    reason: str = ""
+    control_steps: int = 0
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    task: str
+    kind: str
+    instruction: str
+    success: bool
+    steps: list[StepRecord] = field(default_factory=list)
+    answer: str | None = None
+    expected_answer: str | None = None
+    control_steps: int = 0
+    parse_failures: int = 0
+    wall_time_s: float = 0.0
+
+    @property
+    def plan(self) -> str:
+        return "; ".join(step.text for step in self.steps)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_episode(
+    env: gym.Env[dict[str, np.ndarray], np.ndarray],
+    planner: Any,
+    seed: int,
+    max_plan_steps: int = 16,
+    max_parse_failures: int = 3,
+    observer: EpisodeObserver | None = None,
+) -> EpisodeResult:
+    """Run one episode with ``planner`` choosing steps and scripted skills executing them.
+
+    Malformed or invalid steps are recorded and the planner asked again, up to
+    ``max_parse_failures`` times; the episode ends at ``done()``, at ``max_plan_steps`` steps, or
+    when the env's time limit truncates it. Success is the task predicate on the final state (for
+    questions: the answer is correct).
+    """
+    started = time.perf_counter()
+    observation, info = env.reset(seed=seed)
+    sim: TabletopEnv = env.unwrapped  # type: ignore[assignment]
+    task = sim.task
+    assert task is not None
+    result = EpisodeResult(seed, task.family, task.kind, task.instruction, success=False)
+    if observer:
+        observer.on_episode_start(sim, task.instruction)
+
+    if isinstance(task, QuestionTask):
+        result.answer = planner.answer(sim, observation)
+        result.expected_answer = task.answer
+        result.success = task.is_correct(result.answer)
+        if observer:
+            observer.on_plan_step(0, f"A: {result.answer}")
+    else:
+        history: list[str] = []
+        while len(history) < max_plan_steps:
+            text = planner.next_step(sim, observation, history)
+            parsed = parse_step(text)
+            if isinstance(parsed, SkillCall):
+                invalid = validate_step(parsed, sim.entities)
+                parsed = invalid if invalid is not None else parsed
+            if isinstance(parsed, ParseFailure):
+                result.parse_failures += 1
+                result.steps.append(StepRecord(text, parse_error=parsed.reason))
+                if result.parse_failures > max_parse_failures:
+                    break
+                continue
+            step = StepRecord(format_step(parsed))
+            result.steps.append(step)
+            history.append(step.text)
+            if observer:
+                observer.on_plan_step(len(history), step.text)
+            if parsed.verb == "done":
+                break
+
+            def on_control_step(_obs: dict[str, np.ndarray], _info: dict[str, Any]) -> None:
+                if observer:
+                    observer.on_control_step(sim)
+
+            run = run_skill(env, make_skill(sim, parsed), observation, info, on_control_step)
+            observation, info = run.observation, run.info
+            step.success, step.reason = run.outcome.success, run.outcome.reason
+            step.control_steps = run.outcome.steps
+            result.control_steps += run.outcome.steps
+            if observer:
+                observer.on_step_outcome("ok" if step.success else f"failed: {step.reason}")
+            if run.episode_over:
+                break
+        result.success = sim.is_success()
+    result.wall_time_s = time.perf_counter() - started
+    if observer:
+        observer.on_episode_end(sim, "SUCCESS" if result.success else "FAILURE")
+    return result

@@ -1,0 +1,119 @@
+"""``python -m embodied.rollout``: run closed-loop episodes, print them, save videos and a summary.
+
+Examples::
+
+    python -m embodied.rollout                       # 4 tabletop episodes, oracle planner, videos
+    python -m embodied.rollout task=p2 episodes=20 video=false
+    python -m embodied.rollout env.num_objects=6 env.views=[front,overhead]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import hydra
+from omegaconf import DictConfig
+
+import envs  # noqa: F401  (registers the environments)
+from embodied.config import RolloutConfig, register_configs, to_config
+from embodied.episode import EpisodeResult, run_episode
+from embodied.planners import make_planner
+from embodied.video import VideoRecorder
+
+register_configs()
+
+
+def rollout(config: RolloutConfig) -> dict[str, Any]:
+    """Run the episodes the config asks for; returns (and writes) the summary."""
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    env_kwargs = config.env.make_kwargs()
+    if config.task is not None:
+        env_kwargs["tasks"] = [config.task]
+    env = gym.make(config.env.id, render_mode="rgb_array" if config.video else None, **env_kwargs)
+    planner = make_planner(config.planner)
+    started = time.perf_counter()
+    results: list[EpisodeResult] = []
+    videos: list[str] = []
+    try:
+        for index in range(config.episodes):
+            seed = config.seed + index
+            recorder = None
+            if config.video:
+                recorder = VideoRecorder(
+                    output_dir / "videos" / f"episode_{index:03d}_seed{seed}.mp4",
+                    config.video_every,
+                )
+            result = run_episode(
+                env, planner, seed, max_plan_steps=config.max_plan_steps, observer=recorder
+            )
+            results.append(result)
+            if recorder is not None:
+                videos.append(str(recorder.path))
+            print(_describe(index, config.episodes, result), flush=True)
+    finally:
+        env.close()
+    summary = summarize(results)
+    summary["wall_time_s"] = round(time.perf_counter() - started, 2)
+    summary["planner"] = config.planner
+    summary["env"] = config.env.id
+    summary["videos"] = videos
+    summary["episodes"] = [r.to_json() for r in results]
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(
+        f"success rate {summary['success_rate']:.2f} over {len(results)} episodes "
+        f"({summary['wall_time_s']} s); summary: {output_dir / 'summary.json'}"
+    )
+    return summary
+
+
+def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
+    """Success rate overall and per task family, plan lengths and parse failures."""
+    by_family: dict[str, list[EpisodeResult]] = defaultdict(list)
+    for result in results:
+        by_family[result.task].append(result)
+    plans = [r for r in results if r.kind == "plan"]
+    return {
+        "success_rate": sum(r.success for r in results) / len(results),
+        "per_task": {
+            family: {"episodes": len(rs), "success_rate": sum(r.success for r in rs) / len(rs)}
+            for family, rs in sorted(by_family.items())
+        },
+        "mean_plan_length": sum(len(r.steps) for r in plans) / len(plans) if plans else 0.0,
+        "parse_failures": sum(r.parse_failures for r in results),
+    }
+
+
+def _describe(index: int, total: int, result: EpisodeResult) -> str:
+    verdict = "SUCCESS" if result.success else "FAILURE"
+    if result.kind == "question":
+        body = f"answer: {result.answer!r} (expected {result.expected_answer!r})"
+    else:
+        body = f"plan: {result.plan or '(none)'} | {result.control_steps} control steps"
+        failed = [s for s in result.steps if s.success is False]
+        if failed:
+            body += " | failed: " + "; ".join(f"{s.text}: {s.reason}" for s in failed)
+    return (
+        f"[episode {index + 1}/{total}] seed={result.seed} task={result.task} "
+        f"| {result.instruction} | {body} | {verdict} ({result.wall_time_s:.1f} s)"
+    )
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name="rollout")
+def main(cfg: DictConfig) -> None:
+    try:
+        config = to_config(cfg)
+    except ValueError as error:
+        print(f"error: bad configuration: {error}", file=sys.stderr)
+        sys.exit(2)
+    rollout(config)
+
+
+if __name__ == "__main__":
+    main()

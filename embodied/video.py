@@ -1,0 +1,73 @@
+"""Episode videos: the rendered views above a caption band (instruction, current step, outcome)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from envs.tabletop import TabletopEnv
+
+BAND_HEIGHT = 56
+BAND_COLOUR = (20, 20, 20)
+TEXT_COLOUR = (235, 235, 235)
+VERDICT_COLOURS = {"SUCCESS": (90, 220, 90), "FAILURE": (240, 80, 80)}
+HOLD_FINAL_FRAMES = 10  # the last frame stays a second at 10 fps
+
+
+class VideoRecorder:
+    """An EpisodeObserver that keeps every ``every``-th control step as a captioned frame."""
+
+    def __init__(self, path: Path, every: int = 2, fps: int = 10) -> None:
+        if every < 1:
+            raise ValueError(f"every={every}: must be >= 1")
+        self.path = path
+        self.every = every
+        self.fps = fps
+        self.frames: list[np.ndarray] = []
+        self._instruction = ""
+        self._step = ""
+        self._status = ""
+        self._count = 0
+        self._font = ImageFont.load_default()
+
+    def on_episode_start(self, env: TabletopEnv, instruction: str) -> None:
+        self.frames, self._count = [], 0
+        self._instruction, self._step, self._status = instruction, "", ""
+        self._capture(env)
+
+    def on_plan_step(self, step_index: int, text: str) -> None:
+        self._step = f"step {step_index}: {text}" if step_index else text
+        self._status = "running"
+
+    def on_control_step(self, env: TabletopEnv) -> None:
+        self._count += 1
+        if self._count % self.every == 0:
+            self._capture(env)
+
+    def on_step_outcome(self, text: str) -> None:
+        self._status = text
+
+    def on_episode_end(self, env: TabletopEnv, verdict: str) -> None:
+        self._status = verdict
+        self._capture(env)
+        self.frames += [self.frames[-1]] * HOLD_FINAL_FRAMES
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        imageio.mimwrite(self.path, list(self.frames), fps=self.fps, macro_block_size=8)
+
+    def _capture(self, env: TabletopEnv) -> None:
+        view = env.render()
+        assert view is not None, "the env needs render_mode='rgb_array' to record video"
+        self.frames.append(self._caption(view))
+
+    def _caption(self, view: np.ndarray) -> np.ndarray:
+        """(H, W, 3) view -> (H + BAND_HEIGHT, W, 3) frame with three lines of text under it."""
+        band = Image.new("RGB", (view.shape[1], BAND_HEIGHT), BAND_COLOUR)
+        draw = ImageDraw.Draw(band)
+        draw.text((6, 4), self._instruction, fill=TEXT_COLOUR, font=self._font)
+        draw.text((6, 21), self._step, fill=TEXT_COLOUR, font=self._font)
+        colour = VERDICT_COLOURS.get(self._status, TEXT_COLOUR)
+        draw.text((6, 38), self._status, fill=colour, font=self._font)
+        return np.concatenate([view, np.asarray(band)], axis=0)
