@@ -46,8 +46,9 @@ def cheap_panda_urdf() -> Path:
 
 @dataclass(frozen=True)
 class JointLimits:
-    lower: np.ndarray  # (7,)
-    upper: np.ndarray  # (7,)
+    lower: np.ndarray  # (7,) radians
+    upper: np.ndarray  # (7,) radians
+    max_speed: np.ndarray  # (7,) rad/s, from the URDF
 
 
 class Panda:
@@ -63,7 +64,9 @@ class Panda:
         )
         infos = [client.getJointInfo(self.body, j) for j in ARM_JOINTS]
         self.limits = JointLimits(
-            lower=np.array([info[8] for info in infos]), upper=np.array([info[9] for info in infos])
+            lower=np.array([info[8] for info in infos]),
+            upper=np.array([info[9] for info in infos]),
+            max_speed=np.array([info[11] for info in infos]),
         )
         # Fingers move symmetrically: a gear constraint couples them (pybullet's panda example).
         gear = client.createConstraint(
@@ -84,13 +87,17 @@ class Panda:
     def command(self, action: np.ndarray) -> None:
         """Set position targets: action = 7 arm joint angles (rad) + gripper width (m)."""
         arm = np.clip(action[:7], self.limits.lower, self.limits.upper)
-        self.client.setJointMotorControlArray(
-            self.body,
-            ARM_JOINTS,
-            pybullet.POSITION_CONTROL,
-            targetPositions=arm.tolist(),
-            forces=ARM_FORCES.tolist(),
-        )
+        for joint, target, force, speed in zip(
+            ARM_JOINTS, arm, ARM_FORCES, self.limits.max_speed, strict=True
+        ):
+            self.client.setJointMotorControl2(
+                self.body,
+                joint,
+                pybullet.POSITION_CONTROL,
+                targetPosition=float(target),
+                force=float(force),
+                maxVelocity=float(speed),
+            )
         half_width = float(np.clip(action[7], 0.0, MAX_GRIPPER_WIDTH)) / 2
         self.client.setJointMotorControlArray(
             self.body,

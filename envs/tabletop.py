@@ -12,7 +12,7 @@ from gymnasium import spaces
 from pybullet_utils.bullet_client import BulletClient
 
 from envs import keys
-from envs.cameras import CAMERA_PLACEMENTS, Camera, fuse_point_cloud
+from envs.cameras import CAMERA_PLACEMENTS, FAR, Camera, fuse_point_cloud
 from envs.regions import TABLE_HEIGHT, TABLE_X, TABLE_Y
 from envs.robot import MAX_GRIPPER_WIDTH, Panda
 from envs.scene import (
@@ -26,6 +26,8 @@ from envs.scene import (
 from envs.tasks import TASK_FAMILIES, PlanTask, Task
 
 OBJECT_CAPACITY = 8  # rows of the objects observation: the most cubes a scene can hold
+WORLD_BOUND = 5.0  # metres: every world-frame coordinate observed lies within +-WORLD_BOUND
+MAX_JOINT_SPEED = 10.0  # rad/s: observed joint velocities are clipped to this (Panda max: 2.6)
 PHYSICS_HZ = 240
 SETTLE_STEPS = 60  # physics steps after spawning so that stacks come to rest
 
@@ -172,25 +174,27 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.cubes, self.bodies = [], {}
 
     def _make_observation_space(self) -> spaces.Dict:
-        v, s = len(self.config.views), self.config.image_size
+        v, s, bound = len(self.config.views), self.config.image_size, WORLD_BOUND
         space: dict[str, spaces.Space[Any]] = {
             keys.OBJECTS: spaces.Box(
-                -np.inf, np.inf, (OBJECT_CAPACITY, keys.OBJECT_FEATURES), np.float32
+                -bound, bound, (OBJECT_CAPACITY, keys.OBJECT_FEATURES), np.float32
             ),
             keys.OBJECT_MASK: spaces.Box(0, 1, (OBJECT_CAPACITY,), np.int8),
-            keys.PROPRIO: spaces.Box(-np.inf, np.inf, (keys.PROPRIO_DIM,), np.float32),
-            keys.INTRINSICS: spaces.Box(0, np.inf, (v, 3, 3), np.float32),
-            keys.EXTRINSICS: spaces.Box(-np.inf, np.inf, (v, 4, 4), np.float32),
+            keys.PROPRIO: spaces.Box(
+                -MAX_JOINT_SPEED, MAX_JOINT_SPEED, (keys.PROPRIO_DIM,), np.float32
+            ),
+            keys.INTRINSICS: spaces.Box(0, 10 * s, (v, 3, 3), np.float32),
+            keys.EXTRINSICS: spaces.Box(-bound, bound, (v, 4, 4), np.float32),
         }
         if self.config.observe_images:
             space[keys.RGB] = spaces.Box(0, 255, (v, s, s, 3), np.uint8)
-            space[keys.DEPTH] = spaces.Box(0, np.inf, (v, s, s), np.float32)
+            space[keys.DEPTH] = spaces.Box(0, FAR, (v, s, s), np.float32)
             space[keys.SEGMENTATION] = spaces.Box(
                 keys.SEG_ROBOT, OBJECT_CAPACITY, (v, s, s), np.int32
             )
         if self.config.point_cloud:
             p = self.config.point_cloud_points
-            space[keys.POINT_CLOUD] = spaces.Box(-np.inf, np.inf, (p, 6), np.float32)
+            space[keys.POINT_CLOUD] = spaces.Box(-bound, bound, (p, 6), np.float32)
             space[keys.POINT_LABELS] = spaces.Box(keys.SEG_ROBOT, OBJECT_CAPACITY, (p,), np.int32)
             space[keys.POINT_MASK] = spaces.Box(0, 1, (p,), np.int8)
         return spaces.Dict(space)
@@ -293,7 +297,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mask = np.zeros(OBJECT_CAPACITY, dtype=np.int8)
         for row, cube in enumerate(self.cubes):
             position, quaternion = self.object_pose(cube.name)
-            objects[row, keys.OBJECT_POSITION] = position
+            objects[row, keys.OBJECT_POSITION] = np.clip(position, -WORLD_BOUND, WORLD_BOUND)
             objects[row, keys.OBJECT_QUATERNION] = quaternion
             objects[row, keys.OBJECT_SIZE] = cube.size
             objects[row, keys.OBJECT_COLOUR] = cube.rgb
@@ -302,7 +306,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         proprio = np.concatenate(
             [
                 self.robot.joint_positions(),
-                self.robot.joint_velocities(),
+                np.clip(self.robot.joint_velocities(), -MAX_JOINT_SPEED, MAX_JOINT_SPEED),
                 [self.robot.gripper_width()],
                 tool_position,
                 tool_quaternion,

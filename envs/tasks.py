@@ -223,7 +223,7 @@ class FeasibilityQuestion(TaskFamily):
             a, b = rng.choice(len(names), size=2, replace=False)
             c = int(rng.integers(len(names)))
             first, second, third = names[a], names[b], names[c]
-            feasible = _feasible(state, first, second, third)
+            feasible = is_feasible(state, first, second, third)
             if feasible == want_yes:
                 break
         colour = {n: state.objects[n].colour for n in names}
@@ -234,7 +234,7 @@ class FeasibilityQuestion(TaskFamily):
         return QuestionTask(family="q4", instruction=question, answer="yes" if feasible else "no")
 
 
-def _feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
+def is_feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
     """Symbolic check: a grasp needs a clear cube and an empty hand; a place needs a clear base."""
     if state.held is not None or not state.is_clear(first) or not state.is_clear(second):
         return False

@@ -1,0 +1,71 @@
+"""``python -m embodied.rollout`` end to end: printed episodes, videos, summary, bad overrides."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pytest
+
+from embodied.video import HOLD_FINAL_FRAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rollout(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "embodied.rollout", f"hydra.run.dir={tmp_path}", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_rollout_writes_videos_and_a_summary(tmp_path):
+    run = rollout(tmp_path, "task=p2", "episodes=2", "video_every=3", "env.render_size=64")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["success_rate"] == 1.0
+    assert summary["per_task"] == {"p2": {"episodes": 2, "success_rate": 1.0}}
+    assert len(summary["episodes"]) == 2 and len(summary["videos"]) == 2
+    for episode, video in zip(summary["episodes"], summary["videos"], strict=True):
+        assert f"seed={episode['seed']} task=p2" in run.stdout
+        assert episode["instruction"] in run.stdout
+        reader = imageio.get_reader(video)
+        frames = reader.count_frames()
+        # start frame + every 3rd control step + end frame + the held final frame
+        assert frames == 1 + episode["control_steps"] // 3 + 1 + HOLD_FINAL_FRAMES
+        frame = reader.get_data(0)
+        assert frame.shape[1] == 3 * 64 and frame.shape[0] > 64, "views above a caption band"
+    assert "success rate 1.00 over 2 episodes" in run.stdout
+
+
+def test_rollout_without_video(tmp_path):
+    run = rollout(tmp_path, "task=q3", "episodes=3", "video=false", "env.num_objects=6")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["videos"] == [] and not (tmp_path / "videos").exists()
+    assert summary["success_rate"] == 1.0 and summary["per_task"]["q3"]["episodes"] == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("planner=gpt", "allowed ['oracle']"),
+        ("task=p9", "allowed ['p1', 'p2', 'q1', 'q2', 'q3', 'q4']"),
+        ("env.num_objects=12", "allowed 1..8"),
+        ("env.views=[front,ceiling]", "allowed ['back', 'front', 'left', 'overhead', 'right']"),
+        ("episodes=0", "episodes=0: must be >= 1"),
+        ("env=mars", "Available options in 'env'"),
+        ("episode=3", "Could not override 'episode'"),
+    ],
+)
+def test_bad_override_fails_and_names_the_allowed_values(tmp_path, override, message):
+    run = rollout(tmp_path, "video=false", "episodes=1", override)
+    assert run.returncode != 0
+    assert message in run.stderr, run.stderr
+    assert not (tmp_path / "summary.json").exists()

@@ -1,0 +1,142 @@
+"""Task families on hand-made symbolic states: answers, success predicates, oracle steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs.plan import SkillCall
+from envs.scene import ObjectState, SymbolicState
+from envs.tasks import (
+    TASK_FAMILIES,
+    GraspTask,
+    QuestionTask,
+    StackTask,
+    is_feasible,
+    normalize_answer,
+)
+
+
+def make_state(layout: dict[str, tuple[str, str, float]], held: str | None = None) -> SymbolicState:
+    """layout: name -> (colour, support, y position)."""
+    objects = {
+        name: ObjectState(name, colour, 0.04, (0.5, y, 0.02), 0.0, support)
+        for name, (colour, support, y) in layout.items()
+    }
+    return SymbolicState(objects, held)
+
+
+# obj_3 (blue) on obj_2 (green) on obj_1 (red); obj_4 (yellow) alone on the left.
+TOWER = {
+    "obj_1": ("red", "table", 0.0),
+    "obj_2": ("green", "obj_1", 0.0),
+    "obj_3": ("blue", "obj_2", 0.0),
+    "obj_4": ("yellow", "table", 0.2),
+}
+
+
+def test_stack_queries():
+    state = make_state(TOWER)
+    assert state.above("obj_1") == ["obj_2", "obj_3"]
+    assert state.below("obj_3") == ["obj_2", "obj_1"]
+    assert state.is_clear("obj_3") and not state.is_clear("obj_1")
+    assert state.by_colour("yellow") == ["obj_4"]
+
+
+def run_oracle(task, state_sequence):
+    return [task.oracle_step(state) for state in state_sequence]
+
+
+def test_grasp_oracle_unstacks_blockers_top_down():
+    task = GraspTask(instruction="How to grasp the red object?", target="obj_1")
+    assert task.oracle_step(make_state(TOWER)) == SkillCall("pick", ("obj_3",))
+    holding_blue = make_state({**TOWER, "obj_3": ("blue", "held", 0.0)}, held="obj_3")
+    assert task.oracle_step(holding_blue) == SkillCall("place", ("obj_3", "table"))
+    cleared = make_state(
+        {**TOWER, "obj_2": ("green", "table", 0.1), "obj_3": ("blue", "table", -0.1)}
+    )
+    assert task.oracle_step(cleared) == SkillCall("pick", ("obj_1",))
+    holding_red = make_state({**TOWER, "obj_1": ("red", "held", 0.0)}, held="obj_1")
+    assert task.is_success(holding_red) and not task.is_success(cleared)
+    assert task.oracle_step(holding_red) == SkillCall("done")
+
+
+def test_stack_oracle_clears_target_then_base():
+    task = StackTask(instruction="stack red on yellow", target="obj_1", base="obj_4")
+    assert task.oracle_step(make_state(TOWER)) == SkillCall("pick", ("obj_3",))
+    holding_red = make_state(
+        {
+            **TOWER,
+            "obj_1": ("red", "held", 0.0),
+            "obj_2": ("green", "table", 0.1),
+            "obj_3": ("blue", "table", -0.1),
+        },
+        held="obj_1",
+    )
+    assert task.oracle_step(holding_red) == SkillCall("place", ("obj_1", "obj_4"))
+    done = make_state({**TOWER, "obj_1": ("red", "obj_4", 0.2), "obj_2": ("green", "table", 0.1)})
+    assert task.is_success(done)
+    assert task.oracle_step(done) == SkillCall("done")
+    # The base covered: clear it before picking the target.
+    covered_base = StackTask(instruction="stack yellow on red", target="obj_4", base="obj_1")
+    assert covered_base.oracle_step(make_state(TOWER)) == SkillCall("pick", ("obj_3",))
+
+
+def sample(family: str, state: SymbolicState, seed: int = 0):
+    return TASK_FAMILIES[family].sample(state, np.random.default_rng(seed))
+
+
+def test_colour_question():
+    task = sample("q1", make_state(TOWER))
+    assert isinstance(task, QuestionTask)
+    name = task.instruction.split()[-1].rstrip("?")
+    assert task.answer == TOWER[name][0]
+
+
+@pytest.mark.parametrize(("y", "side"), [(0.2, "left"), (-0.2, "right"), (0.0, "centre")])
+def test_side_question(y, side):
+    task = sample("q2", make_state({"obj_1": ("red", "table", y)}))
+    assert task is not None and task.answer == side
+    assert task.is_correct(side.upper() + ".")
+
+
+def test_side_question_skips_cubes_on_a_boundary():
+    assert sample("q2", make_state({"obj_1": ("red", "table", 0.09)})) is None
+
+
+def test_below_question_is_true_only_within_a_stack():
+    state = make_state(TOWER)
+    answers = {}
+    for seed in range(60):
+        task = sample("q3", state, seed)
+        answers[task.instruction] = task.answer
+    assert answers["Is the red object below the blue object?"] == "yes"
+    assert answers.get("Is the blue object below the red object?", "no") == "no"
+    assert answers.get("Is the yellow object below the red object?", "no") == "no"
+    assert set(answers.values()) == {"yes", "no"}
+
+
+def test_feasibility_question_follows_the_symbolic_rules():
+    state = make_state(TOWER)
+    seen = set()
+    for seed in range(80):
+        task = sample("q4", state, seed)
+        words = task.instruction
+        seen.add(task.answer)
+        # Grasping the covered red or green cube first is never possible.
+        if words.startswith("Is it possible to first grasp the red") or words.startswith(
+            "Is it possible to first grasp the green"
+        ):
+            assert task.answer == "no"
+    assert seen == {"yes", "no"}
+    # The PaLM-E example: grasp blue, place it on yellow, then grasp yellow -> no.
+    assert not is_feasible(state, "obj_3", "obj_4", "obj_4")
+    assert is_feasible(state, "obj_3", "obj_4", "obj_3")
+    assert is_feasible(state, "obj_3", "obj_4", "obj_2"), "green is clear once blue has moved"
+    assert not is_feasible(state, "obj_3", "obj_4", "obj_1")
+
+
+def test_answers_are_normalized():
+    assert normalize_answer("  Yes. ") == "yes"
+    assert QuestionTask(family="q1", instruction="?", answer="red").is_correct("Red!")
+    assert not QuestionTask(family="q1", instruction="?", answer="red").is_correct("reddish")
