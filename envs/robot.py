@@ -107,18 +107,6 @@ class Panda:
             forces=[FINGER_FORCE, FINGER_FORCE],
         )
 
-    def joint_positions(self) -> np.ndarray:
-        """(7,) arm joint angles in radians."""
-        return np.array([s[0] for s in self.client.getJointStates(self.body, ARM_JOINTS)])
-
-    def joint_velocities(self) -> np.ndarray:
-        """(7,) arm joint velocities in rad/s."""
-        return np.array([s[1] for s in self.client.getJointStates(self.body, ARM_JOINTS)])
-
-    def gripper_width(self) -> float:
-        """Distance between the fingers in metres."""
-        return float(sum(s[0] for s in self.client.getJointStates(self.body, FINGER_JOINTS)))
-
     def tool_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Position (3,) and quaternion xyzw (4,) of the point between the fingertips."""
         state = self.client.getLinkState(self.body, TOOL_LINK, computeForwardKinematics=True)
@@ -143,7 +131,23 @@ class Panda:
 
     def touching(self, body: int) -> tuple[bool, bool]:
         """Whether the left and the right finger are in contact with the body."""
-        return tuple(  # type: ignore[return-value]
-            len(self.client.getContactPoints(self.body, body, link, -1)) > 0
-            for link in FINGER_LINKS
-        )
+        left, right = self.finger_contacts()
+        return (body in left, body in right)
+
+    def finger_contacts(self) -> tuple[set[int], set[int]]:
+        """The bodies the left and the right finger touch (one contact query for both)."""
+        left: set[int] = set()
+        right: set[int] = set()
+        for contact in self.client.getContactPoints(bodyA=self.body):
+            if contact[3] == FINGER_LINKS[0]:
+                left.add(contact[2])
+            elif contact[3] == FINGER_LINKS[1]:
+                right.add(contact[2])
+        return left, right
+
+    def state(self) -> np.ndarray:
+        """(15,) arm joint angles (7), arm joint velocities (7), gripper width (1): one query."""
+        states = self.client.getJointStates(self.body, ARM_JOINTS + FINGER_JOINTS)
+        positions = [s[0] for s in states]
+        velocities = [s[1] for s in states[:7]]
+        return np.array(positions[:7] + velocities + [positions[7] + positions[8]])

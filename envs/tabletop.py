@@ -142,6 +142,8 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.client = BulletClient(connection_mode=pybullet.DIRECT)
         self.cameras = [Camera(view, self.config.image_size) for view in self.config.views]
         self.render_cameras = [Camera(view, self.config.render_size) for view in self.config.views]
+        self._intrinsics = np.stack([cam.intrinsics for cam in self.cameras])  # (V, 3, 3)
+        self._extrinsics = np.stack([cam.extrinsics for cam in self.cameras])  # (V, 4, 4)
         self.substeps = PHYSICS_HZ // self.config.control_hz
 
         self.robot: Panda
@@ -263,7 +265,8 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     # --- queries used by skills, tasks and evaluation ----------------------------------------
     def symbolic_state(self) -> SymbolicState:
-        touching = {name: self.robot.touching(body) for name, body in self.bodies.items()}
+        left, right = self.robot.finger_contacts()
+        touching = {name: (body in left, body in right) for name, body in self.bodies.items()}
         return read_symbolic_state(self.client, self.cubes, self.bodies, touching)
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -302,22 +305,17 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             objects[row, keys.OBJECT_SIZE] = cube.size
             objects[row, keys.OBJECT_COLOUR] = cube.rgb
             mask[row] = 1
-        tool_position, tool_quaternion = self.robot.tool_pose()
-        proprio = np.concatenate(
-            [
-                self.robot.joint_positions(),
-                np.clip(self.robot.joint_velocities(), -MAX_JOINT_SPEED, MAX_JOINT_SPEED),
-                [self.robot.gripper_width()],
-                tool_position,
-                tool_quaternion,
-            ]
-        ).astype(np.float32)
+        joints = self.robot.state()  # (15,) angles, velocities, gripper width
+        joints[keys.PROPRIO_JOINT_VELOCITIES] = np.clip(
+            joints[keys.PROPRIO_JOINT_VELOCITIES], -MAX_JOINT_SPEED, MAX_JOINT_SPEED
+        )
+        proprio = np.concatenate([joints, *self.robot.tool_pose()]).astype(np.float32)
         obs: dict[str, np.ndarray] = {
             keys.OBJECTS: objects,
             keys.OBJECT_MASK: mask,
             keys.PROPRIO: proprio,
-            keys.INTRINSICS: np.stack([cam.intrinsics for cam in self.cameras]),
-            keys.EXTRINSICS: np.stack([cam.extrinsics for cam in self.cameras]),
+            keys.INTRINSICS: self._intrinsics.copy(),
+            keys.EXTRINSICS: self._extrinsics.copy(),
         }
         if self.config.observe_images:
             rgbs, depths, segs = zip(

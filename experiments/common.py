@@ -1,0 +1,58 @@
+"""Helpers shared by the experiment scripts: where results go and how they are written."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import os
+
+    return {
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        return out.stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if trials == 0:
+        return (0.0, 1.0)
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = (
+        z
+        * np.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials))
+        / (1 + z * z / trials)
+    )
+    return (max(0.0, float(centre - half)), min(1.0, float(centre + half)))
+
+
+def write_results(name: str, results: dict[str, Any], markdown: str, output_dir: Path) -> None:
+    """Write ``name.json`` and ``name.md`` and print the markdown."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (output_dir / f"{name}.md").write_text(markdown + "\n")
+    print(markdown)
+    print(f"\nwrote {output_dir / (name + '.json')} and {output_dir / (name + '.md')}")
