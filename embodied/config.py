@@ -42,7 +42,7 @@ class RolloutConfig:
     """Who writes the plan: one of embodied.planners.PLANNERS."""
     task: str | None = None
     """Run only this task family (p1, p2, q1-q4); None draws from env.tasks."""
-    episodes: int = 4
+    episodes: int = 6
     """Number of episodes."""
     seed: int = EVAL_SEED_START
     """Seed of the first episode; episode i uses seed + i (evaluation seeds start at 100000)."""

@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m embodied.rollout                       # 4 tabletop episodes, oracle planner, videos
+    python -m embodied.rollout                       # 6 tabletop episodes, oracle planner, videos
     python -m embodied.rollout task=p2 episodes=20 video=false
     python -m embodied.rollout env.num_objects=6 env.views=[front,overhead]
 """

@@ -234,7 +234,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         else:
             raise RuntimeError(f"no scene admitted a {family_name} task in 20 tries")
         self._segmentation_lookup = self._make_segmentation_lookup()
-        return self._observe(), self._info()
+        return self.current_observation(), self.current_info()
 
     def step(
         self, action: np.ndarray
@@ -247,10 +247,10 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.robot.command(action)
         for _ in range(self.substeps):
             self.client.stepSimulation()
-        info = self._info()
+        info = self.current_info()
         reward = float(info[keys.IS_SUCCESS])
         terminated = self.terminate_on_success and info[keys.IS_SUCCESS]
-        return self._observe(), reward, terminated, False, info
+        return self.current_observation(), reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:
         """rgb_array: the configured views side by side at render_size, (S, V*S, 3) uint8."""
@@ -295,7 +295,8 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             lookup[self.bodies[cube.name] + 1] = index + 1
         return lookup
 
-    def _observe(self) -> dict[str, np.ndarray]:
+    def current_observation(self) -> dict[str, np.ndarray]:
+        """The observation of the current state, without stepping (what step() returns)."""
         objects = np.zeros((OBJECT_CAPACITY, keys.OBJECT_FEATURES), dtype=np.float32)
         mask = np.zeros(OBJECT_CAPACITY, dtype=np.int8)
         for row, cube in enumerate(self.cubes):
@@ -342,7 +343,8 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         state = state or self.symbolic_state()
         return isinstance(self.task, PlanTask) and self.task.is_success(state)
 
-    def _info(self) -> dict[str, Any]:
+    def current_info(self) -> dict[str, Any]:
+        """The info dict of the current state, without stepping (what step() returns)."""
         assert self.task is not None, "reset() sets the task"
         state = self.symbolic_state()
         success = self.is_success(state)

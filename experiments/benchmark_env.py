@@ -20,15 +20,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pybullet
-from pybullet_utils.bullet_client import BulletClient
 
 import envs  # noqa: F401  (registers the environments)
 from envs.cameras import CAMERA_PLACEMENTS, FAR, FIELD_OF_VIEW_DEG, NEAR
 from envs.plan import SkillCall
-from envs.regions import REGION_NAMES, TABLE_HEIGHT
-from envs.robot import ARM_FORCES, FINGER_FORCE, FINGER_JOINTS, HOME_JOINTS, cheap_panda_urdf
-from envs.scene import build_static_scene, sample_layout, spawn_cubes
-from envs.tabletop import PHYSICS_HZ, SETTLE_STEPS, TabletopEnv
+from envs.regions import REGION_NAMES
+from envs.robot import ARM_FORCES, FINGER_FORCE, FINGER_JOINTS, HOME_JOINTS
+from envs.tabletop import PHYSICS_HZ, TabletopEnv
 from experiments.common import RESULTS_DIR, machine, wilson_interval, write_results
 from policies.base import run_skill
 from policies.factory import make_skill
@@ -59,23 +57,15 @@ def env_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> fl
 
 
 def bare_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> float:
-    """The same work as env.step, written as direct PyBullet calls."""
-    client = BulletClient(connection_mode=pybullet.DIRECT)
-    client.setTimeStep(1.0 / PHYSICS_HZ)
-    client.setGravity(0, 0, -9.81)
-    build_static_scene(client)
-    robot = client.loadURDF(
-        str(cheap_panda_urdf()),
-        basePosition=(0, 0, TABLE_HEIGHT),
-        useFixedBase=True,
-        flags=pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT,
-    )
-    for joint, angle in enumerate(HOME_JOINTS):
-        client.resetJointState(robot, joint, float(angle))
-    cubes, placements = sample_layout(np.random.default_rng(0), 5, 0.5)
-    spawn_cubes(client, cubes, placements)
-    for _ in range(SETTLE_STEPS):
-        client.stepSimulation()
+    """The same per-step work as env.step, written as direct PyBullet calls on the same world.
+
+    The world (robot, gear-coupled fingers, table, cubes) is the env's own after reset, so that
+    physics costs the same; only the per-step code differs.
+    """
+    env = gym.make("embodied/Tabletop-v0", views=views, image_size=size, num_objects=5)
+    env.reset(seed=0, options={"task": "p2"})
+    sim: TabletopEnv = env.unwrapped  # type: ignore[assignment]
+    client, robot = sim.client, sim.robot.body
     projection = pybullet.computeProjectionMatrixFOV(FIELD_OF_VIEW_DEG, 1.0, NEAR, FAR)
     view_matrices = [
         pybullet.computeViewMatrix(
@@ -117,7 +107,7 @@ def bare_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> f
     for action in actions:
         step(action)
     elapsed = time.perf_counter() - started
-    client.disconnect()
+    env.close()
     return len(actions) / elapsed
 
 
@@ -152,7 +142,7 @@ def measure_skills(scenes: int, region_calls: int) -> dict[str, Any]:
     failures: list[str] = []
 
     def attempt(kind: str, call: SkillCall) -> bool:
-        run = run_skill(env, make_skill(sim, call), sim._observe(), sim._info())
+        run = run_skill(env, make_skill(sim, call), sim.current_observation(), sim.current_info())
         counts[kind][0] += run.outcome.success
         counts[kind][1] += 1
         if not run.outcome.success:

@@ -29,6 +29,7 @@ GRASP_DEPTH = 0.012  # how far below a cube's top face the fingertips close
 RELEASE_GAP = 0.004  # gap left under a cube before the fingers open
 GRIPPER_STEPS = 8  # control steps to close or open the fingers
 MAX_SKILL_STEPS = 400
+REGION_MARGIN = 0.01  # metres a placed cube's centre stays inside its region's border
 
 
 class SkillFailure(Exception):
@@ -204,18 +205,19 @@ class Place(ScriptedSkill):
         return self._done(True)
 
     def _free_spot(self, name: str, region: Region | None) -> np.ndarray | None:
-        """The free point of the region (or whole workspace) nearest its centre (or the cube)."""
+        """The free point of the region (or whole workspace) nearest its centre (or the cube).
+
+        Cube centres stay REGION_MARGIN inside a region, so that a few millimetres of placement
+        error do not put the cube over its border, and inside the workspace (where the arm reaches).
+        """
         size = self.env.cube(name).size
-        margin = size * np.sqrt(2) / 2  # the whole cube stays inside the workspace
-        x_range, y_range = (region.x, region.y) if region else (WORKSPACE_X, WORKSPACE_Y)
-        x_low, x_high = (
-            max(x_range[0], WORKSPACE_X[0] + margin),
-            min(x_range[1], WORKSPACE_X[1] - margin),
-        )
-        y_low, y_high = (
-            max(y_range[0], WORKSPACE_Y[0] + margin),
-            min(y_range[1], WORKSPACE_Y[1] - margin),
-        )
+        if region is None:
+            (x_low, x_high), (y_low, y_high) = WORKSPACE_X, WORKSPACE_Y
+        else:
+            x_low = max(region.x[0] + REGION_MARGIN, WORKSPACE_X[0])
+            x_high = min(region.x[1] - REGION_MARGIN, WORKSPACE_X[1])
+            y_low = max(region.y[0] + REGION_MARGIN, WORKSPACE_Y[0])
+            y_high = min(region.y[1] - REGION_MARGIN, WORKSPACE_Y[1])
         xs = np.arange(x_low, x_high + 1e-9, 0.01)
         ys = np.arange(y_low, y_high + 1e-9, 0.01)
         grid = np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)

@@ -90,7 +90,7 @@ def test_wrong_answer_is_a_failure(make_env):
 def test_success_is_the_final_state_predicate(make_env):
     env = make_env(observe_images=False, tasks=["p1"])
     result = run_episode(env, OraclePlanner(), EVAL_SEED_START)
-    assert result.success == env.unwrapped._info()[keys.IS_SUCCESS]
+    assert result.success == env.unwrapped.current_info()[keys.IS_SUCCESS]
 
 
 def test_make_planner_names_the_allowed_planners():

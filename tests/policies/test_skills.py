@@ -16,7 +16,7 @@ from policies.scripted import Pick
 
 def call(env, verb, *args, on_step=None):
     sim = env.unwrapped
-    obs, info = sim._observe(), sim._info()
+    obs, info = sim.current_observation(), sim.current_info()
     return run_skill(env, make_skill(sim, SkillCall(verb, args)), obs, info, on_step)
 
 

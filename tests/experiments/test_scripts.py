@@ -1,0 +1,58 @@
+"""Each experiment script runs end to end on a tiny budget and writes JSON plus markdown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(module: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, "--quick", "--output-dir", str(tmp_path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_benchmark_env_smoke(tmp_path):
+    run = run_script("experiments.benchmark_env", tmp_path)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "benchmark_env.json").read_text())
+    assert {(r["views"], r["image_size"]) for r in results["speed"]} == {
+        (1, 64),
+        (1, 96),
+        (3, 64),
+        (3, 96),
+    }
+    for row in results["speed"]:
+        assert row["env_steps_per_s"] > 0 and row["bare_steps_per_s"] > 0
+    assert results["skills"]["pick"]["calls"] >= 1
+    assert "| pick |" in (tmp_path / "benchmark_env.md").read_text()
+
+
+def test_oracle_success_smoke(tmp_path):
+    run = run_script("experiments.oracle_success", tmp_path, "--families", "p1", "q3")
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "oracle_success.json").read_text())
+    assert set(results["families"]) == {"p1", "q3"}
+    assert results["families"]["p1"]["success_rate"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "message"),
+    [
+        ("experiments.oracle_success", ["--families", "p7"], "invalid choice: 'p7'"),
+        ("experiments.oracle_success", ["--num-objects", "12"], "allowed 1..8"),
+    ],
+)
+def test_scripts_reject_bad_arguments(tmp_path, module, args, message):
+    run = run_script(module, tmp_path, *args)
+    assert run.returncode == 2 and message in run.stderr
