@@ -1,7 +1,7 @@
 """Scripted skills: inverse kinematics and joint position control through physics.
 
 Objects move only through contact: the fingers close on a cube and friction carries it (no
-constraint, no teleport). Each skill is a generator of actions (``_script``) that returns its
+constraint, no teleport). Each skill's ``_body`` is a generator of actions that returns its
 outcome; preconditions are checked first so that an impossible call fails fast with a reason.
 """
 
@@ -103,7 +103,7 @@ class ScriptedSkill(Skill):
             yield self._action(hold)
 
     def _travel(self, goal: np.ndarray) -> Motion:
-        """Up to a safe height, across, and down to ``goal``'s height above it."""
+        """Up to a safe height, then across to above ``goal`` (its height is not used)."""
         safe = self._safe_height()
         tool = self.env.robot.tool_pose()[0]
         if tool[2] < safe - REACH_TOLERANCE:
