@@ -60,7 +60,7 @@ def to_markdown(per_family: dict[str, dict[str, Any]], num_objects: int | None) 
     lines = [
         f"## Oracle success on fixed evaluation seeds ({scene}, executed in physics)",
         "",
-        "| family | episodes | success | 95% CI | mean plan steps (incl. done) | max | wall time (s) |",
+        "| family | episodes | success | 95% CI | mean steps (incl. done) | max | wall time (s) |",
         "|---|---|---|---|---|---|---|",
     ]
     for family, row in per_family.items():
