@@ -41,7 +41,8 @@ class RolloutConfig:
     planner: str = "oracle"
     """Who writes the plan: one of embodied.planners.PLANNERS."""
     task: str | None = None
-    """Run only this task family (p1, p2, q1-q4); None draws from env.tasks."""
+    """Run only this task family (p1, p2, q1-q4, sort, tower, line, pair, gather); None draws
+    from env.tasks."""
     episodes: int = 6
     """Number of episodes."""
     seed: int = EVAL_SEED_START
@@ -50,7 +51,7 @@ class RolloutConfig:
     """Write one mp4 per episode."""
     video_every: int = 2
     """Keep every k-th control step as a video frame."""
-    max_plan_steps: int = 16
+    max_plan_steps: int = 24
     """Most skill calls per episode before it is cut off."""
     output_dir: str = "${hydra:runtime.output_dir}"
     """Where videos and summary.json go (Hydra's run directory by default)."""

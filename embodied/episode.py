@@ -11,7 +11,7 @@ import numpy as np
 
 from envs.plan import ParseFailure, SkillCall, format_step, parse_step, validate_step
 from envs.tabletop import TabletopEnv
-from envs.tasks import QuestionTask
+from envs.tasks import PlanTask, QuestionTask
 from policies.base import run_skill
 from policies.factory import make_skill
 
@@ -52,6 +52,9 @@ class EpisodeResult:
     steps: list[StepRecord] = field(default_factory=list)
     answer: str | None = None
     expected_answer: str | None = None
+    progress: float = 0.0
+    """Partial progress at the end, in [0, 1]: the fraction of blocks in their goal place (1.0 or
+    0.0 for tasks without partial credit and for questions)."""
     control_steps: int = 0
     parse_failures: int = 0
     wall_time_s: float = 0.0
@@ -68,7 +71,7 @@ def run_episode(
     env: gym.Env[dict[str, np.ndarray], np.ndarray],
     planner: Any,
     seed: int,
-    max_plan_steps: int = 16,
+    max_plan_steps: int = 24,
     max_parse_failures: int = 3,
     observer: EpisodeObserver | None = None,
 ) -> EpisodeResult:
@@ -92,6 +95,7 @@ def run_episode(
         result.answer = planner.answer(sim, observation)
         result.expected_answer = task.answer
         result.success = task.is_correct(result.answer)
+        result.progress = float(result.success)
         if observer:
             observer.on_plan_step(0, f"A: {result.answer}")
     else:
@@ -130,6 +134,8 @@ def run_episode(
             if run.episode_over:
                 break
         result.success = sim.is_success()
+        assert isinstance(task, PlanTask)
+        result.progress = task.progress(sim.symbolic_state())
     result.wall_time_s = time.perf_counter() - started
     if observer:
         observer.on_episode_end(sim, "SUCCESS" if result.success else "FAILURE")

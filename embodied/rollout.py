@@ -81,8 +81,13 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
     plans = [r for r in results if r.kind == "plan"]
     return {
         "success_rate": sum(r.success for r in results) / len(results),
+        "mean_progress": sum(r.progress for r in results) / len(results),
         "per_task": {
-            family: {"episodes": len(rs), "success_rate": sum(r.success for r in rs) / len(rs)}
+            family: {
+                "episodes": len(rs),
+                "success_rate": sum(r.success for r in rs) / len(rs),
+                "mean_progress": sum(r.progress for r in rs) / len(rs),
+            }
             for family, rs in sorted(by_family.items())
         },
         "mean_plan_length": sum(len(r.steps) for r in plans) / len(plans) if plans else 0.0,
@@ -95,7 +100,10 @@ def _describe(index: int, total: int, result: EpisodeResult) -> str:
     if result.kind == "question":
         body = f"answer: {result.answer!r} (expected {result.expected_answer!r})"
     else:
-        body = f"plan: {result.plan or '(none)'} | {result.control_steps} control steps"
+        body = (
+            f"plan: {result.plan or '(none)'} | progress {result.progress:.2f} | "
+            f"{result.control_steps} control steps"
+        )
         failed = [s for s in result.steps if s.success is False]
         if failed:
             body += " | failed: " + "; ".join(f"{s.text}: {s.reason}" for s in failed)

@@ -8,5 +8,5 @@ from gymnasium.envs.registration import register
 register(
     id="embodied/Tabletop-v0",
     entry_point="envs.tabletop:TabletopEnv",
-    max_episode_steps=1000,
+    max_episode_steps=2500,
 )

@@ -23,13 +23,13 @@ class CameraPlacement:
     up: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
 
-# The robot stands at the origin facing +x; the table spans x in [0.25, 0.85], y in [-0.4, 0.4].
+# The robot stands at the origin facing +x; the table spans x in [0.2, 0.8], y in [-0.4, 0.4].
 CAMERA_PLACEMENTS: dict[str, CameraPlacement] = {
-    "front": CameraPlacement(eye=(1.25, 0.0, 0.65), target=(0.52, 0.0, 0.0)),
-    "left": CameraPlacement(eye=(0.52, 0.85, 0.6), target=(0.52, 0.0, 0.0)),
-    "right": CameraPlacement(eye=(0.52, -0.85, 0.6), target=(0.52, 0.0, 0.0)),
-    "overhead": CameraPlacement(eye=(0.52, 0.0, 1.0), target=(0.52, 0.0, 0.0), up=(1.0, 0.0, 0.0)),
-    "back": CameraPlacement(eye=(-0.2, 0.0, 0.75), target=(0.55, 0.0, 0.0)),
+    "front": CameraPlacement(eye=(1.2, 0.0, 0.65), target=(0.48, 0.0, 0.0)),
+    "left": CameraPlacement(eye=(0.48, 0.85, 0.6), target=(0.48, 0.0, 0.0)),
+    "right": CameraPlacement(eye=(0.48, -0.85, 0.6), target=(0.48, 0.0, 0.0)),
+    "overhead": CameraPlacement(eye=(0.48, 0.0, 1.0), target=(0.48, 0.0, 0.0), up=(1.0, 0.0, 0.0)),
+    "back": CameraPlacement(eye=(-0.25, 0.0, 0.75), target=(0.5, 0.0, 0.0)),
 }
 
 

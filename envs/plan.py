@@ -6,6 +6,7 @@ A plan is a sequence of skill calls, one per line or separated by ``;``::
     place(obj_3, obj_1)        # stack obj_3 on obj_1
     place(obj_3, table)        # on a free spot of the table
     place(obj_3, top_left)     # in a named table region (envs.regions)
+    place(obj_3, pos_4_2)      # in a table cell: row 4 (far edge), column 2 (envs.regions)
     open(drawer) / close(drawer)
     done()
 
@@ -25,12 +26,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from envs.regions import REGION_NAMES
+from envs.regions import CELL_NAMES, REGION_NAMES
 
 VERB_ARITY: dict[str, int] = {"pick": 1, "place": 2, "open": 1, "close": 1, "done": 0}
 TABLE = "table"
-PLACE_LOCATIONS: tuple[str, ...] = (TABLE, *REGION_NAMES)
-"""Place targets that are not objects."""
+PLACE_LOCATIONS: tuple[str, ...] = (TABLE, *REGION_NAMES, *CELL_NAMES)
+"""Place targets that are not objects: the table, its regions and its cells."""
 
 _NAME = r"[a-z][a-z0-9_]*"
 _STEP = re.compile(rf"^\s*([a-z]+)\s*\(\s*((?:{_NAME})(?:\s*,\s*{_NAME})*)?\s*\)\s*$")

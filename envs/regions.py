@@ -1,8 +1,8 @@
 """The table and its named regions, from the robot's point of view (the robot faces +x).
 
-"top" is the far edge of the table (large x), "left" is the robot's left (large y). The table is
-cut into a 3 x 3 grid of regions: ``top_left top top_right / left centre right / bottom_left
-bottom bottom_right``.
+"top" is the far edge of the table (large x), "left" is the robot's left (large y). The workspace
+is cut into a 3 x 3 grid of regions: ``top_left top top_right / left centre right / bottom_left
+bottom bottom_right``, and into a finer 5 x 7 grid of cells ``pos_<row>_<column>``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TABLE_HEIGHT = 0.0  # z of the table top, metres
-TABLE_X = (0.25, 0.85)  # the table top's extent
+TABLE_X = (0.2, 0.8)  # the table top's extent
 TABLE_Y = (-0.4, 0.4)
-WORKSPACE_X = (0.33, 0.71)  # where cubes are spawned and placed: reachable with the gripper down
+WORKSPACE_X = (0.3, 0.66)  # where cubes are spawned and placed: reachable with the gripper down
 WORKSPACE_Y = (-0.27, 0.27)
 
 
@@ -50,3 +50,25 @@ def _grid() -> dict[str, Region]:
 REGIONS: dict[str, Region] = _grid()
 REGION_NAMES: tuple[str, ...] = tuple(REGIONS)
 """The nine region names, usable as place targets: ``place(obj_3, top_left)``."""
+
+GRID_ROWS = 5  # along x: row 0 is the near (bottom) edge
+GRID_COLUMNS = 7  # along y: column 0 is the robot's right
+
+
+def _cells() -> dict[str, tuple[float, float]]:
+    dx = (WORKSPACE_X[1] - WORKSPACE_X[0]) / GRID_ROWS
+    dy = (WORKSPACE_Y[1] - WORKSPACE_Y[0]) / GRID_COLUMNS
+    return {
+        f"pos_{row}_{column}": (
+            WORKSPACE_X[0] + (row + 0.5) * dx,
+            WORKSPACE_Y[0] + (column + 0.5) * dy,
+        )
+        for row in range(GRID_ROWS)
+        for column in range(GRID_COLUMNS)
+    }
+
+
+CELLS: dict[str, tuple[float, float]] = _cells()
+"""Quantized table positions ``pos_<row>_<column>`` -> (x, y) of the cell centre: finer place
+targets than regions (lines of blocks), like Ferret's quantized coordinates in text."""
+CELL_NAMES: tuple[str, ...] = tuple(CELLS)

@@ -20,7 +20,10 @@ MAX_GRIPPER_WIDTH = 0.08
 # A comfortable pose above the table, the arm's start and its IK rest pose.
 HOME_JOINTS = np.array([0.0, -0.35, 0.0, -2.2, 0.0, 1.85, np.pi / 4], dtype=np.float64)
 ARM_FORCES = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
-FINGER_FORCE = 40.0  # newtons per finger
+GRIP_FORCE = 80.0  # newtons per finger when closing or holding
+RELEASE_FORCE = (
+    170.0  # newtons per finger when opening (as panda-gym): frees a cube wedged by friction
+)
 
 
 def cheap_panda_urdf() -> Path:
@@ -42,6 +45,16 @@ def cheap_panda_urdf() -> Path:
         partial.write_text(text)
         partial.replace(path)  # atomic: readers never see half a file
     return path
+
+
+def finger_force(client: BulletClient, body: int, half_width: float) -> float:
+    """Motor force for a finger target: stronger when opening than when gripping.
+
+    A cube squeezed at GRIP_FORCE can wedge against the fingers' convex collision hulls so that
+    friction holds them shut at the same force; the Panda hand releases harder than it grips.
+    """
+    current = client.getJointState(body, FINGER_JOINTS[0])[0]
+    return RELEASE_FORCE if half_width > current + 1e-4 else GRIP_FORCE
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,8 @@ class Panda:
             upper=np.array([info[9] for info in infos]),
             max_speed=np.array([info[11] for info in infos]),
         )
-        # Fingers move symmetrically: a gear constraint couples them (pybullet's panda example).
+        # Fingers move symmetrically: a gear constraint couples them (pybullet's panda example),
+        # so that a grasp centres the cube between them.
         gear = client.createConstraint(
             self.body, 9, self.body, 10, pybullet.JOINT_GEAR, [1, 0, 0], [0, 0, 0], [0, 0, 0]
         )
@@ -104,7 +118,7 @@ class Panda:
             FINGER_JOINTS,
             pybullet.POSITION_CONTROL,
             targetPositions=[half_width, half_width],
-            forces=[FINGER_FORCE, FINGER_FORCE],
+            forces=[finger_force(self.client, self.body, half_width)] * 2,
         )
 
     def tool_pose(self) -> tuple[np.ndarray, np.ndarray]:

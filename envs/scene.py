@@ -9,7 +9,7 @@ import numpy as np
 import pybullet
 from pybullet_utils.bullet_client import BulletClient
 
-from envs.regions import TABLE_HEIGHT, TABLE_X, TABLE_Y, WORKSPACE_X, WORKSPACE_Y
+from envs.regions import TABLE_HEIGHT, TABLE_X, TABLE_Y, WORKSPACE_X, WORKSPACE_Y, Region
 
 PALETTE: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.1, 0.1),
@@ -30,6 +30,9 @@ CUBE_MASS = 0.08  # kg
 CUBE_FRICTION = 1.0
 MAX_STACK_HEIGHT = 3
 GRIPPER_CLEARANCE = 0.035  # free space kept between cubes so that fingers fit between them
+CELL_GAP = 0.01  # least gap between a cube put in a table cell and its neighbours
+CELL_TOLERANCE = 0.02  # metres from a cell's centre within which a cube is in the cell
+REGION_MARGIN = 0.01  # metres a placed cube's centre stays inside its region's border
 SUPPORT_TOLERANCE = 0.012  # metres between a bottom face and the top it rests on
 
 
@@ -57,23 +60,22 @@ class Placement:
 
 
 def sample_layout(
-    rng: np.random.Generator,
-    num_objects: int,
-    stack_probability: float,
-    distinct_colours: bool = True,
+    rng: np.random.Generator, colours: list[str], stack_probability: float
 ) -> tuple[list[CubeSpec], dict[str, Placement]]:
-    """Cubes with random colours and sizes, non-overlapping on the table, some stacked.
+    """One cube per colour given, random sizes, non-overlapping on the table, some stacked.
 
     With probability ``stack_probability`` the scene has one or two cubes stacked on others (stacks
     at most MAX_STACK_HEIGHT high). Raises RuntimeError if no layout fits after many tries, which
     does not happen for up to 8 cubes in the workspace.
     """
-    colours = list(PALETTE)
-    chosen = rng.choice(len(colours), size=num_objects, replace=not distinct_colours)
+    unknown = sorted(set(colours) - set(PALETTE))
+    if unknown:
+        raise ValueError(f"colours {unknown} are not in the palette {sorted(PALETTE)}")
+    num_objects = len(colours)
     sizes = rng.uniform(*CUBE_SIZE_RANGE, size=num_objects)
     cubes = [
-        CubeSpec(f"obj_{i + 1}", colours[c], round(float(s), 4))
-        for i, (c, s) in enumerate(zip(chosen, sizes, strict=True))
+        CubeSpec(f"obj_{i + 1}", colour, round(float(size), 4))
+        for i, (colour, size) in enumerate(zip(colours, sizes, strict=True))
     ]
     num_stacked = 0
     if num_objects >= 2 and rng.random() < stack_probability:
@@ -284,3 +286,51 @@ def read_symbolic_state(
 
 def _over_table(position: tuple[float, float, float]) -> bool:
     return TABLE_X[0] <= position[0] <= TABLE_X[1] and TABLE_Y[0] <= position[1] <= TABLE_Y[1]
+
+
+def free_spot(state: SymbolicState, name: str, region: Region | None) -> np.ndarray | None:
+    """Where cube ``name`` can be put down: the free point of the region nearest its centre, or,
+    without a region, the free point of the workspace nearest the cube. None if nothing is free.
+
+    A point is free when every other cube is far enough for the fingers to fit between them
+    (GRIPPER_CLEARANCE). Centres stay REGION_MARGIN inside a region, so that a few millimetres of
+    placement error do not put the cube over its border.
+    """
+    size = state.objects[name].size
+    if region is None:
+        (x_low, x_high), (y_low, y_high) = WORKSPACE_X, WORKSPACE_Y
+        anchor = np.array(state.objects[name].position[:2])
+    else:
+        x_low, x_high = region.x[0] + REGION_MARGIN, region.x[1] - REGION_MARGIN
+        y_low, y_high = region.y[0] + REGION_MARGIN, region.y[1] - REGION_MARGIN
+        anchor = np.array(region.centre)
+    xs = np.arange(x_low, x_high + 1e-9, 0.01)
+    ys = np.arange(y_low, y_high + 1e-9, 0.01)
+    grid = np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)
+    free = np.ones(len(grid), dtype=bool)
+    for other in state.objects.values():
+        if other.name == name:
+            continue
+        needed = (size + other.size) * np.sqrt(2) / 2 + GRIPPER_CLEARANCE
+        free &= np.linalg.norm(grid - np.array(other.position[:2]), axis=1) >= needed
+    if not free.any():
+        return None
+    candidates = grid[free]
+    return candidates[np.argmin(np.linalg.norm(candidates - anchor, axis=1))]
+
+
+def cell_occupant(
+    state: SymbolicState, spot: tuple[float, float], size: float, ignore: str | None = None
+) -> str | None:
+    """The cube (other than ``ignore``) too close to ``spot`` for a cube of ``size`` to go there.
+
+    Cubes put in cells are turned square to the table, so the faces of neighbours in adjacent
+    cells stay CELL_GAP apart.
+    """
+    for other in state.objects.values():
+        if other.name == ignore:
+            continue
+        distance = np.hypot(other.position[0] - spot[0], other.position[1] - spot[1])
+        if distance < (size + other.size) / 2 + CELL_GAP:
+            return other.name
+    return None

@@ -216,14 +216,16 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         num_objects = options.get("num_objects", self.config.num_objects)
         for _ in range(20):  # a scene that admits a task of this family
             if num_objects is None:
-                count = int(
-                    self.np_random.integers(self.config.min_objects, self.config.max_objects + 1)
-                )
+                low, high = self.config.min_objects, self.config.max_objects
+                count = int(self.np_random.integers(low, high + 1))
             else:
                 count = int(num_objects)
+            # The family bounds the count: a line needs 4-7 blocks, for example.
+            count = min(max(count, family.min_objects), family.max_objects)
             self._build_world()
+            colours = family.choose_colours(self.np_random, count)
             self.cubes, placements = sample_layout(
-                self.np_random, count, self.config.stack_probability, family.needs_distinct_colours
+                self.np_random, colours, self.config.stack_probability
             )
             self.bodies = spawn_cubes(self.client, self.cubes, placements)
             for _ in range(SETTLE_STEPS):

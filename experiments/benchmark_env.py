@@ -25,7 +25,7 @@ import envs  # noqa: F401  (registers the environments)
 from envs.cameras import CAMERA_PLACEMENTS, FAR, FIELD_OF_VIEW_DEG, NEAR
 from envs.plan import SkillCall
 from envs.regions import REGION_NAMES
-from envs.robot import ARM_FORCES, FINGER_FORCE, FINGER_JOINTS, HOME_JOINTS
+from envs.robot import ARM_FORCES, FINGER_JOINTS, HOME_JOINTS, finger_force
 from envs.tabletop import PHYSICS_HZ, TabletopEnv
 from experiments.common import RESULTS_DIR, machine, wilson_interval, write_results
 from policies.base import run_skill
@@ -88,7 +88,11 @@ def bare_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> f
             )
         half = float(action[7]) / 2
         client.setJointMotorControlArray(
-            robot, FINGER_JOINTS, pybullet.POSITION_CONTROL, [half, half], forces=[FINGER_FORCE] * 2
+            robot,
+            FINGER_JOINTS,
+            pybullet.POSITION_CONTROL,
+            [half, half],
+            forces=[finger_force(client, robot, half)] * 2,
         )
         for _ in range(substeps):
             client.stepSimulation()

@@ -11,10 +11,10 @@ from collections.abc import Generator
 
 import numpy as np
 
-from envs.plan import SkillCall
-from envs.regions import REGIONS, WORKSPACE_X, WORKSPACE_Y, Region
+from envs.plan import TABLE, SkillCall
+from envs.regions import CELLS, REGIONS, TABLE_HEIGHT
 from envs.robot import MAX_GRIPPER_WIDTH
-from envs.scene import GRIPPER_CLEARANCE
+from envs.scene import CELL_TOLERANCE, cell_occupant, free_spot
 from envs.tabletop import TabletopEnv
 from policies.base import Observation, Skill, SkillOutcome
 
@@ -23,13 +23,19 @@ Motion = Generator[np.ndarray, None, None]
 
 TRAVEL_SPEED = 0.02  # metres of tool motion per control step in free space
 APPROACH_SPEED = 0.008  # ... near contact
-REACH_TOLERANCE = 0.01  # metres between the tool and its goal that count as arrived
+REACH_TOLERANCE = 0.008  # metres between the tool and its goal that count as arrived
+MAX_CORRECTION = 0.03  # metres the IK target may be shifted to cancel IK error
+# Tool yaws (rad) the skills use: near home (0), where IK keeps the arm in its usual posture and
+# the last joint inside its limits; every yaw has an equivalent here modulo a half turn.
+YAW_RANGE = (-2.0, 2.0)
 CLEARANCE_ABOVE_STACKS = 0.09  # travel height above the highest cube top
 GRASP_DEPTH = 0.012  # how far below a cube's top face the fingertips close
 RELEASE_GAP = 0.004  # gap left under a cube before the fingers open
 GRIPPER_STEPS = 8  # control steps to close or open the fingers
 MAX_SKILL_STEPS = 400
-REGION_MARGIN = 0.01  # metres a placed cube's centre stays inside its region's border
+FINGER_REACH = (
+    MAX_GRIPPER_WIDTH / 2 + 0.012
+)  # metres from the tool axis to an open finger's outside
 
 
 class SkillFailure(Exception):
@@ -82,16 +88,23 @@ class ScriptedSkill(Skill):
         return np.append(joints, self._gripper).astype(np.float32)
 
     def _move_to(self, goal: np.ndarray, speed: float = TRAVEL_SPEED, budget: int = 120) -> Motion:
-        """Straight line of the tool to ``goal`` at ``speed`` per step, holding the current yaw."""
+        """Straight line of the tool to ``goal`` at ``speed`` per step, holding the current yaw.
+
+        Once the line is run out, the remaining error is fed back into the IK target (an integral
+        correction), since IK near the edges of the arm's reach is off by a centimetre or so.
+        """
         commanded = self.env.robot.tool_pose()[0]
+        correction = np.zeros(3)
         for _ in range(budget):
             offset = goal - commanded
             distance = float(np.linalg.norm(offset))
             commanded = goal if distance <= speed else commanded + offset / distance * speed
-            yield self._action(commanded)
-            reached = np.linalg.norm(self.env.robot.tool_pose()[0] - goal) < REACH_TOLERANCE
-            if distance <= speed and reached:
-                return
+            yield self._action(commanded + correction)
+            error = goal - self.env.robot.tool_pose()[0]
+            if distance <= speed:
+                if np.linalg.norm(error) < REACH_TOLERANCE:
+                    return
+                correction = np.clip(correction + 0.5 * error, -MAX_CORRECTION, MAX_CORRECTION)
         tool = np.round(self.env.robot.tool_pose()[0], 3).tolist()
         raise SkillFailure(f"arm could not reach {np.round(goal, 3).tolist()} (tool at {tool})")
 
@@ -102,19 +115,52 @@ class ScriptedSkill(Skill):
         for _ in range(GRIPPER_STEPS):
             yield self._action(hold)
 
-    def _travel(self, goal: np.ndarray) -> Motion:
-        """Up to a safe height, then across to above ``goal`` (its height is not used)."""
+    def _travel(self, goal: np.ndarray, yaw: float) -> Motion:
+        """Straight up to a safe height, then across to above ``goal`` (its height is not used)
+        while the wrist turns to ``yaw``: it never turns low, among the cubes."""
         safe = self._safe_height()
         tool = self.env.robot.tool_pose()[0]
         if tool[2] < safe - REACH_TOLERANCE:
             yield from self._move_to(np.array([tool[0], tool[1], safe]))
+        self._yaw = yaw
         yield from self._move_to(np.array([goal[0], goal[1], safe]))
 
     def _safe_height(self) -> float:
-        tops = [self.env.object_pose(c.name)[0][2] + c.size / 2 for c in self.env.cubes]
+        """Tool height that clears every cube (but the held one) with the held cube hanging."""
         held = self.env.symbolic_state().held
+        tops = [self._top(c.name) for c in self.env.cubes if c.name != held]
         hanging = self.env.cube(held).size if held else 0.0
-        return max(tops, default=0.0) + CLEARANCE_ABOVE_STACKS + hanging
+        return max(tops, default=TABLE_HEIGHT) + CLEARANCE_ABOVE_STACKS + hanging
+
+    def _roomiest_yaw(self, spot: np.ndarray, aligned_yaw: float, exclude: set[str]) -> float:
+        """Of the two gripper yaws a quarter turn apart that keep the fingers on a cube's faces,
+        the one whose open fingers land furthest from the other cubes. A parallel gripper is the
+        same every half turn, so each is taken as the equivalent yaw in YAW_RANGE nearest the
+        current one."""
+        best_yaw, best_room = aligned_yaw, -np.inf
+        for candidate in (aligned_yaw, aligned_yaw + np.pi / 2):
+            yaw = self._nearest_reachable_yaw(candidate)
+            axis = np.array([np.sin(yaw), -np.cos(yaw)])  # the direction the fingers open along
+            fingers = [spot + axis * FINGER_REACH, spot - axis * FINGER_REACH]
+            room = min(
+                (
+                    float(np.linalg.norm(finger - self.env.object_pose(c.name)[0][:2]))
+                    - c.size * 0.71
+                    for c in self.env.cubes
+                    if c.name not in exclude
+                    for finger in fingers
+                ),
+                default=np.inf,
+            )
+            if room > best_room + 1e-6:
+                best_yaw, best_room = yaw, room
+        return best_yaw
+
+    def _nearest_reachable_yaw(self, yaw: float) -> float:
+        """The yaw equal to ``yaw`` modulo a half turn nearest the current one, within YAW_RANGE."""
+        options = [yaw + k * np.pi for k in range(-3, 4)]
+        options = [y for y in options if YAW_RANGE[0] <= y <= YAW_RANGE[1]]
+        return min(options, key=lambda y: abs(y - self._yaw))
 
     def _top(self, name: str) -> float:
         return float(self.env.client.getAABB(self.env.bodies[name])[1][2])
@@ -134,10 +180,10 @@ class Pick(ScriptedSkill):
             return self._done(False, f"{name} is blocked by {state.above(name)[0]}")
 
         position, quaternion = self.env.object_pose(name)
-        self._yaw = _nearest_face_yaw(_yaw_of(quaternion), self._yaw)
+        aligned = _nearest_face_yaw(_yaw_of(quaternion), self._yaw)
+        yaw = self._roomiest_yaw(position[:2], aligned, exclude={name})
         self._gripper = MAX_GRIPPER_WIDTH
-        above = np.array([position[0], position[1], 0.0])
-        yield from self._travel(above)
+        yield from self._travel(position, yaw)
         grasp = np.array([position[0], position[1], self._top(name) - GRASP_DEPTH])
         yield from self._move_to(grasp + [0, 0, 0.04])
         yield from self._move_to(grasp, speed=APPROACH_SPEED)
@@ -152,13 +198,18 @@ class Pick(ScriptedSkill):
 
 
 class Place(ScriptedSkill):
-    """place(obj, target): carry the held cube over the target, lower it, release, retreat."""
+    """place(obj, target): carry the held cube over the target, lower it, release, retreat.
+
+    Targets: another cube (stack on it), ``table`` (the free spot nearest the cube), a region (its
+    free spot nearest the region's centre) or a cell ``pos_<row>_<column>`` (its centre).
+    """
 
     def _body(self) -> Script:
         name, target = self.call.args
         state = self.env.symbolic_state()
         if state.held != name:
             return self._done(False, f"not holding {name} (holding {state.held})")
+        target_yaw = 0.0
         if target in self.env.bodies:
             if target == name:
                 return self._done(False, "cannot place an object on itself")
@@ -167,74 +218,57 @@ class Place(ScriptedSkill):
             spot = self.env.object_pose(target)[0][:2]
             bottom = self._top(target)
             target_yaw = _yaw_of(self.env.object_pose(target)[1])
-        elif target == "table" or target in REGIONS:
-            region = REGIONS.get(target)
-            found = self._free_spot(name, region)
+        elif target in CELLS:
+            spot, bottom = np.array(CELLS[target]), TABLE_HEIGHT
+            occupant = cell_occupant(state, CELLS[target], state.objects[name].size, ignore=name)
+            if occupant is not None:
+                return self._done(False, f"{target} is occupied by {occupant}")
+        elif target == TABLE or target in REGIONS:
+            found = free_spot(state, name, REGIONS.get(target))
             if found is None:
                 return self._done(False, f"no free spot on {target}")
-            spot, bottom, target_yaw = found, 0.0, 0.0
+            spot, bottom = found, TABLE_HEIGHT
         else:
             return self._done(False, f"unknown place target {target!r}")
 
-        self._gripper = 0.0  # keep squeezing the held cube
-        # Turn the wrist so that the held cube's faces line up with the target's.
-        obj_position, obj_quaternion = self.env.object_pose(name)
-        turn = _wrap_quarter(target_yaw - _yaw_of(obj_quaternion))
+        obj_position = self.env.object_pose(name)[0]
         tool = self.env.robot.tool_pose()[0]
-        offset = _rotate_z(obj_position[:2] - tool[:2], turn)  # cube centre relative to the tool
-        self._yaw += turn
+        if np.linalg.norm(obj_position - tool) > self.env.cube(name).size:
+            return self._done(False, f"{name} is not between the fingers")
+        self._gripper = 0.0  # keep squeezing the held cube
+        # Turn the wrist so that the held cube's faces line up with the target's, choosing of the
+        # two such wrist angles the one whose fingers open furthest from other cubes.
+        obj_position, obj_quaternion = self.env.object_pose(name)
+        aligned = self._yaw + _wrap_quarter(target_yaw - _yaw_of(obj_quaternion))
+        new_yaw = self._roomiest_yaw(spot, aligned, exclude={name})
+        tool = self.env.robot.tool_pose()[0]
+        # The cube's centre relative to the tool, after the wrist turns.
+        offset = _rotate_z(obj_position[:2] - tool[:2], new_yaw - self._yaw)
         hang = tool[2] - (obj_position[2] - self.env.cube(name).size / 2)  # tool above cube bottom
         goal = np.array([spot[0] - offset[0], spot[1] - offset[1], bottom + RELEASE_GAP + hang])
-        yield from self._travel(goal)
+        yield from self._travel(goal, new_yaw)
         yield from self._move_to(goal + [0, 0, 0.04])
         yield from self._move_to(goal, speed=APPROACH_SPEED)
         yield from self._set_gripper(MAX_GRIPPER_WIDTH)
         yield from self._move_to(goal + [0, 0, 0.06], speed=APPROACH_SPEED * 2)
+        return self._judge(name, target)
 
+    def _judge(self, name: str, target: str) -> SkillOutcome:
+        """Did the cube end where it was meant to, resting and released?"""
         support = self.env.symbolic_state().objects[name].support
         if target in self.env.bodies:
-            return self._done(
-                support == target, "" if support == target else f"{name} ended on {support}"
-            )
+            ok = support == target
+            return self._done(ok, "" if ok else f"{name} ended on {support}")
         x, y = self.env.object_pose(name)[0][:2]
-        inside = target == "table" or REGIONS[target].contains(x, y)
-        if support != "table" or not inside:
-            return self._done(
-                False, f"{name} ended on {support} at ({x:.3f}, {y:.3f}), not in {target}"
-            )
-        return self._done(True)
-
-    def _free_spot(self, name: str, region: Region | None) -> np.ndarray | None:
-        """The free point of the region (or whole workspace) nearest its centre (or the cube).
-
-        Cube centres stay REGION_MARGIN inside a region, so that a few millimetres of placement
-        error do not put the cube over its border, and inside the workspace (where the arm reaches).
-        """
-        size = self.env.cube(name).size
-        if region is None:
-            (x_low, x_high), (y_low, y_high) = WORKSPACE_X, WORKSPACE_Y
+        if target in CELLS:
+            cx, cy = CELLS[target]
+            inside = np.hypot(x - cx, y - cy) <= CELL_TOLERANCE
         else:
-            x_low = max(region.x[0] + REGION_MARGIN, WORKSPACE_X[0])
-            x_high = min(region.x[1] - REGION_MARGIN, WORKSPACE_X[1])
-            y_low = max(region.y[0] + REGION_MARGIN, WORKSPACE_Y[0])
-            y_high = min(region.y[1] - REGION_MARGIN, WORKSPACE_Y[1])
-        xs = np.arange(x_low, x_high + 1e-9, 0.01)
-        ys = np.arange(y_low, y_high + 1e-9, 0.01)
-        grid = np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)
-        if len(grid) == 0:
-            return None
-        free = np.ones(len(grid), dtype=bool)
-        for cube in self.env.cubes:
-            if cube.name == name:
-                continue
-            centre = self.env.object_pose(cube.name)[0][:2]
-            needed = (size + cube.size) * np.sqrt(2) / 2 + GRIPPER_CLEARANCE
-            free &= np.linalg.norm(grid - centre, axis=1) >= needed
-        if not free.any():
-            return None
-        anchor = np.array(region.centre) if region else self.env.object_pose(name)[0][:2]
-        candidates = grid[free]
-        return candidates[np.argmin(np.linalg.norm(candidates - anchor, axis=1))]
+            inside = target == TABLE or REGIONS[target].contains(x, y)
+        if support != "table" or not inside:
+            where = f"{support} at ({x:.3f}, {y:.3f})"
+            return self._done(False, f"{name} ended on {where}, not in {target}")
+        return self._done(True)
 
 
 def _yaw_of(quaternion: np.ndarray) -> float:

@@ -30,7 +30,7 @@ def test_rollout_writes_videos_and_a_summary(tmp_path):
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["success_rate"] == 1.0
-    assert summary["per_task"] == {"p2": {"episodes": 2, "success_rate": 1.0}}
+    assert summary["per_task"] == {"p2": {"episodes": 2, "success_rate": 1.0, "mean_progress": 1.0}}
     assert len(summary["episodes"]) == 2 and len(summary["videos"]) == 2
     for episode, video in zip(summary["episodes"], summary["videos"], strict=True):
         assert f"seed={episode['seed']} task=p2" in run.stdout
@@ -42,6 +42,14 @@ def test_rollout_writes_videos_and_a_summary(tmp_path):
         frame = reader.get_data(0)
         assert frame.shape[1] == 3 * 64 and frame.shape[0] > 64, "views above a caption band"
     assert "success rate 1.00 over 2 episodes" in run.stdout
+
+
+def test_rollout_runs_a_long_horizon_family(tmp_path):
+    run = rollout(tmp_path, "task=tower", "episodes=1", "video=false", "env.min_objects=4")
+    assert run.returncode == 0, run.stderr
+    episode = json.loads((tmp_path / "summary.json").read_text())["episodes"][0]
+    assert episode["task"] == "tower" and episode["success"] and episode["progress"] == 1.0
+    assert "progress 1.00" in run.stdout
 
 
 def test_rollout_without_video(tmp_path):
@@ -56,7 +64,7 @@ def test_rollout_without_video(tmp_path):
     ("override", "message"),
     [
         ("planner=gpt", "allowed ['oracle']"),
-        ("task=p9", "allowed ['p1', 'p2', 'q1', 'q2', 'q3', 'q4']"),
+        ("task=p9", "allowed ['gather', 'line', 'p1', 'p2', 'pair', 'q1', 'q2', 'q3', 'q4'"),
         ("env.num_objects=12", "allowed 1..8"),
         ("env.views=[front,ceiling]", "allowed ['back', 'front', 'left', 'overhead', 'right']"),
         ("episodes=0", "episodes=0: must be >= 1"),

@@ -1,4 +1,4 @@
-"""Task families of the tabletop (PaLM-E's TAMP set): planning tasks p1, p2 and questions q1-q4.
+"""PaLM-E's TAMP task families: planning tasks p1 (grasp), p2 (stack) and questions q1-q4.
 
 A family samples a task for a scene. A planning task has an instruction, a success predicate on the
 symbolic state and a closed-loop oracle: given the current state it returns the next skill call,
@@ -8,60 +8,14 @@ answer.
 
 from __future__ import annotations
 
-import re
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal
 
 import numpy as np
 
 from envs.plan import TABLE, SkillCall
 from envs.regions import WORKSPACE_Y
 from envs.scene import SymbolicState
-
-TaskKind = Literal["plan", "question"]
-
-
-class Task(ABC):
-    """A sampled task: its family, whether it is planned or answered, and its text."""
-
-    family: str
-    kind: ClassVar[TaskKind]
-    instruction: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlanTask(Task):
-    instruction: str
-    kind: ClassVar[TaskKind] = "plan"
-
-    @abstractmethod
-    def is_success(self, state: SymbolicState) -> bool: ...
-
-    @abstractmethod
-    def oracle_step(self, state: SymbolicState) -> SkillCall:
-        """The next step of a correct plan from ``state``; ``done()`` once the task holds."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class QuestionTask(Task):
-    family: str
-    instruction: str
-    answer: str
-    kind: ClassVar[TaskKind] = "question"
-
-    def is_correct(self, text: str) -> bool:
-        return normalize_answer(text) == normalize_answer(self.answer)
-
-
-def normalize_answer(text: str) -> str:
-    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
-
-
-def _clear_stack_step(state: SymbolicState, name: str) -> SkillCall | None:
-    """pick() the top of whatever stands on ``name``; None when it is clear."""
-    above = state.above(name)
-    return SkillCall("pick", (above[-1],)) if above else None
+from envs.tasks.base import PlanTask, QuestionTask, Task, TaskFamily, clear_stack_step, pick_one
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +33,7 @@ class GraspTask(PlanTask):
             return SkillCall("done")
         if state.held is not None:
             return SkillCall("place", (state.held, TABLE))
-        return _clear_stack_step(state, self.target) or SkillCall("pick", (self.target,))
+        return clear_stack_step(state, self.target) or SkillCall("pick", (self.target,))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,24 +55,10 @@ class StackTask(PlanTask):
         if state.held is not None:
             return SkillCall("place", (state.held, TABLE))
         return (
-            _clear_stack_step(state, self.target)
-            or _clear_stack_step(state, self.base)
+            clear_stack_step(state, self.target)
+            or clear_stack_step(state, self.base)
             or SkillCall("pick", (self.target,))
         )
-
-
-class TaskFamily(ABC):
-    name: str
-    kind: TaskKind
-    needs_distinct_colours = True
-
-    @abstractmethod
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
-        """A task for this scene, or None if the scene does not admit one."""
-
-
-def _pick(rng: np.random.Generator, items: list[str]) -> str:
-    return items[int(rng.integers(len(items)))]
 
 
 class GraspFamily(TaskFamily):
@@ -129,13 +69,14 @@ class GraspFamily(TaskFamily):
         blocked = [n for n in names if not state.is_clear(n)]
         # Half of the tasks need unstacking whenever the scene has a blocked cube.
         pool = blocked if blocked and rng.random() < 0.5 else names
-        target = _pick(rng, pool)
+        target = pick_one(rng, pool)
         colour = state.objects[target].colour
         return GraspTask(instruction=f"How to grasp the {colour} object?", target=target)
 
 
 class StackFamily(TaskFamily):
     name, kind = "p2", "plan"
+    min_objects = 2
 
     def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
         names = list(state.objects)
@@ -157,7 +98,7 @@ class ColourQuestion(TaskFamily):
     name, kind = "q1", "question"
 
     def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
-        target = _pick(rng, list(state.objects))
+        target = pick_one(rng, list(state.objects))
         colour = state.objects[target].colour
         return QuestionTask(family="q1", instruction=f"What colour is {target}?", answer=colour)
 
@@ -191,6 +132,7 @@ class BelowQuestion(TaskFamily):
     """q3: Is the X object below the Y object?"""
 
     name, kind = "q3", "question"
+    min_objects = 2
 
     def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
         names = list(state.objects)
@@ -213,6 +155,7 @@ class FeasibilityQuestion(TaskFamily):
     """q4: Is it possible to first grasp A, then place it on B, and then grasp C?"""
 
     name, kind = "q4", "question"
+    min_objects = 2
 
     def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
         names = list(state.objects)
@@ -245,7 +188,7 @@ def is_feasible(state: SymbolicState, first: str, second: str, third: str) -> bo
     return all(o.name == first for o in state.objects.values() if o.support == third)
 
 
-TASK_FAMILIES: dict[str, TaskFamily] = {
+TAMP_FAMILIES: dict[str, TaskFamily] = {
     family.name: family
     for family in (
         GraspFamily(),
@@ -256,4 +199,4 @@ TASK_FAMILIES: dict[str, TaskFamily] = {
         FeasibilityQuestion(),
     )
 }
-"""Every tabletop task family by name."""
+"""PaLM-E's TAMP families by name."""

@@ -1,0 +1,95 @@
+"""What every task is: planning tasks (success predicate, closed-loop oracle, progress) and
+questions (text and answer), and the families that sample them for a scene."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from envs.plan import SkillCall
+from envs.scene import PALETTE, SymbolicState
+
+TaskKind = Literal["plan", "question"]
+
+
+class Task(ABC):
+    """A sampled task: its family, whether it is planned or answered, and its text."""
+
+    family: str
+    kind: ClassVar[TaskKind]
+    instruction: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanTask(Task):
+    """A task the robot carries out. The oracle is closed-loop: it looks only at the current
+    state, so it recovers from failed skills and disturbed scenes."""
+
+    instruction: str
+    kind: ClassVar[TaskKind] = "plan"
+
+    @abstractmethod
+    def is_success(self, state: SymbolicState) -> bool: ...
+
+    @abstractmethod
+    def oracle_step(self, state: SymbolicState) -> SkillCall:
+        """The next step of a correct plan from ``state``; ``done()`` once the task holds."""
+
+    def progress(self, state: SymbolicState) -> float:
+        """Partial progress in [0, 1] (the fraction of blocks in their goal place, ...)."""
+        return float(self.is_success(state))
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuestionTask(Task):
+    """A question about the scene and its answer."""
+
+    family: str
+    instruction: str
+    answer: str
+    kind: ClassVar[TaskKind] = "question"
+
+    def is_correct(self, text: str) -> bool:
+        return normalize_answer(text) == normalize_answer(self.answer)
+
+
+def normalize_answer(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+class TaskFamily(ABC):
+    """Samples tasks of one kind. Families also shape the scene: how many cubes it may hold and
+    which colours they get (distinct by default, so that "the red object" names one cube)."""
+
+    name: str
+    kind: TaskKind
+    min_objects: int = 1
+    max_objects: int = 8
+
+    def choose_colours(self, rng: np.random.Generator, count: int) -> list[str]:
+        """Colour names for ``count`` cubes; distinct unless a family needs repeats."""
+        palette = list(PALETTE)
+        return [palette[i] for i in rng.choice(len(palette), size=count, replace=False)]
+
+    @abstractmethod
+    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+        """A task for this scene, or None if the scene does not admit one."""
+
+
+def clear_stack_step(state: SymbolicState, name: str) -> SkillCall | None:
+    """pick() the top of whatever stands on ``name``; None when it is clear."""
+    above = state.above(name)
+    return SkillCall("pick", (above[-1],)) if above else None
+
+
+def pick_one(rng: np.random.Generator, items: list[str]) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+def join_words(words: list[str]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
