@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from envs.regions import CELL_NAMES, REGION_NAMES
+from envs.regions import CELL_NAMES, GRID_COLUMNS, GRID_ROWS, REGION_NAMES
 
 VERB_ARITY: dict[str, int] = {"pick": 1, "place": 2, "open": 1, "close": 1, "done": 0}
 TABLE = "table"
@@ -118,8 +118,11 @@ def validate_step(
         if target == obj:
             return ParseFailure(text, "cannot place an object on itself")
         if target not in entities and target not in PLACE_LOCATIONS and target not in fixtures:
-            allowed = [*entities, *PLACE_LOCATIONS, *fixtures]
-            return ParseFailure(text, f"no place target {target!r}; allowed: {allowed}")
+            allowed = [*entities, TABLE, *REGION_NAMES, *fixtures]
+            cells = (
+                f"or a cell pos_<row>_<column> (row 0-{GRID_ROWS - 1}, column 0-{GRID_COLUMNS - 1})"
+            )
+            return ParseFailure(text, f"no place target {target!r}; allowed: {allowed} {cells}")
     if call.verb in ("open", "close") and call.args[0] not in fixtures:
         return ParseFailure(
             text, f"nothing to {call.verb} called {call.args[0]!r}: {list(fixtures)}"

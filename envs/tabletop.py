@@ -214,6 +214,8 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"options['task']={family_name!r}: allowed {sorted(TASK_FAMILIES)}")
         family = TASK_FAMILIES[family_name]
         num_objects = options.get("num_objects", self.config.num_objects)
+        if num_objects is not None and not 1 <= int(num_objects) <= OBJECT_CAPACITY:
+            raise ValueError(f"options['num_objects']={num_objects}: allowed 1..{OBJECT_CAPACITY}")
         for _ in range(20):  # a scene that admits a task of this family
             if num_objects is None:
                 low, high = self.config.min_objects, self.config.max_objects

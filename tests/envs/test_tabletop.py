@@ -178,3 +178,11 @@ def test_bad_action_shape_and_step_before_reset(make_env):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="expected"):
         env.unwrapped.step(np.zeros(5, dtype=np.float32))
+
+
+def test_bad_reset_options_name_the_allowed_values(make_env):
+    env = make_env(observe_images=False)
+    with pytest.raises(ValueError, match=r"allowed \['gather'"):
+        env.reset(seed=0, options={"task": "p9"})
+    with pytest.raises(ValueError, match=r"allowed 1..8"):
+        env.reset(seed=0, options={"num_objects": 12})
