@@ -10,7 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from envs.tabletop import TabletopEnv
 
-BAND_HEIGHT = 56
+LINE_HEIGHT = 17  # pixels per caption line
+MARGIN = 6
 BAND_COLOUR = (20, 20, 20)
 TEXT_COLOUR = (235, 235, 235)
 VERDICT_COLOURS = {"SUCCESS": (90, 220, 90), "FAILURE": (240, 80, 80)}
@@ -63,11 +64,27 @@ class VideoRecorder:
         self.frames.append(self._caption(view))
 
     def _caption(self, view: np.ndarray) -> np.ndarray:
-        """(H, W, 3) view -> (H + BAND_HEIGHT, W, 3) frame with three lines of text under it."""
-        band = Image.new("RGB", (view.shape[1], BAND_HEIGHT), BAND_COLOUR)
+        """(H, W, 3) view -> (H + band, W, 3) frame: the instruction (wrapped to the frame's
+        width), the current step and the status under it. The band's height depends only on the
+        instruction, so every frame of an episode has the same size."""
+        width = view.shape[1]
+        instruction = self._wrap(self._instruction, width)
+        lines = [*instruction, self._step, self._status]
+        height = -(-(LINE_HEIGHT * len(lines) + 4) // 8) * 8  # a multiple of 8, as codecs want
+        band = Image.new("RGB", (width, height), BAND_COLOUR)
         draw = ImageDraw.Draw(band)
-        draw.text((6, 4), self._instruction, fill=TEXT_COLOUR, font=self._font)
-        draw.text((6, 21), self._step, fill=TEXT_COLOUR, font=self._font)
-        colour = VERDICT_COLOURS.get(self._status, TEXT_COLOUR)
-        draw.text((6, 38), self._status, fill=colour, font=self._font)
+        for row, text in enumerate(lines):
+            colour = VERDICT_COLOURS.get(text, TEXT_COLOUR) if text == self._status else TEXT_COLOUR
+            draw.text((MARGIN, 4 + row * LINE_HEIGHT), text, fill=colour, font=self._font)
         return np.concatenate([view, np.asarray(band)], axis=0)
+
+    def _wrap(self, text: str, width: int) -> list[str]:
+        """Greedy word wrap to ``width`` pixels in the caption font."""
+        lines: list[str] = []
+        for word in text.split():
+            candidate = f"{lines[-1]} {word}" if lines else word
+            if lines and self._font.getlength(candidate) <= width - 2 * MARGIN:
+                lines[-1] = candidate
+            else:
+                lines.append(word)
+        return lines or [""]
