@@ -41,10 +41,10 @@ class RolloutConfig:
     planner: str = "oracle"
     """Who writes the plan: one of embodied.planners.PLANNERS."""
     task: str | None = None
-    """Run only this task family (p1, p2, q1-q4, sort, tower, line, pair, gather); None draws
-    from env.tasks."""
+    """Run only this task family (p1, p2, q1-q4, sort, tower, line, pair, gather); None runs
+    the families of env.tasks in turn."""
     episodes: int = 6
-    """Number of episodes."""
+    """Number of episodes (the default runs each TAMP family once)."""
     seed: int = EVAL_SEED_START
     """Seed of the first episode; episode i uses seed + i (evaluation seeds start at 100000)."""
     video: bool = True

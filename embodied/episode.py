@@ -71,11 +71,14 @@ def run_episode(
     env: gym.Env[dict[str, np.ndarray], np.ndarray],
     planner: Any,
     seed: int,
+    family: str | None = None,
     max_plan_steps: int = 24,
     max_parse_failures: int = 3,
     observer: EpisodeObserver | None = None,
 ) -> EpisodeResult:
     """Run one episode with ``planner`` choosing steps and scripted skills executing them.
+
+    ``family`` names the task family; None lets the env draw one from its configured families.
 
     Malformed or invalid steps are recorded and the planner asked again, up to
     ``max_parse_failures`` times; the episode ends at ``done()``, at ``max_plan_steps`` steps, or
@@ -83,7 +86,7 @@ def run_episode(
     questions: the answer is correct).
     """
     started = time.perf_counter()
-    observation, info = env.reset(seed=seed)
+    observation, info = env.reset(seed=seed, options={"task": family} if family else None)
     sim: TabletopEnv = env.unwrapped  # type: ignore[assignment]
     task = sim.task
     assert task is not None

@@ -34,8 +34,8 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     env_kwargs = config.env.make_kwargs()
-    if config.task is not None:
-        env_kwargs["tasks"] = [config.task]
+    families = [config.task] if config.task is not None else list(config.env.tasks)
+    env_kwargs["tasks"] = families
     env = gym.make(config.env.id, render_mode="rgb_array" if config.video else None, **env_kwargs)
     planner = make_planner(config.planner)
     started = time.perf_counter()
@@ -50,8 +50,9 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
                     output_dir / "videos" / f"episode_{index:03d}_seed{seed}.mp4",
                     config.video_every,
                 )
+            family = families[index % len(families)]  # every family in turn
             result = run_episode(
-                env, planner, seed, max_plan_steps=config.max_plan_steps, observer=recorder
+                env, planner, seed, family, max_plan_steps=config.max_plan_steps, observer=recorder
             )
             results.append(result)
             if recorder is not None:
