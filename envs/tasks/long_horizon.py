@@ -105,13 +105,11 @@ class SortTask(PlanTask):
             )
         done = set(self._sorted(state))
         todo = [n for n in state.objects if n not in done]
+        if not todo:
+            return SkillCall("done")
         # Blocks squatting in another colour's corner go first, to make room there.
         squatters = [n for n in todo if any(_in_region(state, n, c) for _, c in self.corner_of)]
-        return (
-            _next_pick(state, squatters + [n for n in todo if n not in squatters])
-            if todo
-            else SkillCall("done")
-        )
+        return _next_pick(state, squatters + [n for n in todo if n not in squatters])
 
 
 class SortFamily(TaskFamily):
