@@ -65,8 +65,9 @@ def sample_layout(
     """One cube per colour given, random sizes, non-overlapping on the table, some stacked.
 
     With probability ``stack_probability`` the scene has one or two cubes stacked on others (stacks
-    at most MAX_STACK_HEIGHT high). Raises RuntimeError if no layout fits after many tries, which
-    does not happen for up to 8 cubes in the workspace.
+    at most MAX_STACK_HEIGHT high). Cubes on the table are placed one after another at random
+    free points. Raises RuntimeError if no layout fits after many tries, which does not happen
+    for up to 8 cubes in the workspace (a test samples 8-cube scenes without stacks).
     """
     unknown = sorted(set(colours) - set(PALETTE))
     if unknown:
@@ -85,12 +86,19 @@ def sample_layout(
     stacked = [cubes[i] for i in order[num_objects - num_stacked :]]
 
     placements: dict[str, Placement] = {}
-    for _ in range(200):  # rejection sampling of the footprints on the table
+    for _ in range(50):  # sequential placement, each cube tried at many random free points
         placements.clear()
         for cube in on_table:
-            x, y = (float(rng.uniform(*WORKSPACE_X)), float(rng.uniform(*WORKSPACE_Y)))
-            placements[cube.name] = Placement(x, y, float(rng.uniform(-np.pi / 4, np.pi / 4)))
-        if _footprints_free(on_table, placements):
+            for _ in range(200):
+                x, y = (float(rng.uniform(*WORKSPACE_X)), float(rng.uniform(*WORKSPACE_Y)))
+                if _footprint_free(cube, x, y, cubes, placements):
+                    placements[cube.name] = Placement(
+                        x, y, float(rng.uniform(-np.pi / 4, np.pi / 4))
+                    )
+                    break
+            else:
+                break  # this cube found no room: start the layout again
+        if len(placements) == len(on_table):
             break
     else:
         raise RuntimeError(f"could not place {len(on_table)} cubes without overlap")
@@ -113,14 +121,16 @@ def sample_layout(
     return cubes, placements
 
 
-def _footprints_free(cubes: list[CubeSpec], placements: dict[str, Placement]) -> bool:
-    for i, a in enumerate(cubes):
-        for b in cubes[i + 1 :]:
-            pa, pb = placements[a.name], placements[b.name]
-            # circumscribed circles plus room for a finger
-            min_distance = (a.size + b.size) * np.sqrt(2) / 2 + GRIPPER_CLEARANCE
-            if np.hypot(pa.x - pb.x, pa.y - pb.y) < min_distance:
-                return False
+def _footprint_free(
+    cube: CubeSpec, x: float, y: float, cubes: list[CubeSpec], placements: dict[str, Placement]
+) -> bool:
+    """Whether the cube at (x, y) keeps room for a finger to every cube placed so far."""
+    sizes = {c.name: c.size for c in cubes}
+    for name, other in placements.items():
+        # circumscribed circles plus room for a finger
+        min_distance = (cube.size + sizes[name]) * np.sqrt(2) / 2 + GRIPPER_CLEARANCE
+        if np.hypot(x - other.x, y - other.y) < min_distance:
+            return False
     return True
 
 

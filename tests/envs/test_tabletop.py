@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 from envs import keys
 from envs.regions import TABLE_HEIGHT, WORKSPACE_X, WORKSPACE_Y
-from envs.scene import CUBE_SIZE_RANGE, PALETTE
+from envs.scene import CUBE_SIZE_RANGE, GRIPPER_CLEARANCE, PALETTE, sample_layout
 from envs.tabletop import OBJECT_CAPACITY, TabletopConfig
 
 # Actions are joint angles in radians by design (not rescaled to [-1, 1]): the one expected warning.
@@ -186,3 +186,14 @@ def test_bad_reset_options_name_the_allowed_values(make_env):
         env.reset(seed=0, options={"task": "p9"})
     with pytest.raises(ValueError, match=r"allowed 1..8"):
         env.reset(seed=0, options={"num_objects": 12})
+
+
+def test_eight_cubes_without_stacks_always_fit():
+    for seed in range(200):
+        cubes, placements = sample_layout(np.random.default_rng(seed), ["red"] * 8, 0.0)
+        assert len(placements) == 8 and all(p.on is None for p in placements.values())
+        for i, a in enumerate(cubes):
+            for b in cubes[i + 1 :]:
+                pa, pb = placements[a.name], placements[b.name]
+                needed = (a.size + b.size) * np.sqrt(2) / 2 + GRIPPER_CLEARANCE
+                assert np.hypot(pa.x - pb.x, pa.y - pb.y) >= needed
