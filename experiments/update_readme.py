@@ -1,0 +1,53 @@
+"""Copy the result tables in experiments/results/ into the README, between its result markers.
+
+python -m experiments.update_readme
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from experiments.common import RESULTS_DIR
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+SECTIONS = (
+    (
+        "benchmark_env",
+        "python -m experiments.benchmark_env",
+        "skills run on state-only observations",
+    ),
+    ("oracle_success", "python -m experiments.oracle_success", "state-only observations"),
+    (
+        "oracle_success_8_objects",
+        "python -m experiments.oracle_success --num-objects 8 --episodes 50 "
+        "--families p1 p2 sort tower pair gather",
+        "the 8-cube generalization scenes",
+    ),
+)
+
+
+def results_block() -> str:
+    parts = []
+    for name, command, remark in SECTIONS:
+        path = RESULTS_DIR / f"{name}.md"
+        if path.exists():
+            table = path.read_text().strip().replace("\n## ", "\n### ")
+            table = re.sub(r"^## ", "### ", table)
+            parts.append(f"`{command}` ({remark}):\n\n{table}")
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    text = README.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{README} has no {START} ... {END} block to fill")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{results_block()}\n{END}{tail}")
+    print(f"updated {README}")
+
+
+if __name__ == "__main__":
+    main()
