@@ -32,6 +32,7 @@ from envs.tasks.base import PlanTask, Task, TaskFamily, clear_stack_step, join_w
 from envs.tasks.tamp import StackTask
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+CROWDING_MARGIN = 0.05  # a block this close to a corner takes room that corner's blocks need
 UNDISTURBED_TOLERANCE = 0.015  # metres a block "not to be moved" may shift
 
 
@@ -40,15 +41,27 @@ def _words(region: str) -> str:
 
 
 def _in_region(state: SymbolicState, name: str, region: str) -> bool:
+    """Whether the block rests in the region: it, or the bottom block of its stack, is inside."""
     obj = state.objects[name]
-    return obj.support not in ("held", "none") and REGIONS[region].contains(*obj.position[:2])
+    if obj.support in ("held", "none"):
+        return False
+    base = state.objects[(state.below(name) or [name])[-1]]
+    return any(REGIONS[region].contains(*o.position[:2]) for o in (obj, base))
+
+
+def _near_region(state: SymbolicState, name: str, region: str, margin: float) -> bool:
+    """Whether the block's centre lies in the region grown by ``margin`` on every side."""
+    x, y = state.objects[name].position[:2]
+    r = REGIONS[region]
+    return r.x[0] - margin <= x <= r.x[1] + margin and r.y[0] - margin <= y <= r.y[1] + margin
 
 
 def _place_in_region(
     state: SymbolicState, name: str, region: str, stack_on: list[str]
 ) -> SkillCall:
     """place() the held block in the region; when the region is full, on the lowest clear block
-    of ``stack_on`` already there; failing both, on the table."""
+    of ``stack_on`` already there; failing both, in the centre of the table (or anywhere on it),
+    out of the way, until the blocks crowding the region have moved."""
     if free_spot(state, name, REGIONS[region]) is not None:
         return SkillCall("place", (name, region))
     bases = [
@@ -57,6 +70,8 @@ def _place_in_region(
     if bases:
         lowest = min(bases, key=lambda b: len(state.below(b)))
         return SkillCall("place", (name, lowest))
+    if free_spot(state, name, REGIONS["centre"]) is not None:
+        return SkillCall("place", (name, "centre"))
     return SkillCall("place", (name, TABLE))
 
 
@@ -100,16 +115,39 @@ class SortTask(PlanTask):
     def oracle_step(self, state: SymbolicState) -> SkillCall:
         if state.held is not None:
             colour = state.objects[state.held].colour
-            return _place_in_region(
-                state, state.held, self._goal(state, state.held), state.by_colour(colour)
-            )
+            # Stack only on stacks of this colour alone: never back on a block still to move.
+            pure = [
+                b
+                for b in state.by_colour(colour)
+                if all(state.objects[x].colour == colour for x in state.below(b))
+            ]
+            return _place_in_region(state, state.held, self._goal(state, state.held), pure)
         done = set(self._sorted(state))
         todo = [n for n in state.objects if n not in done]
         if not todo:
             return SkillCall("done")
-        # Blocks squatting in another colour's corner go first, to make room there.
-        squatters = [n for n in todo if any(_in_region(state, n, c) for _, c in self.corner_of)]
-        return _next_pick(state, squatters + [n for n in todo if n not in squatters])
+
+        # Blocks whose corner has room now go first, and among them those in or crowding a
+        # corner, to make room there; a block whose corner is full waits for the crowd to move.
+        def priority(name: str) -> tuple[bool, bool]:
+            crowding = any(_near_region(state, name, c, CROWDING_MARGIN) for _, c in self.corner_of)
+            return (not self._has_room(state, name), not crowding)
+
+        return _next_pick(state, sorted(todo, key=priority))
+
+    def _has_room(self, state: SymbolicState, name: str) -> bool:
+        """Whether the block's corner has a free spot for it or a clear block of its colour."""
+        corner = self._goal(state, name)
+        if free_spot(state, name, REGIONS[corner]) is not None:
+            return True
+        colour = state.objects[name].colour
+        return any(
+            b != name
+            and state.is_clear(b)
+            and _in_region(state, b, corner)
+            and all(state.objects[x].colour == colour for x in state.below(b))
+            for b in state.by_colour(colour)
+        )
 
 
 class SortFamily(TaskFamily):
