@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -359,6 +359,3 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             keys.ENTITIES: dict(self.bodies),
             keys.SYMBOLIC_STATE: state.to_json(),
         }
-
-    def config_dict(self) -> dict[str, Any]:
-        return asdict(self.config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -15,8 +16,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
-    import os
-
     return {
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
