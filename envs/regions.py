@@ -28,8 +28,10 @@ class Region:
     def centre(self) -> tuple[float, float]:
         return ((self.x[0] + self.x[1]) / 2, (self.y[0] + self.y[1]) / 2)
 
-    def contains(self, x: float, y: float) -> bool:
-        return self.x[0] <= x <= self.x[1] and self.y[0] <= y <= self.y[1]
+    def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
+        """Whether (x, y) lies in the rectangle grown by ``margin`` on every side."""
+        x_in = self.x[0] - margin <= x <= self.x[1] + margin
+        return x_in and self.y[0] - margin <= y <= self.y[1] + margin
 
 
 def _grid() -> dict[str, Region]:

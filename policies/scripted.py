@@ -145,7 +145,7 @@ class ScriptedSkill(Skill):
             room = min(
                 (
                     float(np.linalg.norm(finger - self.env.object_pose(c.name)[0][:2]))
-                    - c.size * 0.71
+                    - c.size * 0.71  # the half-diagonal of the other cube
                     for c in self.env.cubes
                     if c.name not in exclude
                     for finger in fingers

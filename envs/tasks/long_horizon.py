@@ -49,11 +49,9 @@ def _in_region(state: SymbolicState, name: str, region: str) -> bool:
     return any(REGIONS[region].contains(*o.position[:2]) for o in (obj, base))
 
 
-def _near_region(state: SymbolicState, name: str, region: str, margin: float) -> bool:
-    """Whether the block's centre lies in the region grown by ``margin`` on every side."""
-    x, y = state.objects[name].position[:2]
-    r = REGIONS[region]
-    return r.x[0] - margin <= x <= r.x[1] + margin and r.y[0] - margin <= y <= r.y[1] + margin
+def _one_colour_stack(state: SymbolicState, name: str, colour: str) -> bool:
+    """Whether ``name`` and every block under it have this colour."""
+    return all(state.objects[n].colour == colour for n in [name, *state.below(name)])
 
 
 def _place_in_region(
@@ -83,6 +81,12 @@ def _next_pick(state: SymbolicState, todo: list[str]) -> SkillCall:
     step = clear_stack_step(state, todo[0])
     assert step is not None, "a covered block has a clear top above it"
     return step
+
+
+def _any_colours(rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` palette colours drawn independently (repeats likely): the task ignores colour."""
+    palette = list(PALETTE)
+    return [palette[int(i)] for i in rng.integers(len(palette), size=count)]
 
 
 def _repeated_colours(rng: np.random.Generator, count: int, groups: int) -> list[str]:
@@ -116,11 +120,7 @@ class SortTask(PlanTask):
         if state.held is not None:
             colour = state.objects[state.held].colour
             # Stack only on stacks of this colour alone: never back on a block still to move.
-            pure = [
-                b
-                for b in state.by_colour(colour)
-                if all(state.objects[x].colour == colour for x in state.below(b))
-            ]
+            pure = [b for b in state.by_colour(colour) if _one_colour_stack(state, b, colour)]
             return _place_in_region(state, state.held, self._goal(state, state.held), pure)
         done = set(self._sorted(state))
         todo = [n for n in state.objects if n not in done]
@@ -130,7 +130,10 @@ class SortTask(PlanTask):
         # Blocks whose corner has room now go first, and among them those in or crowding a
         # corner, to make room there; a block whose corner is full waits for the crowd to move.
         def priority(name: str) -> tuple[bool, bool]:
-            crowding = any(_near_region(state, name, c, CROWDING_MARGIN) for _, c in self.corner_of)
+            position = state.objects[name].position[:2]
+            crowding = any(
+                REGIONS[c].contains(*position, margin=CROWDING_MARGIN) for _, c in self.corner_of
+            )
             return (not self._has_room(state, name), not crowding)
 
         return _next_pick(state, sorted(todo, key=priority))
@@ -145,7 +148,7 @@ class SortTask(PlanTask):
             b != name
             and state.is_clear(b)
             and _in_region(state, b, corner)
-            and all(state.objects[x].colour == colour for x in state.below(b))
+            and _one_colour_stack(state, b, colour)
             for b in state.by_colour(colour)
         )
 
@@ -319,8 +322,7 @@ class LineFamily(TaskFamily):
     min_objects, max_objects = 4, GRID_COLUMNS
 
     def choose_colours(self, rng: np.random.Generator, count: int) -> list[str]:
-        palette = list(PALETTE)
-        return [palette[int(i)] for i in rng.integers(len(palette), size=count)]
+        return _any_colours(rng, count)
 
     def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
         count = len(state.objects)
@@ -451,8 +453,7 @@ class GatherFamily(TaskFamily):
     min_objects = 4
 
     def choose_colours(self, rng: np.random.Generator, count: int) -> list[str]:
-        palette = list(PALETTE)
-        return [palette[int(i)] for i in rng.integers(len(palette), size=count)]
+        return _any_colours(rng, count)
 
     def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
         x_mid, y_mid = sum(WORKSPACE_X) / 2, sum(WORKSPACE_Y) / 2
