@@ -15,8 +15,14 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from embodied.episode import EVAL_SEED_START
 from embodied.planners import PLANNERS
-from envs.tabletop import TabletopConfig
-from envs.tasks import TASK_FAMILIES
+from envs.kitchen import KitchenConfig, KitchenEnv
+from envs.tabletop import TabletopConfig, TabletopEnv
+from envs.tasks import TaskFamily
+
+
+def _make_kwargs(config: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {name: getattr(config, name) for name in fields}
+    return {name: list(v) if isinstance(v, list) else v for name, v in kwargs.items()}
 
 
 @dataclass
@@ -27,8 +33,26 @@ class TabletopEnvConfig(TabletopConfig):
 
     def make_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for gym.make (everything but the id)."""
-        kwargs = {name: getattr(self, name) for name in TabletopConfig.__dataclass_fields__}
-        return {name: list(v) if isinstance(v, list) else v for name, v in kwargs.items()}
+        return _make_kwargs(self, TabletopConfig.__dataclass_fields__)
+
+    @property
+    def families(self) -> dict[str, TaskFamily[Any]]:
+        return dict(TabletopEnv.families)
+
+
+@dataclass
+class KitchenEnvConfig(KitchenConfig):
+    """The kitchen env: its registered id plus every KitchenConfig field."""
+
+    id: str = "embodied/Kitchen-v0"
+
+    def make_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for gym.make (everything but the id)."""
+        return _make_kwargs(self, KitchenConfig.__dataclass_fields__)
+
+    @property
+    def families(self) -> dict[str, TaskFamily[Any]]:
+        return dict(KitchenEnv.families)
 
 
 @dataclass
@@ -37,12 +61,13 @@ class RolloutConfig:
 
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"env": "tabletop"}])
     env: Any = MISSING
-    """The environment (config group ``env``: tabletop)."""
+    """The environment (config group ``env``: tabletop or kitchen)."""
     planner: str = "oracle"
     """Who writes the plan: one of embodied.planners.PLANNERS."""
     task: str | None = None
-    """Run only this task family (p1, p2, q1-q4, sort, tower, line, pair, gather); None runs
-    the families of env.tasks in turn."""
+    """Run only this task family (tabletop: p1, p2, q1-q4, sort, tower, line, pair, gather;
+    kitchen: put_in_drawer, bring_from_cabinet, clear_counter, put_away, affordance,
+    success_detection); None runs the families of env.tasks in turn."""
     episodes: int = 6
     """Number of episodes (the default runs each TAMP family once)."""
     seed: int = EVAL_SEED_START
@@ -59,8 +84,10 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         if self.planner not in PLANNERS:
             raise ValueError(f"planner={self.planner!r}: allowed {sorted(PLANNERS)}")
-        if self.task is not None and self.task not in TASK_FAMILIES:
-            raise ValueError(f"task={self.task!r}: allowed {sorted(TASK_FAMILIES)} or null")
+        if self.task is not None and self.task not in self.env.families:
+            raise ValueError(
+                f"task={self.task!r}: allowed {sorted(self.env.families)} or null for {self.env.id}"
+            )
         if self.episodes < 1:
             raise ValueError(f"episodes={self.episodes}: must be >= 1")
         if self.video_every < 1:
@@ -77,6 +104,7 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="rollout", node=RolloutConfig)
     store.store(group="env", name="tabletop", node=TabletopEnvConfig)
+    store.store(group="env", name="kitchen", node=KitchenEnvConfig)
 
 
 def to_config(cfg: DictConfig) -> Any:

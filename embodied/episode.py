@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
+from envs.base import ArmEnv
 from envs.plan import ParseFailure, SkillCall, format_step, parse_step, validate_step
-from envs.tabletop import TabletopEnv
-from envs.tasks import PlanTask, QuestionTask
-from policies.base import run_skill
+from envs.tasks import AttemptQuestion, PlanTask, QuestionTask
+from policies.base import SkillOutcome, run_skill
 from policies.factory import make_skill
 
 TRAIN_SEED_START = 0
@@ -24,11 +25,11 @@ EVAL_SEED_START = 100_000
 class EpisodeObserver(Protocol):
     """Gets told what happens, e.g. to record a video."""
 
-    def on_episode_start(self, env: TabletopEnv, instruction: str) -> None: ...
+    def on_episode_start(self, env: ArmEnv, instruction: str) -> None: ...
     def on_plan_step(self, step_index: int, text: str) -> None: ...
-    def on_control_step(self, env: TabletopEnv) -> None: ...
+    def on_control_step(self, env: ArmEnv) -> None: ...
     def on_step_outcome(self, text: str) -> None: ...
-    def on_episode_end(self, env: TabletopEnv, verdict: str) -> None: ...
+    def on_episode_end(self, env: ArmEnv, verdict: str) -> None: ...
 
 
 @dataclass
@@ -40,6 +41,7 @@ class StepRecord:
     success: bool | None = None  # the skill's outcome; None if it did not run
     reason: str = ""
     control_steps: int = 0
+    injected: str = ""  # the failure the env injected into the skill ("" for none)
 
 
 @dataclass
@@ -87,7 +89,7 @@ def run_episode(
     """
     started = time.perf_counter()
     observation, info = env.reset(seed=seed, options={"task": family} if family else None)
-    sim: TabletopEnv = env.unwrapped  # type: ignore[assignment]
+    sim: ArmEnv = env.unwrapped  # type: ignore[assignment]
     task = sim.task
     assert task is not None
     result = EpisodeResult(seed, task.family, task.kind, task.instruction, success=False)
@@ -95,19 +97,36 @@ def run_episode(
         observer.on_episode_start(sim, task.instruction)
 
     if isinstance(task, QuestionTask):
+        if isinstance(task, AttemptQuestion):  # the robot tries first, then is asked about it
+            step = StepRecord(format_step(task.attempt))
+            result.steps.append(step)
+            if observer:
+                observer.on_plan_step(1, step.text)
+            run = run_skill(
+                env,
+                make_skill(sim, task.attempt),
+                observation,
+                info,
+                _control_observer(sim, observer),
+                inject_failure=task.inject_failure,
+            )
+            observation, info = run.observation, run.info
+            _record_outcome(step, run.outcome, result, observer)
+            task = replace(task, answer=task.answer_after(sim.symbolic_state()))
+            sim.task = task
         result.answer = planner.answer(sim, observation)
         result.expected_answer = task.answer
         result.success = task.is_correct(result.answer)
         result.progress = float(result.success)
         if observer:
-            observer.on_plan_step(0, f"A: {result.answer}")
+            observer.on_plan_step(len(result.steps), f"A: {result.answer}")
     else:
         history: list[str] = []
         while len(history) < max_plan_steps:
             text = planner.next_step(sim, observation, history)
             parsed = parse_step(text)
             if isinstance(parsed, SkillCall):
-                invalid = validate_step(parsed, sim.entities)
+                invalid = validate_step(parsed, sim.entities, sim.place_targets, sim.openables)
                 parsed = invalid if invalid is not None else parsed
             if isinstance(parsed, ParseFailure):
                 result.parse_failures += 1
@@ -122,18 +141,10 @@ def run_episode(
                 observer.on_plan_step(len(history), step.text)
             if parsed.verb == "done":
                 break
-
-            def on_control_step(_obs: dict[str, np.ndarray], _info: dict[str, Any]) -> None:
-                if observer:
-                    observer.on_control_step(sim)
-
-            run = run_skill(env, make_skill(sim, parsed), observation, info, on_control_step)
+            skill = make_skill(sim, parsed)
+            run = run_skill(env, skill, observation, info, _control_observer(sim, observer))
             observation, info = run.observation, run.info
-            step.success, step.reason = run.outcome.success, run.outcome.reason
-            step.control_steps = run.outcome.steps
-            result.control_steps += run.outcome.steps
-            if observer:
-                observer.on_step_outcome("ok" if step.success else f"failed: {step.reason}")
+            _record_outcome(step, run.outcome, result, observer)
             if run.episode_over:
                 break
         result.success = sim.is_success()
@@ -143,3 +154,23 @@ def run_episode(
     if observer:
         observer.on_episode_end(sim, "SUCCESS" if result.success else "FAILURE")
     return result
+
+
+def _control_observer(
+    sim: ArmEnv, observer: EpisodeObserver | None
+) -> Callable[[dict[str, np.ndarray], dict[str, Any]], None]:
+    def on_control_step(_obs: dict[str, np.ndarray], _info: dict[str, Any]) -> None:
+        if observer:
+            observer.on_control_step(sim)
+
+    return on_control_step
+
+
+def _record_outcome(
+    step: StepRecord, outcome: SkillOutcome, result: EpisodeResult, observer: EpisodeObserver | None
+) -> None:
+    step.success, step.reason, step.injected = outcome.success, outcome.reason, outcome.injected
+    step.control_steps = outcome.steps
+    result.control_steps += outcome.steps
+    if observer:
+        observer.on_step_outcome("ok" if step.success else f"failed: {step.reason}")

@@ -5,6 +5,8 @@ Examples::
     python -m embodied.rollout                       # 6 tabletop episodes, oracle planner, videos
     python -m embodied.rollout task=p2 episodes=20 video=false
     python -m embodied.rollout env.num_objects=6 env.views=[front,overhead]
+    python -m embodied.rollout env=kitchen            # the kitchen's four planning tasks
+    python -m embodied.rollout env=kitchen task=success_detection env.failure_rate=0.2
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from envs.tabletop import TabletopEnv
+from envs.base import ArmEnv
 
 LINE_HEIGHT = 17  # pixels per caption line
 MARGIN = 6
@@ -34,7 +34,7 @@ class VideoRecorder:
         self._count = 0
         self._font = ImageFont.load_default()
 
-    def on_episode_start(self, env: TabletopEnv, instruction: str) -> None:
+    def on_episode_start(self, env: ArmEnv, instruction: str) -> None:
         self.frames, self._count = [], 0
         self._instruction, self._step, self._status = instruction, "", ""
         self._capture(env)
@@ -43,7 +43,7 @@ class VideoRecorder:
         self._step = f"step {step_index}: {text}" if step_index else text
         self._status = "running"
 
-    def on_control_step(self, env: TabletopEnv) -> None:
+    def on_control_step(self, env: ArmEnv) -> None:
         self._count += 1
         if self._count % self.every == 0:
             self._capture(env)
@@ -51,14 +51,14 @@ class VideoRecorder:
     def on_step_outcome(self, text: str) -> None:
         self._status = text
 
-    def on_episode_end(self, env: TabletopEnv, verdict: str) -> None:
+    def on_episode_end(self, env: ArmEnv, verdict: str) -> None:
         self._status = verdict
         self._capture(env)
         self.frames += [self.frames[-1]] * HOLD_FINAL_FRAMES
         self.path.parent.mkdir(parents=True, exist_ok=True)
         imageio.mimwrite(self.path, list(self.frames), fps=self.fps, macro_block_size=8)
 
-    def _capture(self, env: TabletopEnv) -> None:
+    def _capture(self, env: ArmEnv) -> None:
         view = env.render()
         assert view is not None, "the env needs render_mode='rgb_array' to record video"
         self.frames.append(self._caption(view))

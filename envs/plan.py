@@ -7,7 +7,8 @@ A plan is a sequence of skill calls, one per line or separated by ``;``::
     place(obj_3, table)        # on a free spot of the table
     place(obj_3, top_left)     # in a named table region (envs.regions)
     place(obj_3, pos_4_2)      # in a table cell: row 4 (far edge), column 2 (envs.regions)
-    open(drawer) / close(drawer)
+    place(apple, drawer)       # kitchen targets: counter, drawer, cabinet, sink, bowl
+    open(drawer) / close(cabinet)
     done()
 
 Grammar (whitespace around tokens is ignored, names are lower case)::
@@ -105,9 +106,16 @@ def parse_plan(text: str) -> list[SkillCall | ParseFailure]:
 
 
 def validate_step(
-    call: SkillCall, entities: tuple[str, ...], fixtures: tuple[str, ...] = ()
+    call: SkillCall,
+    entities: tuple[str, ...],
+    places: tuple[str, ...] = PLACE_LOCATIONS,
+    openables: tuple[str, ...] = (),
 ) -> ParseFailure | None:
-    """Check a parsed step against the scene: objects that exist, targets that make sense."""
+    """Check a parsed step against the scene: objects that exist, targets that make sense.
+
+    ``places`` are the place targets besides objects (the tabletop's table, regions and cells by
+    default); ``openables`` the names open() and close() accept (the kitchen's drawer, cabinet).
+    """
     text = format_step(call)
     if call.verb == "pick" and call.args[0] not in entities:
         return ParseFailure(text, f"no object {call.args[0]!r}; objects: {list(entities)}")
@@ -117,14 +125,19 @@ def validate_step(
             return ParseFailure(text, f"no object {obj!r}; objects: {list(entities)}")
         if target == obj:
             return ParseFailure(text, "cannot place an object on itself")
-        if target not in entities and target not in PLACE_LOCATIONS and target not in fixtures:
-            allowed = [*entities, TABLE, *REGION_NAMES, *fixtures]
+        if target not in entities and target not in places:
+            named = [p for p in places if p not in CELL_NAMES]
             cells = (
-                f"or a cell pos_<row>_<column> (row 0-{GRID_ROWS - 1}, column 0-{GRID_COLUMNS - 1})"
+                f" or a cell pos_<row>_<column> "
+                f"(row 0-{GRID_ROWS - 1}, column 0-{GRID_COLUMNS - 1})"
+                if any(p in CELL_NAMES for p in places)
+                else ""
             )
-            return ParseFailure(text, f"no place target {target!r}; allowed: {allowed} {cells}")
-    if call.verb in ("open", "close") and call.args[0] not in fixtures:
+            return ParseFailure(
+                text, f"no place target {target!r}; allowed: {[*entities, *named]}{cells}"
+            )
+    if call.verb in ("open", "close") and call.args[0] not in openables:
         return ParseFailure(
-            text, f"nothing to {call.verb} called {call.args[0]!r}: {list(fixtures)}"
+            text, f"nothing to {call.verb} called {call.args[0]!r}: {list(openables)}"
         )
     return None

@@ -24,6 +24,7 @@ GRIP_FORCE = 80.0  # newtons per finger when closing or holding
 RELEASE_FORCE = (
     170.0  # newtons per finger when opening (as panda-gym): frees a cube wedged by friction
 )
+FINGER_FRICTION = 1.5
 
 
 def cheap_panda_urdf() -> Path:
@@ -88,7 +89,9 @@ class Panda:
         )
         client.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=50)
         for link in FINGER_LINKS:
-            client.changeDynamics(self.body, link, lateralFriction=1.5, spinningFriction=0.003)
+            client.changeDynamics(
+                self.body, link, lateralFriction=FINGER_FRICTION, spinningFriction=0.003
+            )
 
     def reset(self) -> None:
         """Put the arm at HOME_JOINTS with the gripper open, at rest."""

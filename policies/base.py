@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from envs.base import ArmEnv
 from envs.plan import SkillCall
 
 Observation = dict[str, np.ndarray]
@@ -28,6 +29,9 @@ class SkillOutcome:
     """Why it failed ("" on success): a precondition, a timeout, a grasp that did not hold, ..."""
     steps: int = 0
     """Control steps it took."""
+    injected: str = ""
+    """The failure the env injected into this call ("slip", "stuck"; "" for none), so that data
+    can be labelled with why a skill failed."""
 
 
 class Skill(ABC):
@@ -62,20 +66,30 @@ def run_skill(
     observation: Observation,
     info: dict[str, Any],
     on_step: StepCallback | None = None,
+    inject_failure: bool | None = None,
 ) -> SkillRun:
-    """Step the env with the skill's actions until it finishes or the episode ends."""
-    steps = 0
-    while True:
-        action = skill.act(observation)
-        if action is None:
-            assert skill.outcome is not None, f"{type(skill).__name__} finished without an outcome"
-            return SkillRun(skill.outcome, observation, info, episode_over=False)
-        observation, _, terminated, truncated, info = env.step(action)
-        steps += 1
-        if on_step is not None:
-            on_step(observation, info)
-        if terminated or truncated:
-            reason = "episode terminated" if terminated else "episode time limit reached"
-            return SkillRun(
-                SkillOutcome(False, reason, steps), observation, info, episode_over=True
-            )
+    """Step the env with the skill's actions until it finishes or the episode ends.
+
+    The env may inject a failure into the call (``ArmEnv.begin_skill``: at its configured rate,
+    or always/never when ``inject_failure`` says so); the outcome names it.
+    """
+    sim: ArmEnv = env.unwrapped  # type: ignore[assignment]
+    injected = sim.begin_skill(skill.call, inject_failure)
+    try:
+        steps = 0
+        while True:
+            action = skill.act(observation)
+            if action is None:
+                assert skill.outcome is not None, f"{type(skill).__name__} ended without an outcome"
+                outcome = replace(skill.outcome, injected=injected)
+                return SkillRun(outcome, observation, info, episode_over=False)
+            observation, _, terminated, truncated, info = env.step(action)
+            steps += 1
+            if on_step is not None:
+                on_step(observation, info)
+            if terminated or truncated:
+                reason = "episode terminated" if terminated else "episode time limit reached"
+                outcome = SkillOutcome(False, reason, steps, injected)
+                return SkillRun(outcome, observation, info, episode_over=True)
+    finally:
+        sim.end_skill()

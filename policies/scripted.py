@@ -1,21 +1,21 @@
 """Scripted skills: inverse kinematics and joint position control through physics.
 
-Objects move only through contact: the fingers close on a cube and friction carries it (no
-constraint, no teleport). Each skill's ``_body`` is a generator of actions that returns its
-outcome; preconditions are checked first so that an impossible call fails fast with a reason.
+Objects move only through contact: the fingers close on an object and friction carries it (no
+constraint, no teleport); drawers and doors move only because the fingers pull their handles.
+Each skill's ``_body`` is a generator of actions that returns its outcome; preconditions are
+checked first so that an impossible call fails fast with a reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 
 import numpy as np
 
-from envs.plan import TABLE, SkillCall
-from envs.regions import CELLS, REGIONS, TABLE_HEIGHT
+from envs.base import ArmEnv, box_distance
+from envs.geometry import rotate_z, wrap_quarter, yaw_of
+from envs.plan import SkillCall
 from envs.robot import MAX_GRIPPER_WIDTH
-from envs.scene import CELL_TOLERANCE, cell_occupant, free_spot
-from envs.tabletop import TabletopEnv
 from policies.base import Observation, Skill, SkillOutcome
 
 Script = Generator[np.ndarray, None, SkillOutcome]
@@ -28,14 +28,16 @@ MAX_CORRECTION = 0.03  # metres the IK target may be shifted to cancel IK error
 # Tool yaws (rad) the skills use: near home (0), where IK keeps the arm in its usual posture and
 # the last joint inside its limits; every yaw has an equivalent here modulo a half turn.
 YAW_RANGE = (-2.0, 2.0)
-CLEARANCE_ABOVE_STACKS = 0.09  # travel height above the highest cube top
-GRASP_DEPTH = 0.012  # how far below a cube's top face the fingertips close
-RELEASE_GAP = 0.004  # gap left under a cube before the fingers open
+CLEARANCE_ABOVE_STACKS = 0.09  # travel height above the highest object or furniture
 GRIPPER_STEPS = 8  # control steps to close or open the fingers
 MAX_SKILL_STEPS = 400
-FINGER_REACH = (
-    MAX_GRIPPER_WIDTH / 2 + 0.012
-)  # metres from the tool axis to an open finger's outside
+# The Panda hand around the tool point (measured from its collision meshes, open fingers):
+FINGER_OUTER = 0.072  # metres from the tool axis to an open finger's outer face
+FINGERTIP_BELOW = 0.012  # fingertips below the tool point
+HAND_HALF_LENGTH = 0.11  # the hand's half extent along the fingers' axis
+HAND_HALF_WIDTH = 0.04  # ... across it
+HAND_BOTTOM = 0.033  # the hand's underside above the tool point
+CORRIDOR_MARGIN = 0.03  # obstacles this close to a travel line set its height
 
 
 class SkillFailure(Exception):
@@ -45,14 +47,14 @@ class SkillFailure(Exception):
 class ScriptedSkill(Skill):
     """Shared machinery: motion through IK, gripper commands, step budget."""
 
-    def __init__(self, env: TabletopEnv, call: SkillCall, max_steps: int = MAX_SKILL_STEPS) -> None:
+    def __init__(self, env: ArmEnv, call: SkillCall, max_steps: int = MAX_SKILL_STEPS) -> None:
         super().__init__(call)
         self.env = env
         self.max_steps = max_steps
         self.steps = 0
         self._script = self._run()
         self._gripper = MAX_GRIPPER_WIDTH
-        self._yaw = float(_yaw_of(env.robot.tool_pose()[1]))
+        self._yaw = float(yaw_of(env.robot.tool_pose()[1]))
 
     def act(self, observation: Observation) -> np.ndarray | None:
         if self.outcome is not None:
@@ -106,7 +108,16 @@ class ScriptedSkill(Skill):
                     return
                 correction = np.clip(correction + 0.5 * error, -MAX_CORRECTION, MAX_CORRECTION)
         tool = np.round(self.env.robot.tool_pose()[0], 3).tolist()
-        raise SkillFailure(f"arm could not reach {np.round(goal, 3).tolist()} (tool at {tool})")
+        touching = sorted(
+            {
+                self.env.body_name(c[2])
+                for c in self.env.client.getContactPoints(bodyA=self.env.robot.body)
+            }
+        )
+        against = f", touching {', '.join(touching)}" if touching else ""
+        raise SkillFailure(
+            f"arm could not reach {np.round(goal, 3).tolist()} (tool at {tool}{against})"
+        )
 
     def _set_gripper(self, width: float) -> Motion:
         """Command the finger opening and hold the tool still while it moves."""
@@ -115,45 +126,62 @@ class ScriptedSkill(Skill):
         for _ in range(GRIPPER_STEPS):
             yield self._action(hold)
 
-    def _travel(self, goal: np.ndarray, yaw: float) -> Motion:
-        """Straight up to a safe height, then across to above ``goal`` (its height is not used)
-        while the wrist turns to ``yaw``: it never turns low, among the cubes."""
-        safe = self._safe_height()
+    def _travel(self, goal: np.ndarray, yaw: float, exclude: Collection[str] = ()) -> Motion:
+        """Straight up to a safe height (at least the goal's), then across to above ``goal`` while
+        the wrist turns to ``yaw``: it never turns low, among the objects. ``exclude`` names what
+        does not count as an obstacle (a moving part the skill will take)."""
         tool = self.env.robot.tool_pose()[0]
+        safe = max(self._safe_height(tool, goal, exclude), float(goal[2]))
         if tool[2] < safe - REACH_TOLERANCE:
             yield from self._move_to(np.array([tool[0], tool[1], safe]))
         self._yaw = yaw
-        yield from self._move_to(np.array([goal[0], goal[1], safe]))
+        yield from self._move_to(np.array([goal[0], goal[1], max(safe, tool[2])]))
 
-    def _safe_height(self) -> float:
-        """Tool height that clears every cube (but the held one) with the held cube hanging."""
-        held = self.env.symbolic_state().held
-        tops = [self._top(c.name) for c in self.env.cubes if c.name != held]
-        hanging = self.env.cube(held).size if held else 0.0
-        return max(tops, default=TABLE_HEIGHT) + CLEARANCE_ABOVE_STACKS + hanging
+    def _safe_height(
+        self, start: np.ndarray, goal: np.ndarray, exclude: Collection[str] = ()
+    ) -> float:
+        """Tool height that clears everything near the line from ``start`` to ``goal`` (but the
+        held object and ``exclude``), with the held object hanging below the tool."""
+        held = self.env.held()
+        hanging = 0.0
+        exclude = set(exclude)
+        if held is not None:
+            exclude.add(held)
+            bottom = self.env.client.getAABB(self.env.bodies[held])[0][2]
+            hanging = max(0.0, float(self.env.robot.tool_pose()[0][2] - bottom))
+        top = self.env.corridor_top(start, goal, CORRIDOR_MARGIN, exclude)
+        return top + CLEARANCE_ABOVE_STACKS + hanging
 
-    def _roomiest_yaw(self, spot: np.ndarray, aligned_yaw: float, exclude: set[str]) -> float:
-        """Of the two gripper yaws a quarter turn apart that keep the fingers on a cube's faces,
-        the one whose open fingers land furthest from the other cubes. A parallel gripper is the
-        same every half turn, so each is taken as the equivalent yaw in YAW_RANGE nearest the
-        current one."""
-        best_yaw, best_room = aligned_yaw, -np.inf
-        for candidate in (aligned_yaw, aligned_yaw + np.pi / 2):
-            yaw = self._nearest_reachable_yaw(candidate)
+    def _fitting_yaw(
+        self, spot: np.ndarray, yaws: tuple[float, ...], tool_z: float, exclude: set[str]
+    ) -> float:
+        """Of the gripper yaws that fit the object (a cube's two face pairs, say), one where the
+        hand, lowered until the tool is at ``tool_z``, hits nothing, and of those the one whose
+        open fingers land furthest from everything else. A parallel gripper is the same every
+        half turn, so each yaw is taken as its equivalent in YAW_RANGE nearest the current one;
+        ties go to the smaller turn of the wrist."""
+        candidates = sorted(
+            (self._nearest_reachable_yaw(yaw) for yaw in yaws), key=lambda y: abs(y - self._yaw)
+        )
+        boxes = self.env.obstacle_boxes(exclude)  # (B, 5)
+        above_hand = boxes[boxes[:, 4] > tool_z + HAND_BOTTOM]
+        above_fingertips = boxes[boxes[:, 4] > tool_z - FINGERTIP_BELOW]
+        along, across = np.linspace(-1, 1, 9), np.array([-1.0, 0.0, 1.0])
+        best_yaw, best_score = candidates[0], (False, -np.inf)
+        for yaw in candidates:
             axis = np.array([np.sin(yaw), -np.cos(yaw)])  # the direction the fingers open along
-            fingers = [spot + axis * FINGER_REACH, spot - axis * FINGER_REACH]
-            room = min(
-                (
-                    float(np.linalg.norm(finger - self.env.object_pose(c.name)[0][:2]))
-                    - c.size * 0.71  # the half-diagonal of the other cube
-                    for c in self.env.cubes
-                    if c.name not in exclude
-                    for finger in fingers
-                ),
-                default=np.inf,
-            )
-            if room > best_room + 1e-6:
-                best_yaw, best_room = yaw, room
+            normal = np.array([np.cos(yaw), np.sin(yaw)])
+            hand = (
+                spot
+                + along[:, None, None] * axis * HAND_HALF_LENGTH
+                + across[None, :, None] * normal * HAND_HALF_WIDTH
+            ).reshape(-1, 2)  # (27, 2) points covering the hand's footprint
+            hand_clear = not bool((box_distance(hand, above_hand) < 0.005).any())
+            fingers = np.stack([spot + axis * FINGER_OUTER, spot - axis * FINGER_OUTER])
+            room = float(box_distance(fingers, above_fingertips).min(initial=np.inf))
+            better_room = room > best_score[1] + 1e-6
+            if hand_clear > best_score[0] or (hand_clear == best_score[0] and better_room):
+                best_yaw, best_score = yaw, (hand_clear, room)
         return best_yaw
 
     def _nearest_reachable_yaw(self, yaw: float) -> float:
@@ -162,131 +190,123 @@ class ScriptedSkill(Skill):
         options = [y for y in options if YAW_RANGE[0] <= y <= YAW_RANGE[1]]
         return min(options, key=lambda y: abs(y - self._yaw))
 
-    def _top(self, name: str) -> float:
-        return float(self.env.client.getAABB(self.env.bodies[name])[1][2])
-
 
 class Pick(ScriptedSkill):
-    """pick(obj): open, come down over the cube aligned with its faces, close, lift."""
+    """pick(obj): open, come down over the object at a yaw that fits it, close, lift."""
 
     def _body(self) -> Script:
         (name,) = self.call.args
         if name not in self.env.bodies:
             return self._done(False, f"no object {name!r} in the scene")
-        state = self.env.symbolic_state()
-        if state.held is not None:
-            return self._done(False, f"the gripper already holds {state.held}")
-        if not state.is_clear(name):
-            return self._done(False, f"{name} is blocked by {state.above(name)[0]}")
+        held = self.env.held()
+        if held is not None:
+            return self._done(False, f"the gripper already holds {held}")
+        blocker = self.env.pick_blocker(name)
+        if blocker is not None:
+            return self._done(False, blocker)
 
-        position, quaternion = self.env.object_pose(name)
-        aligned = _nearest_face_yaw(_yaw_of(quaternion), self._yaw)
-        yaw = self._roomiest_yaw(position[:2], aligned, exclude={name})
+        grasp = self.env.grasp_goal(name)
+        yaw = self._fitting_yaw(grasp.point[:2], grasp.yaws, grasp.point[2], exclude={name})
         self._gripper = MAX_GRIPPER_WIDTH
-        yield from self._travel(position, yaw)
-        grasp = np.array([position[0], position[1], self._top(name) - GRASP_DEPTH])
-        yield from self._move_to(grasp + [0, 0, 0.04])
-        yield from self._move_to(grasp, speed=APPROACH_SPEED)
+        yield from self._travel(grasp.point, yaw)
+        yield from self._move_to(grasp.point + [0, 0, 0.04])
+        yield from self._move_to(grasp.point, speed=APPROACH_SPEED)
         yield from self._set_gripper(0.0)
         start_height = self.env.object_pose(name)[0][2]
-        yield from self._move_to(np.array([grasp[0], grasp[1], self._safe_height()]))
+        lift = self._safe_height(grasp.point, grasp.point)
+        yield from self._move_to(np.array([*grasp.point[:2], lift]))
 
         lifted = self.env.object_pose(name)[0][2] - start_height
-        if self.env.symbolic_state().held != name or lifted < 0.03:
+        if self.env.held() != name or lifted < 0.03:
             return self._done(False, f"grasp of {name} did not hold (lifted {lifted:.3f} m)")
         return self._done(True)
 
 
 class Place(ScriptedSkill):
-    """place(obj, target): carry the held cube over the target, lower it, release, retreat.
+    """place(obj, target): carry the held object over the target, lower it, release, retreat.
 
-    Targets: another cube (stack on it), ``table`` (the free spot nearest the cube), a region (its
-    free spot nearest the region's centre) or a cell ``pos_<row>_<column>`` (its centre).
+    The world says where the target is free (``env.place_goal``) and whether the object ended
+    there (``env.place_verdict``): a cube, the table, a region or a cell on the tabletop; the
+    counter, drawer, cabinet, sink or bowl in the kitchen.
     """
 
     def _body(self) -> Script:
         name, target = self.call.args
-        state = self.env.symbolic_state()
-        if state.held != name:
-            return self._done(False, f"not holding {name} (holding {state.held})")
-        target_yaw = 0.0
-        if target in self.env.bodies:
-            if target == name:
-                return self._done(False, "cannot place an object on itself")
-            if not state.is_clear(target):
-                return self._done(False, f"{target} is covered by {state.above(target)[0]}")
-            spot = self.env.object_pose(target)[0][:2]
-            bottom = self._top(target)
-            target_yaw = _yaw_of(self.env.object_pose(target)[1])
-        elif target in CELLS:
-            spot, bottom = np.array(CELLS[target]), TABLE_HEIGHT
-            occupant = cell_occupant(state, CELLS[target], state.objects[name].size, ignore=name)
-            if occupant is not None:
-                return self._done(False, f"{target} is occupied by {occupant}")
-        elif target == TABLE or target in REGIONS:
-            found = free_spot(state, name, REGIONS.get(target))
-            if found is None:
-                return self._done(False, f"no free spot on {target}")
-            spot, bottom = found, TABLE_HEIGHT
-        else:
-            return self._done(False, f"unknown place target {target!r}")
+        held = self.env.held()
+        if held != name:
+            return self._done(False, f"not holding {name} (holding {held})")
+        if target == name:
+            return self._done(False, "cannot place an object on itself")
+        goal = self.env.place_goal(name, target)
+        if isinstance(goal, str):
+            return self._done(False, goal)
 
-        obj_position = self.env.object_pose(name)[0]
-        tool = self.env.robot.tool_pose()[0]
-        if np.linalg.norm(obj_position - tool) > self.env.cube(name).size:
-            return self._done(False, f"{name} is not between the fingers")
-        self._gripper = 0.0  # keep squeezing the held cube
-        # Turn the wrist so that the held cube's faces line up with the target's, choosing of the
-        # two such wrist angles the one whose fingers open furthest from other cubes.
         obj_position, obj_quaternion = self.env.object_pose(name)
-        aligned = self._yaw + _wrap_quarter(target_yaw - _yaw_of(obj_quaternion))
-        new_yaw = self._roomiest_yaw(spot, aligned, exclude={name})
         tool = self.env.robot.tool_pose()[0]
-        # The cube's centre relative to the tool, after the wrist turns.
-        offset = _rotate_z(obj_position[:2] - tool[:2], new_yaw - self._yaw)
-        hang = tool[2] - (obj_position[2] - self.env.cube(name).size / 2)  # tool above cube bottom
-        goal = np.array([spot[0] - offset[0], spot[1] - offset[1], bottom + RELEASE_GAP + hang])
-        yield from self._travel(goal, new_yaw)
-        yield from self._move_to(goal + [0, 0, 0.04])
-        yield from self._move_to(goal, speed=APPROACH_SPEED)
-        yield from self._set_gripper(MAX_GRIPPER_WIDTH)
-        yield from self._move_to(goal + [0, 0, 0.06], speed=APPROACH_SPEED * 2)
-        return self._judge(name, target)
-
-    def _judge(self, name: str, target: str) -> SkillOutcome:
-        """Did the cube end where it was meant to, resting and released?"""
-        support = self.env.symbolic_state().objects[name].support
-        if target in self.env.bodies:
-            ok = support == target
-            return self._done(ok, "" if ok else f"{name} ended on {support}")
-        x, y = self.env.object_pose(name)[0][:2]
-        if target in CELLS:
-            cx, cy = CELLS[target]
-            inside = np.hypot(x - cx, y - cy) <= CELL_TOLERANCE
+        if np.linalg.norm(obj_position - tool) > self.env.entity_spec(name).size:
+            return self._done(False, f"{name} is not between the fingers")
+        self._gripper = 0.0  # keep squeezing the held object
+        if goal.gripper_yaws is not None:
+            yaws = goal.gripper_yaws
+        elif goal.align_yaw is not None:
+            # Turn the wrist so that the held cube's faces line up with the target's: two such
+            # wrist angles, a quarter turn apart.
+            aligned = self._yaw + wrap_quarter(goal.align_yaw - yaw_of(obj_quaternion))
+            yaws = (aligned, aligned + np.pi / 2)
         else:
-            inside = target == TABLE or REGIONS[target].contains(x, y)
-        if support != "table" or not inside:
-            where = f"{support} at ({x:.3f}, {y:.3f})"
-            return self._done(False, f"{name} ended on {where}, not in {target}")
-        return self._done(True)
+            yaws = (self._yaw,)
+        bottom = self.env.client.getAABB(self.env.bodies[name])[0][2]
+        hang = tool[2] - bottom  # tool above the object's bottom
+        release_z = goal.surface + goal.drop + hang
+        new_yaw = self._fitting_yaw(goal.spot, yaws, release_z, exclude={name})
+        # The object's centre relative to the tool, after the wrist turns.
+        offset = rotate_z(obj_position[:2] - tool[:2], new_yaw - self._yaw)
+        goal_tool = np.array([goal.spot[0] - offset[0], goal.spot[1] - offset[1], release_z])
+        yield from self._travel(goal_tool, new_yaw)
+        yield from self._move_to(goal_tool + [0, 0, 0.04])
+        yield from self._move_to(goal_tool, speed=APPROACH_SPEED)
+        yield from self._set_gripper(MAX_GRIPPER_WIDTH)
+        yield from self._move_to(goal_tool + [0, 0, 0.06], speed=APPROACH_SPEED * 2)
+        problem = self.env.place_verdict(name, target)
+        return self._done(not problem, problem)
 
 
-def _yaw_of(quaternion: np.ndarray) -> float:
-    """Rotation about the world z axis of a frame, radians (from the quaternion's x axis)."""
-    x, y, z, w = quaternion
-    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+HANDLE_OPENING = (
+    0.05  # finger opening around a handle: wide enough, narrow enough to miss its mount
+)
+HANDLE_SETTLE_STEPS = 6  # control steps the tool holds the end of a handle path
 
 
-def _wrap_quarter(angle: float) -> float:
-    """An angle folded into [-pi/4, pi/4): cubes look the same every quarter turn."""
-    return float((angle + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+class Operate(ScriptedSkill):
+    """open(fixture) / close(fixture): pinch the handle from above, move it along the path the
+    joint allows (a line for the drawer, an arc for the door), let go, lift off.
 
+    The joint moves only because the fingers pull or push its handle; a stuck joint makes the
+    handle slip out of the fingers and the skill reports that the fixture did not move.
+    """
 
-def _nearest_face_yaw(cube_yaw: float, current_yaw: float) -> float:
-    """The gripper yaw aligned with the cube's faces that is closest to the current yaw."""
-    return current_yaw + _wrap_quarter(cube_yaw - current_yaw)
-
-
-def _rotate_z(vector: np.ndarray, angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([c * vector[0] - s * vector[1], s * vector[0] + c * vector[1]])
+    def _body(self) -> Script:
+        (fixture,) = self.call.args
+        opening = self.call.verb == "open"
+        held = self.env.held()
+        if held is not None:
+            return self._done(False, f"the gripper holds {held}")
+        motion = self.env.handle_motion(fixture, opening)
+        if isinstance(motion, str):
+            return self._done(False, motion)
+        self._gripper = HANDLE_OPENING
+        above_handle = motion.grasp + [0, 0, 0.06]
+        yield from self._travel(above_handle, motion.yaw, exclude={motion.part})
+        yield from self._move_to(above_handle)
+        yield from self._move_to(motion.grasp, speed=APPROACH_SPEED)
+        yield from self._set_gripper(0.0)
+        for waypoint in motion.path:
+            yield self._action(waypoint)
+        for _ in range(HANDLE_SETTLE_STEPS):
+            yield self._action(motion.path[-1])
+        yield from self._set_gripper(HANDLE_OPENING)
+        release = self.env.robot.tool_pose()[0]
+        for offset in motion.retreat:
+            yield from self._move_to(release + offset, speed=APPROACH_SPEED * 2)
+        problem = self.env.fixture_verdict(fixture, opening)
+        return self._done(not problem, problem)

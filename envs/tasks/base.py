@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -14,6 +14,8 @@ from envs.plan import SkillCall
 from envs.scene import PALETTE, SymbolicState
 
 TaskKind = Literal["plan", "question"]
+StateT = TypeVar("StateT")
+"""The symbolic state a world's tasks read (tabletop: SymbolicState, kitchen: KitchenState)."""
 
 
 class Task(ABC):
@@ -25,7 +27,7 @@ class Task(ABC):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlanTask(Task):
+class PlanTask(Task, Generic[StateT]):
     """A task the robot carries out. The oracle is closed-loop: it looks only at the current
     state, so it recovers from failed skills and disturbed scenes."""
 
@@ -33,13 +35,13 @@ class PlanTask(Task):
     kind: ClassVar[TaskKind] = "plan"
 
     @abstractmethod
-    def is_success(self, state: SymbolicState) -> bool: ...
+    def is_success(self, state: StateT) -> bool: ...
 
     @abstractmethod
-    def oracle_step(self, state: SymbolicState) -> SkillCall:
+    def oracle_step(self, state: StateT) -> SkillCall:
         """The next step of a correct plan from ``state``; ``done()`` once the task holds."""
 
-    def progress(self, state: SymbolicState) -> float:
+    def progress(self, state: StateT) -> float:
         """Partial progress in [0, 1] (the fraction of blocks in their goal place, ...)."""
         return float(self.is_success(state))
 
@@ -61,7 +63,7 @@ def normalize_answer(text: str) -> str:
     return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
 
 
-class TaskFamily(ABC):
+class TaskFamily(ABC, Generic[StateT]):
     """Samples tasks of one kind. Families also shape the scene: how many cubes it may hold and
     which colours they get (distinct by default, so that "the red object" names one cube)."""
 
@@ -76,7 +78,7 @@ class TaskFamily(ABC):
         return [palette[i] for i in rng.choice(len(palette), size=count, replace=False)]
 
     @abstractmethod
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(self, state: StateT, rng: np.random.Generator) -> Task | None:
         """A task for this scene, or None if the scene does not admit one."""
 
 

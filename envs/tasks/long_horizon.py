@@ -100,7 +100,7 @@ def _repeated_colours(rng: np.random.Generator, count: int, groups: int) -> list
 
 # --- sort -------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class SortTask(PlanTask):
+class SortTask(PlanTask[SymbolicState]):
     corner_of: tuple[tuple[str, str], ...]  # (colour, corner region) pairs
     family: str = "sort"
 
@@ -153,7 +153,7 @@ class SortTask(PlanTask):
         )
 
 
-class SortFamily(TaskFamily):
+class SortFamily(TaskFamily[SymbolicState]):
     name, kind = "sort", "plan"
     min_objects = 4
 
@@ -183,7 +183,7 @@ class SortFamily(TaskFamily):
 
 # --- tower ------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class TowerTask(PlanTask):
+class TowerTask(PlanTask[SymbolicState]):
     order: tuple[str, ...]  # block names, bottom to top
     family: str = "tower"
 
@@ -223,7 +223,7 @@ class TowerTask(PlanTask):
         return clear_stack_step(state, self.order[built]) or SkillCall("pick", (self.order[built],))
 
 
-class TowerFamily(TaskFamily):
+class TowerFamily(TaskFamily[SymbolicState]):
     name, kind = "tower", "plan"
     min_objects = 4
 
@@ -274,7 +274,7 @@ def line_cells(orientation: str, place: str, count: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LineTask(PlanTask):
+class LineTask(PlanTask[SymbolicState]):
     cells: tuple[str, ...]
     family: str = "line"
 
@@ -317,7 +317,7 @@ class LineTask(PlanTask):
         return _next_pick(state, in_the_way + [n for n in todo if n not in in_the_way])
 
 
-class LineFamily(TaskFamily):
+class LineFamily(TaskFamily[SymbolicState]):
     name, kind = "line", "plan"
     min_objects, max_objects = 4, GRID_COLUMNS
 
@@ -356,7 +356,7 @@ CORNER_POINTS = {
 CLOSEST_MARGIN = 0.02  # the closest block must be this much closer than the runner-up
 
 
-class PairFamily(TaskFamily):
+class PairFamily(TaskFamily[SymbolicState]):
     name, kind = "pair", "plan"
     min_objects = 4
 
@@ -417,7 +417,7 @@ def _side_of(position: tuple[float, float, float], side: str) -> bool:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GatherTask(PlanTask):
+class GatherTask(PlanTask[SymbolicState]):
     side: str
     group: tuple[str, ...]  # the blocks to gather in REGIONS[side]
     keep: tuple[tuple[str, float, float], ...]  # blocks not to disturb, with where they started
@@ -448,7 +448,7 @@ class GatherTask(PlanTask):
         return _next_pick(state, todo) if todo else SkillCall("done")
 
 
-class GatherFamily(TaskFamily):
+class GatherFamily(TaskFamily[SymbolicState]):
     name, kind = "gather", "plan"
     min_objects = 4
 
@@ -487,7 +487,7 @@ class GatherFamily(TaskFamily):
         return None
 
 
-LONG_HORIZON_FAMILIES: dict[str, TaskFamily] = {
+LONG_HORIZON_FAMILIES: dict[str, TaskFamily[SymbolicState]] = {
     family.name: family
     for family in (SortFamily(), TowerFamily(), LineFamily(), PairFamily(), GatherFamily())
 }

@@ -19,7 +19,7 @@ from envs.tasks.base import PlanTask, QuestionTask, Task, TaskFamily, clear_stac
 
 
 @dataclass(frozen=True, kw_only=True)
-class GraspTask(PlanTask):
+class GraspTask(PlanTask[SymbolicState]):
     """p1: grasp the target, unstacking whatever stands on it first."""
 
     target: str
@@ -37,7 +37,7 @@ class GraspTask(PlanTask):
 
 
 @dataclass(frozen=True, kw_only=True)
-class StackTask(PlanTask):
+class StackTask(PlanTask[SymbolicState]):
     """p2: put the target on top of the base, clearing both first."""
 
     target: str
@@ -61,7 +61,7 @@ class StackTask(PlanTask):
         )
 
 
-class GraspFamily(TaskFamily):
+class GraspFamily(TaskFamily[SymbolicState]):
     name, kind = "p1", "plan"
 
     def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
@@ -74,7 +74,7 @@ class GraspFamily(TaskFamily):
         return GraspTask(instruction=f"How to grasp the {colour} object?", target=target)
 
 
-class StackFamily(TaskFamily):
+class StackFamily(TaskFamily[SymbolicState]):
     name, kind = "p2", "plan"
     min_objects = 2
 
@@ -92,7 +92,7 @@ class StackFamily(TaskFamily):
         )
 
 
-class ColourQuestion(TaskFamily):
+class ColourQuestion(TaskFamily[SymbolicState]):
     """q1: What colour is obj_j?"""
 
     name, kind = "q1", "question"
@@ -106,7 +106,7 @@ class ColourQuestion(TaskFamily):
 SIDE_MARGIN = 0.015  # metres: cubes this close to a side boundary are not asked about
 
 
-class SideQuestion(TaskFamily):
+class SideQuestion(TaskFamily[SymbolicState]):
     """q2: Is the X object left, right or centre of the table? (from the robot's point of view)"""
 
     name, kind = "q2", "question"
@@ -128,7 +128,7 @@ class SideQuestion(TaskFamily):
         return QuestionTask(family="q2", instruction=question, answer=side)
 
 
-class BelowQuestion(TaskFamily):
+class BelowQuestion(TaskFamily[SymbolicState]):
     """q3: Is the X object below the Y object?"""
 
     name, kind = "q3", "question"
@@ -151,7 +151,7 @@ class BelowQuestion(TaskFamily):
         )
 
 
-class FeasibilityQuestion(TaskFamily):
+class FeasibilityQuestion(TaskFamily[SymbolicState]):
     """q4: Is it possible to first grasp A, then place it on B, and then grasp C?"""
 
     name, kind = "q4", "question"
@@ -188,7 +188,7 @@ def is_feasible(state: SymbolicState, first: str, second: str, third: str) -> bo
     return all(o.name == first for o in state.objects.values() if o.support == third)
 
 
-TAMP_FAMILIES: dict[str, TaskFamily] = {
+TAMP_FAMILIES: dict[str, TaskFamily[SymbolicState]] = {
     family.name: family
     for family in (
         GraspFamily(),
