@@ -10,7 +10,15 @@ from typing import Any
 import numpy as np
 
 from envs import kitchen_scene as ks
-from envs.base import ArmEnv, ArmEnvConfig, Entity, GraspGoal, HandleMotion, PlaceGoal
+from envs.base import (
+    ArmEnv,
+    ArmEnvConfig,
+    Entity,
+    GraspGoal,
+    HandleMotion,
+    PlaceGoal,
+    box_distance,
+)
 from envs.geometry import yaw_of
 from envs.kitchen_scene import (
     CONTAINERS,
@@ -33,9 +41,9 @@ DRAWER_PULL_PAST = 0.004  # the handle is moved this far past the joint's end, s
 DOOR_OPEN_TARGET = 1.3  # rad the opening motion lifts the door to
 DOOR_CLOSE_TARGET = -0.03  # rad the closing motion pushes the door to (the hinge stops it at 0)
 HANDLE_STEP = 0.006  # metres of handle motion per control step
-BASIN_DROP = (
-    0.05  # objects are let go this high over the sink's or bowl's floor: fingers clear the walls
-)
+BASIN_DROP = 0.05  # let go this high over the sink's or bowl's floor: fingers clear its walls
+TALL = 0.06  # furniture taller than this is in the way of a hand coming down to the counter
+HAND_REACH = 0.12  # metres along the fingers' axis that the Panda hand covers from its centre
 OPEN_PROBABILITY = 0.2  # chance that the drawer (or the cabinet) starts open
 
 
@@ -157,6 +165,8 @@ class KitchenEnv(ArmEnv):
                 if found is None:
                     return False
                 (x, y), z = found, 0.0
+                if kind.shape == "box":
+                    yaw = _graspable_yaw(rng, x, y)
             placed.append((x, y, kind.footprint_radius))
             self.bodies[kind.name] = ks.spawn_object(self.client, kind, [x, y, z], yaw)
         return True
@@ -193,7 +203,7 @@ class KitchenEnv(ArmEnv):
         bowl as the simulator has them; ``exclude`` may name "door" (door and rod) or "tray"
         (the drawer and its handle), the part a skill is about to take by its handle."""
         opening = ks.joint_position(self.client, self.fixtures.drawer, Fixtures.DRAWER_JOINT)
-        moving = [self.client.getAABB(self.fixtures.bowl)]  # the bowl can be pushed about
+        moving = [self.client.getAABB(self.fixtures.bowl)]  # placed anew in every scene
         if "door" not in exclude:
             moving.append(self.client.getAABB(self.fixtures.cabinet, Fixtures.DOOR_JOINT))
             moving.append(self.client.getAABB(self.fixtures.cabinet, Fixtures.ROD_JOINT))
@@ -332,6 +342,20 @@ class KitchenEnv(ArmEnv):
         else:
             friction = ks.STUCK_FRICTION_DOOR if stuck else ks.JOINT_FRICTION_DOOR
             ks.hold_joint(self.client, self.fixtures.cabinet, Fixtures.DOOR_JOINT, friction)
+
+
+def _graspable_yaw(rng: np.random.Generator, x: float, y: float) -> float:
+    """A yaw for a box at (x, y) whose short side faces no tall furniture within a hand's reach:
+    a box is taken across its short side, and the hand is 20 cm long along the fingers."""
+    tall = ks.fixture_boxes(0.0)
+    tall = tall[tall[:, 4] > TALL]
+    for _ in range(50):
+        yaw = float(rng.uniform(-np.pi / 2, np.pi / 2))
+        axis = np.array([np.sin(yaw), -np.cos(yaw)])  # the box's short side: the fingers' axis
+        ends = np.array([[x, y] + axis * HAND_REACH, [x, y] - axis * HAND_REACH])
+        if (box_distance(ends, tall) > 0.01).all():
+            return yaw
+    return 0.0  # along x: clear of the cabinet and the drawer unit, which lie to the sides
 
 
 def _free_position(

@@ -68,7 +68,8 @@ SINK_Y = (-0.20, 0.10)
 SINK_WALL_HEIGHT = 0.04
 BOWL_RADIUS = 0.085
 BOWL_WALL_HEIGHT = 0.04
-BOWL_MASS = 0.6
+BOWL_SEGMENTS = 12
+BOWL_RGBA = (0.9, 0.9, 0.85, 1.0)
 HANDOVER_ZONE = Region("handover", (0.26, 0.36), (-0.12, 0.12))
 LOOSE_AREA = Region("loose", (0.38, 0.52), (-0.20, 0.10))
 BOWL_AREA = Region("bowl", (0.30, 0.34), (0.26, 0.34))
@@ -414,49 +415,32 @@ def build_sink(client: BulletClient) -> int:
 
 
 def build_bowl(client: BulletClient, x: float, y: float) -> int:
-    """A bowl from primitives: a base disc and a ring of wall segments."""
-    segments = 12
-    boards = [([0.0, 0.0, 0.004], [BOWL_RADIUS * 0.8, BOWL_RADIUS * 0.8, 0.004])]
-    collision_shapes = [pybullet.GEOM_CYLINDER]
-    radii, lengths, frames, orientations, halves = (
-        [BOWL_RADIUS],
-        [0.008],
-        [[0, 0, 0.004]],
-        [[0, 0, 0, 1]],
-        [[0, 0, 0]],
-    )
-    del boards
-    wall_half = [0.006, BOWL_RADIUS * np.tan(np.pi / segments) + 0.002, BOWL_WALL_HEIGHT / 2]
-    for k in range(segments):
-        angle = 2 * np.pi * k / segments
-        frames.append(
-            [BOWL_RADIUS * np.cos(angle), BOWL_RADIUS * np.sin(angle), BOWL_WALL_HEIGHT / 2]
-        )
-        orientations.append(list(client.getQuaternionFromEuler([0, 0, angle])))
-        collision_shapes.append(pybullet.GEOM_BOX)
-        radii.append(0.0)
-        lengths.append(0.0)
-        halves.append(wall_half)
+    """A bowl from primitives: a base disc and a ring of BOWL_SEGMENTS wall boards."""
+    shapes = [pybullet.GEOM_CYLINDER] + [pybullet.GEOM_BOX] * BOWL_SEGMENTS
+    radii = [BOWL_RADIUS] + [0.0] * BOWL_SEGMENTS
+    lengths = [0.008] + [0.0] * BOWL_SEGMENTS
+    wall = [0.006, BOWL_RADIUS * np.tan(np.pi / BOWL_SEGMENTS) + 0.002, BOWL_WALL_HEIGHT / 2]
+    halves = [[0.0, 0.0, 0.0]] + [wall] * BOWL_SEGMENTS
+    angles = 2 * np.pi * np.arange(BOWL_SEGMENTS) / BOWL_SEGMENTS
+    frames = [[0.0, 0.0, 0.004]] + [
+        [BOWL_RADIUS * np.cos(a), BOWL_RADIUS * np.sin(a), BOWL_WALL_HEIGHT / 2] for a in angles
+    ]
+    orientations = [[0.0, 0.0, 0.0, 1.0]] + [
+        list(client.getQuaternionFromEuler([0, 0, a])) for a in angles
+    ]
+    geometry = {"radii": radii, "halfExtents": halves, "lengths": lengths}
     collision = client.createCollisionShapeArray(
-        collision_shapes,
-        radii=radii,
-        halfExtents=halves,
-        lengths=lengths,
-        collisionFramePositions=frames,
-        collisionFrameOrientations=orientations,
+        shapes, **geometry, collisionFramePositions=frames, collisionFrameOrientations=orientations
     )
-    rgba = (0.9, 0.9, 0.85, 1.0)
     visual = client.createVisualShapeArray(
-        collision_shapes,
-        radii=radii,
-        halfExtents=halves,
-        lengths=lengths,
+        shapes,
+        **geometry,
         visualFramePositions=frames,
         visualFrameOrientations=orientations,
-        rgbaColors=[rgba] * len(frames),
+        rgbaColors=[BOWL_RGBA] * len(shapes),
     )
     bowl = client.createMultiBody(
-        baseMass=BOWL_MASS,
+        baseMass=0,  # a heavy bowl that stays put (a resting compound body costs ~50 contacts)
         baseCollisionShapeIndex=collision,
         baseVisualShapeIndex=visual,
         basePosition=[x, y, 0.0005],

@@ -22,11 +22,12 @@ import numpy as np
 import pybullet
 
 import envs  # noqa: F401  (registers the environments)
+from envs.base import PHYSICS_HZ
 from envs.cameras import CAMERA_PLACEMENTS, FAR, FIELD_OF_VIEW_DEG, NEAR
 from envs.plan import SkillCall
 from envs.regions import REGION_NAMES
 from envs.robot import ARM_FORCES, FINGER_JOINTS, HOME_JOINTS, finger_force
-from envs.tabletop import PHYSICS_HZ, TabletopEnv
+from envs.tabletop import TabletopEnv
 from experiments.common import RESULTS_DIR, machine, wilson_interval, write_results
 from policies.base import run_skill
 from policies.factory import make_skill

@@ -25,6 +25,22 @@ SECTIONS = (
         "--families p1 p2 sort tower pair gather",
         "the 8-cube generalization scenes",
     ),
+    (
+        "benchmark_kitchen",
+        "python -m experiments.benchmark_kitchen",
+        "skills run on state-only observations, no injected failures",
+    ),
+    (
+        "oracle_success_kitchen",
+        "python -m experiments.oracle_success --env kitchen",
+        "state-only observations",
+    ),
+    (
+        "oracle_success_kitchen_failure_rate_0.2",
+        "python -m experiments.oracle_success --env kitchen --failure-rate 0.2 "
+        "--families put_in_drawer bring_from_cabinet clear_counter put_away",
+        "every skill call fails with probability 0.2; the oracle re-plans from the state",
+    ),
 )
 
 

@@ -77,3 +77,19 @@ def test_bad_override_fails_and_names_the_allowed_values(tmp_path, override, mes
     assert run.returncode != 0
     assert message in run.stderr, run.stderr
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_kitchen_rollout_writes_videos_and_a_summary(tmp_path):
+    run = rollout(tmp_path, "env=kitchen", "episodes=2", "video_every=4", "env.render_size=64")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["env"] == "embodied/Kitchen-v0" and summary["success_rate"] == 1.0
+    assert set(summary["per_task"]) == {"put_in_drawer", "bring_from_cabinet"}
+    assert all(Path(video).stat().st_size > 0 for video in summary["videos"])
+    assert "open(drawer)" in run.stdout and "open(cabinet)" in run.stdout
+
+
+def test_kitchen_rejects_a_tabletop_task(tmp_path):
+    run = rollout(tmp_path, "env=kitchen", "task=p1", "video=false")
+    assert run.returncode == 2
+    assert "allowed ['affordance', 'bring_from_cabinet'" in run.stderr

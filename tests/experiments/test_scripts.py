@@ -46,11 +46,32 @@ def test_oracle_success_smoke(tmp_path):
     assert results["families"]["p1"]["success_rate"] == 1.0
 
 
+def test_benchmark_kitchen_smoke(tmp_path):
+    run = run_script("experiments.benchmark_kitchen", tmp_path)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "benchmark_kitchen.json").read_text())
+    assert {row["views"] for row in results["speed"]} == {1, 3}
+    assert all(row["env_steps_per_s"] > 0 for row in results["speed"])
+    assert results["skills"]["open_drawer"]["calls"] >= 1
+    assert "| open_cabinet |" in (tmp_path / "benchmark_kitchen.md").read_text()
+
+
+def test_oracle_success_runs_the_kitchen(tmp_path):
+    args = ("--env", "kitchen", "--families", "put_in_drawer", "affordance")
+    run = run_script("experiments.oracle_success", tmp_path, *args)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "oracle_success_kitchen.json").read_text())
+    assert set(results["families"]) == {"put_in_drawer", "affordance"}
+    assert results["families"]["put_in_drawer"]["success_rate"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("module", "args", "message"),
     [
-        ("experiments.oracle_success", ["--families", "p7"], "invalid choice: 'p7'"),
+        ("experiments.oracle_success", ["--families", "p7"], "--families ['p7']: allowed ['p1'"),
         ("experiments.oracle_success", ["--num-objects", "12"], "allowed 1..8"),
+        ("experiments.oracle_success", ["--env", "kitchen", "--num-objects", "3"], "allowed 4..6"),
+        ("experiments.benchmark_kitchen", ["--failure-rate", "2"], "must be in [0, 1]"),
     ],
 )
 def test_scripts_reject_bad_arguments(tmp_path, module, args, message):

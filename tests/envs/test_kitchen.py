@@ -1,0 +1,125 @@
+"""The kitchen env: Gymnasium API, determinism, the furniture's joints, scenes and config checks."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pybullet
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from envs import keys
+from envs.base import OBJECT_CAPACITY
+from envs.kitchen import KitchenConfig
+from envs.kitchen_scene import OBJECT_KINDS, Fixtures
+from envs.tasks import KITCHEN_FAMILIES
+
+EXPECTED_WARNING = "we recommend using a symmetric and normalized space"
+
+
+def test_check_env_passes_without_unexpected_warnings(make_kitchen):
+    env = make_kitchen(render_mode="rgb_array", point_cloud=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped, skip_render_check=False)
+    assert [str(w.message) for w in caught if EXPECTED_WARNING not in str(w.message)] == []
+
+
+def test_observation_follows_the_tabletop_contract(make_kitchen):
+    env = make_kitchen(views=["front", "overhead"], image_size=48)
+    obs, info = env.reset(seed=5)
+    assert env.observation_space.contains(obs)
+    assert obs[keys.RGB].shape == (2, 48, 48, 3)
+    assert obs[keys.OBJECTS].shape == (OBJECT_CAPACITY, keys.OBJECT_FEATURES)
+    names = env.unwrapped.entities
+    assert 4 <= len(names) <= 6 and int(obs[keys.OBJECT_MASK].sum()) == len(names)
+    assert set(names) <= set(OBJECT_KINDS) and set(info[keys.ENTITIES]) == set(names)
+    for row, name in enumerate(names):  # row j-1 is the j-th entity; colour and size match it
+        np.testing.assert_allclose(obs[keys.OBJECTS][row][keys.OBJECT_COLOUR], OBJECT_KINDS[name].rgb)
+        assert obs[keys.OBJECTS][row][keys.OBJECT_SIZE][0] == pytest.approx(OBJECT_KINDS[name].size)
+    labels = set(np.unique(obs[keys.SEGMENTATION]).tolist())
+    assert labels <= {keys.SEG_ROBOT, keys.SEG_BACKGROUND, *range(1, len(names) + 1)}
+    assert len(labels - {keys.SEG_ROBOT, keys.SEG_BACKGROUND}) >= 2, "objects are seen"
+
+
+def test_objects_are_distinct_in_shape_and_colour():
+    shapes = {(kind.shape, kind.dims) for kind in OBJECT_KINDS.values()}
+    colours = {kind.rgba for kind in OBJECT_KINDS.values()}
+    assert len(shapes) == len(colours) == len(OBJECT_KINDS) == 6
+
+
+def test_furniture_has_a_prismatic_drawer_and_a_revolute_door(make_kitchen):
+    env = make_kitchen(observe_images=False)
+    env.reset(seed=0)
+    sim = env.unwrapped
+    drawer = sim.client.getJointInfo(sim.fixtures.drawer, Fixtures.DRAWER_JOINT)
+    door = sim.client.getJointInfo(sim.fixtures.cabinet, Fixtures.DOOR_JOINT)
+    assert drawer[2] == pybullet.JOINT_PRISMATIC and door[2] == pybullet.JOINT_REVOLUTE
+    # Left alone, both hold still (joint friction), whatever their state.
+    before = sim.symbolic_state()
+    for _ in range(40):
+        env.step(np.append(sim.robot.state()[:7], 0.08).astype(np.float32))
+    after = sim.symbolic_state()
+    assert abs(after.drawer_opening - before.drawer_opening) < 1e-3
+    assert abs(after.door_angle - before.door_angle) < 1e-2
+
+
+def test_same_seed_gives_the_same_episode(make_kitchen):
+    first, second = make_kitchen(image_size=32), make_kitchen(image_size=32)
+    second.reset(seed=99)  # a different history must not matter
+    actions = np.random.default_rng(0).uniform(
+        first.action_space.low, first.action_space.high, size=(5, 8)
+    ).astype(np.float32)
+    traces = []
+    for env in (first, second):
+        obs, info = env.reset(seed=7)
+        trace = [obs[keys.RGB].copy(), obs[keys.OBJECTS].copy(), info[keys.INSTRUCTION]]
+        for action in actions:
+            obs, *_ = env.step(action)
+            trace += [obs[keys.PROPRIO].copy(), obs[keys.OBJECTS].copy()]
+        traces.append(trace)
+    for a, b in zip(*traces, strict=True):
+        assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+
+
+def test_scenes_put_objects_inside_the_closed_drawer_and_cabinet(make_kitchen):
+    env = make_kitchen(observe_images=False)
+    seen = set()
+    for seed in range(12):
+        env.reset(seed=seed)
+        state = env.unwrapped.symbolic_state()
+        for name, obj in state.objects.items():
+            assert obj.location != "none", f"seed {seed}: {name} starts nowhere"
+            if obj.location in ("drawer", "cabinet") and state.is_closed(obj.location):
+                seen.add(obj.location)
+                assert state.pick_blocker(name) == f"{name} is in the closed {obj.location}"
+    assert seen == {"drawer", "cabinet"}
+
+
+def test_every_family_samples_a_task(make_kitchen):
+    env = make_kitchen(observe_images=False)
+    for family in KITCHEN_FAMILIES:
+        _, info = env.reset(seed=3, options={"task": family})
+        assert info[keys.TASK] == family and info[keys.INSTRUCTION]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("num_objects", 3, "allowed 4..6"),
+        ("tasks", ["p1"], "allowed ['affordance'"),
+        ("failure_rate", 1.5, "must be in [0, 1]"),
+        ("views", ["ceiling"], "allowed ['back'"),
+    ],
+)
+def test_bad_config_names_the_allowed_values(field, value, message):
+    with pytest.raises(ValueError, match=None) as error:
+        KitchenConfig(**{field: value})
+    assert message in str(error.value)
+
+
+def test_bad_task_option_names_the_allowed_families(make_kitchen):
+    env = make_kitchen(observe_images=False)
+    with pytest.raises(ValueError, match="allowed \\['affordance'"):
+        env.reset(seed=0, options={"task": "p1"})
