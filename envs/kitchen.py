@@ -21,9 +21,10 @@ from envs.base import (
 )
 from envs.geometry import yaw_of
 from envs.kitchen_scene import (
-    CONTAINERS,
     COUNTER,
     OBJECT_KINDS,
+    PLACE_TARGETS,
+    STORES,
     Fixtures,
     KitchenObject,
     KitchenState,
@@ -34,8 +35,6 @@ from envs.regions import Region
 from envs.tasks.base import TaskFamily
 from envs.tasks.kitchen import KITCHEN_FAMILIES, KitchenFamily
 
-OPENABLES = STORES = ("drawer", "cabinet")
-PLACE_TARGETS = (COUNTER, *CONTAINERS)
 DRAWER_GRASP_Z = 0.085  # fingertips on the drawer's handle bar
 DRAWER_PULL_PAST = 0.004  # the handle is moved this far past the joint's end, so it reaches it
 DOOR_OPEN_TARGET = 1.3  # rad the opening motion lifts the door to
@@ -148,7 +147,7 @@ class KitchenEnv(ArmEnv):
         self.client.resetJointState(self.fixtures.cabinet, Fixtures.DOOR_JOINT, door)
 
         placed: list[tuple[float, float, float]] = [(*bowl, ks.BOWL_RADIUS + 0.01)]  # x, y, radius
-        drawer_slots = list(ks._drawer_slots(opening))
+        drawer_slots = list(ks.drawer_slots(opening))
         cabinet_slots = list(ks.CABINET_SLOTS)
         self.bodies = {}
         for kind in self.kinds:
@@ -222,7 +221,7 @@ class KitchenEnv(ArmEnv):
 
     @property
     def openables(self) -> tuple[str, ...]:
-        return OPENABLES
+        return STORES
 
     def held(self) -> str | None:
         return self.symbolic_state().held
@@ -250,7 +249,7 @@ class KitchenEnv(ArmEnv):
         if target not in PLACE_TARGETS:
             return f"cannot place on {target!r} in the kitchen; targets: {list(PLACE_TARGETS)}"
         state = self.symbolic_state()
-        if target in OPENABLES and not state.is_open(target):
+        if target in STORES and not state.is_open(target):
             return f"the {target} is not open"
         spot = state.free_spot(name, target)
         if spot is None:
@@ -270,8 +269,8 @@ class KitchenEnv(ArmEnv):
 
     def handle_motion(self, fixture: str, opening: bool) -> HandleMotion | str:
         """The grasp and tool path that open or close ``fixture``, or why there is none."""
-        if fixture not in OPENABLES:
-            return f"nothing to open or close called {fixture!r}: {list(OPENABLES)}"
+        if fixture not in STORES:
+            return f"nothing to open or close called {fixture!r}: {list(STORES)}"
         state = self.symbolic_state()
         if opening and state.is_open(fixture):
             return f"the {fixture} is already open"
@@ -318,7 +317,7 @@ class KitchenEnv(ArmEnv):
 
     # --- injected failures ---------------------------------------------------------------------
     def _failure_for(self, call: SkillCall) -> str:
-        if call.verb in ("open", "close") and call.args[0] in OPENABLES:
+        if call.verb in ("open", "close") and call.args[0] in STORES:
             return "stuck"
         return super()._failure_for(call)
 

@@ -529,8 +529,12 @@ def joint_position(client: BulletClient, body: int, joint: int) -> float:
 
 
 # --- where things go ---------------------------------------------------------------------------
-CONTAINERS = ("drawer", "cabinet", "sink", "bowl")
 COUNTER = "counter"
+STORES = ("drawer", "cabinet")
+"""Where things are put away; they open and close (``open(drawer)``)."""
+CONTAINERS = (*STORES, "sink", "bowl")
+PLACE_TARGETS = (COUNTER, *CONTAINERS)
+"""What ``place(obj, <target>)`` accepts in the kitchen; ``counter`` is its hand-over zone."""
 DRAWER_SLOTS_OPEN = ((0.445, -0.50), (0.445, -0.355))
 """(x, y) of the two places for objects in the drawer when it is fully open. The hand is 20 cm
 wide along its fingers, which open along y in the drawer: the slots are far enough apart that the
@@ -616,7 +620,7 @@ class KitchenState:
         others = [o for o in self.objects.values() if o.name != name and o.location != "held"]
         radius = self.objects[name].footprint_radius
         if target in ("drawer", "cabinet"):
-            slots = _drawer_slots(self.drawer_opening) if target == "drawer" else CABINET_SLOTS
+            slots = drawer_slots(self.drawer_opening) if target == "drawer" else CABINET_SLOTS
             for slot in slots:
                 if all(
                     np.hypot(o.position[0] - slot[0], o.position[1] - slot[1]) > SLOT_RADIUS
@@ -643,7 +647,7 @@ class KitchenState:
         }
 
 
-def _drawer_slots(opening: float) -> tuple[tuple[float, float], ...]:
+def drawer_slots(opening: float) -> tuple[tuple[float, float], ...]:
     """The drawer's slots where the drawer is now (they move with it)."""
     shift = DRAWER_TRAVEL - opening
     return tuple((x + shift, y) for x, y in DRAWER_SLOTS_OPEN)

@@ -4,11 +4,13 @@
     python -m experiments.benchmark_kitchen --quick      # smoke run (seconds)
 
 Speed: control steps/s of ``env.step`` with 1 and 3 views at 64 px (each step is 12 physics steps
-and the rendering), as in the tabletop benchmark. Skills: on random kitchen scenes, a random walk
-of feasible skill calls, each chosen among the kinds tried least so far, until every kind has
-``--trials`` calls: open and close of the drawer and of the cabinet, pick, and place into each of
-counter (hand-over zone), drawer, cabinet, sink and bowl (target: >= 95% each). No failures are
-injected here (``failure_rate=0``); ``--failure-rate`` measures what injection does.
+and the rendering), as in the tabletop benchmark. Skills: on random kitchen scenes, short chains
+of calls that each end in the skill kind tried least so far, preceded by what it needs (open the
+cabinet and pick something before placing into the cabinet), until every kind has ``--trials``
+calls: open and close of the drawer and of the cabinet, pick, and place into each of counter
+(hand-over zone), drawer, cabinet, sink and bowl (target: >= 95% each). Every call counts under
+its own kind. No failures are injected here (``failure_rate=0``); ``--failure-rate`` measures
+what injection does.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers the environments)
-from envs.kitchen import OPENABLES, PLACE_TARGETS, KitchenEnv
-from envs.kitchen_scene import KitchenState
+from envs.kitchen import KitchenEnv
+from envs.kitchen_scene import PLACE_TARGETS, STORES, KitchenState
 from envs.plan import SkillCall
 from experiments.benchmark_env import sweep_actions
 from experiments.common import RESULTS_DIR, machine, wilson_interval, write_results
@@ -32,7 +34,8 @@ from policies.factory import make_skill
 
 KITCHEN = "embodied/Kitchen-v0"
 VIEW_SETS = {1: ["front"], 3: ["front", "left", "right"]}
-CALLS_PER_SCENE = 10
+CHAINS_PER_SCENE = 3  # skill kinds exercised per scene, each with its preconditions
+MAX_CHAIN = 4  # calls in a chain: open, pick, place at most (plus setting something down)
 
 
 def steps_per_second(views: list[str], size: int, actions: np.ndarray) -> float:
@@ -58,34 +61,47 @@ def measure_speed(steps: int, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def feasible_calls(state: KitchenState) -> dict[str, list[SkillCall]]:
-    """The calls the state allows, by skill kind."""
-    calls: dict[str, list[SkillCall]] = {}
+def kind_of(call: SkillCall) -> str:
+    """The benchmark's name for a call's skill: pick, open_drawer, place_sink, ..."""
+    return call.verb if call.verb == "pick" else f"{call.verb}_{call.args[-1]}"
+
+
+def next_call(goal: str, state: KitchenState, rng: np.random.Generator) -> SkillCall | None:
+    """The next call of a short chain that ends in a call of kind ``goal`` (the preconditions
+    first: open the cabinet and pick something before placing into the cabinet, ...); None when
+    this scene cannot get there."""
+    verb, _, target = goal.partition("_")
+    if verb in ("open", "close"):
+        if state.held is not None:
+            return SkillCall("place", (state.held, "counter"))
+        wanted_open = verb == "close"  # to close it, it must be open first
+        if wanted_open and not state.is_open(target):
+            return SkillCall("open", (target,))
+        if not wanted_open and not state.is_closed(target):
+            return SkillCall("close", (target,))
+        return SkillCall(verb, (target,))
     if state.held is not None:
-        for target in PLACE_TARGETS:
-            if target in OPENABLES and not state.is_open(target):
-                continue
-            if state.free_spot(state.held, target) is not None:
-                calls.setdefault(f"place_{target}", []).append(
-                    SkillCall("place", (state.held, target))
-                )
-    else:
-        pickable = [n for n, o in state.objects.items() if state.pick_blocker(n) is None]
-        pickable = [n for n in pickable if state.objects[n].location != "none"]
-        if pickable:
-            calls["pick"] = [SkillCall("pick", (n,)) for n in pickable]
-        for fixture in OPENABLES:
-            if state.is_closed(fixture):
-                calls[f"open_{fixture}"] = [SkillCall("open", (fixture,))]
-            elif state.is_open(fixture):
-                calls[f"close_{fixture}"] = [SkillCall("close", (fixture,))]
-    return calls
+        if verb == "place":
+            return SkillCall("place", (state.held, target))
+        return SkillCall("place", (state.held, "counter"))
+    if target in STORES and not state.is_open(target):
+        return SkillCall("open", (target,))
+    pickable = [
+        name
+        for name, obj in state.objects.items()
+        if state.pick_blocker(name) is None and obj.location not in ("none", target)
+    ]
+    if verb == "place":
+        pickable = [n for n in pickable if state.free_spot(n, target) is not None]
+    if not pickable:
+        return None
+    return SkillCall("pick", (pickable[int(rng.integers(len(pickable)))],))
 
 
 def measure_skills(trials: int, failure_rate: float, max_scenes: int) -> dict[str, Any]:
     env = gym.make(KITCHEN, observe_images=False, failure_rate=failure_rate)
     sim: KitchenEnv = env.unwrapped  # type: ignore[assignment]
-    kinds = ["pick", *(f"{v}_{f}" for f in OPENABLES for v in ("open", "close"))]
+    kinds = ["pick", *(f"{v}_{f}" for f in STORES for v in ("open", "close"))]
     kinds += [f"place_{t}" for t in PLACE_TARGETS]
     counts = {kind: [0, 0] for kind in kinds}  # [successes, calls]
     injected = {kind: 0 for kind in kinds}
@@ -95,22 +111,22 @@ def measure_skills(trials: int, failure_rate: float, max_scenes: int) -> dict[st
     while min(total for _, total in counts.values()) < trials and scene < max_scenes:
         env.reset(seed=scene)
         rng = np.random.default_rng(scene)
-        for _ in range(CALLS_PER_SCENE):
-            options = feasible_calls(sim.symbolic_state())
-            if not options:
-                break
-            fewest = min(counts[k][1] for k in options)
-            kind = str(rng.choice(sorted(k for k in options if counts[k][1] == fewest)))
-            call = options[kind][int(rng.integers(len(options[kind])))]
-            observation, info = sim.current_observation(), sim.current_info()
-            run = run_skill(env, make_skill(sim, call), observation, info)
-            counts[kind][0] += run.outcome.success
-            counts[kind][1] += 1
-            injected[kind] += bool(run.outcome.injected)
-            if not run.outcome.success and not run.outcome.injected:
-                failures.append(f"seed {scene} {call}: {run.outcome.reason}")
-            if run.episode_over:
-                break
+        for _ in range(CHAINS_PER_SCENE):
+            goal = min(kinds, key=lambda k: (counts[k][1], rng.random()))
+            for _ in range(MAX_CHAIN):
+                call = next_call(goal, sim.symbolic_state(), rng)
+                if call is None:
+                    break
+                observation, info = sim.current_observation(), sim.current_info()
+                run = run_skill(env, make_skill(sim, call), observation, info)
+                kind = kind_of(call)
+                counts[kind][0] += run.outcome.success
+                counts[kind][1] += 1
+                injected[kind] += bool(run.outcome.injected)
+                if not run.outcome.success and not run.outcome.injected:
+                    failures.append(f"seed {scene} {call}: {run.outcome.reason}")
+                if kind == goal or not run.outcome.success or run.episode_over:
+                    break
         scene += 1
         if scene % 25 == 0:
             tried = ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in counts.items())

@@ -17,13 +17,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from envs.kitchen_scene import COUNTER, HANDOVER_ZONE, OBJECT_KINDS, KitchenState
+from envs.kitchen_scene import COUNTER, HANDOVER_ZONE, OBJECT_KINDS, STORES, KitchenState
 from envs.plan import SkillCall
 from envs.tasks.base import PlanTask, QuestionTask, Task, TaskFamily, pick_one
 
 CAPACITY = {"drawer": 2, "cabinet": 2}
 MAX_ON_COUNTER = 4  # loose objects the counter's free area holds with room for the fingers
-STORES = ("drawer", "cabinet")
 
 
 def _setting_down(state: KitchenState) -> SkillCall:

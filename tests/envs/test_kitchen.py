@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -36,8 +37,9 @@ def test_observation_follows_the_tabletop_contract(make_kitchen):
     assert 4 <= len(names) <= 6 and int(obs[keys.OBJECT_MASK].sum()) == len(names)
     assert set(names) <= set(OBJECT_KINDS) and set(info[keys.ENTITIES]) == set(names)
     for row, name in enumerate(names):  # row j-1 is the j-th entity; colour and size match it
-        np.testing.assert_allclose(obs[keys.OBJECTS][row][keys.OBJECT_COLOUR], OBJECT_KINDS[name].rgb)
-        assert obs[keys.OBJECTS][row][keys.OBJECT_SIZE][0] == pytest.approx(OBJECT_KINDS[name].size)
+        features, kind = obs[keys.OBJECTS][row], OBJECT_KINDS[name]
+        np.testing.assert_allclose(features[keys.OBJECT_COLOUR], kind.rgb)
+        assert features[keys.OBJECT_SIZE][0] == pytest.approx(kind.size)
     labels = set(np.unique(obs[keys.SEGMENTATION]).tolist())
     assert labels <= {keys.SEG_ROBOT, keys.SEG_BACKGROUND, *range(1, len(names) + 1)}
     assert len(labels - {keys.SEG_ROBOT, keys.SEG_BACKGROUND}) >= 2, "objects are seen"
@@ -68,9 +70,11 @@ def test_furniture_has_a_prismatic_drawer_and_a_revolute_door(make_kitchen):
 def test_same_seed_gives_the_same_episode(make_kitchen):
     first, second = make_kitchen(image_size=32), make_kitchen(image_size=32)
     second.reset(seed=99)  # a different history must not matter
-    actions = np.random.default_rng(0).uniform(
-        first.action_space.low, first.action_space.high, size=(5, 8)
-    ).astype(np.float32)
+    actions = (
+        np.random.default_rng(0)
+        .uniform(first.action_space.low, first.action_space.high, size=(5, 8))
+        .astype(np.float32)
+    )
     traces = []
     for env in (first, second):
         obs, info = env.reset(seed=7)
@@ -114,9 +118,8 @@ def test_every_family_samples_a_task(make_kitchen):
     ],
 )
 def test_bad_config_names_the_allowed_values(field, value, message):
-    with pytest.raises(ValueError, match=None) as error:
+    with pytest.raises(ValueError, match=re.escape(message)):
         KitchenConfig(**{field: value})
-    assert message in str(error.value)
 
 
 def test_bad_task_option_names_the_allowed_families(make_kitchen):

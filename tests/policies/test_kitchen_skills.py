@@ -108,4 +108,3 @@ def test_the_failure_rate_draws_injections(make_kitchen):
     env.reset(seed=4, options={"task": "clear_counter"})
     run = call(env, "pick", env.unwrapped.task.targets[0])
     assert run.outcome.injected == "slip" and not run.outcome.success
-
