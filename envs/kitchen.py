@@ -43,6 +43,7 @@ HANDLE_STEP = 0.006  # metres of handle motion per control step
 BASIN_DROP = 0.05  # let go this high over the sink's or bowl's floor: fingers clear its walls
 TALL = 0.06  # furniture taller than this is in the way of a hand coming down to the counter
 HAND_REACH = 0.12  # metres along the fingers' axis that the Panda hand covers from its centre
+ROUND_YAWS = 8  # gripper yaws tried for a round object, a half turn apart (the hand must fit)
 OPEN_PROBABILITY = 0.2  # chance that the drawer (or the cabinet) starts open
 
 
@@ -243,7 +244,7 @@ class KitchenEnv(ArmEnv):
             return GraspGoal(point, (0.0,))
         if kind.shape == "box":
             return GraspGoal(point, (yaw,))
-        return GraspGoal(point, (yaw, yaw + np.pi / 2))
+        return GraspGoal(point, tuple(yaw + k * np.pi / ROUND_YAWS for k in range(ROUND_YAWS)))
 
     def place_goal(self, name: str, target: str) -> PlaceGoal | str:
         if target not in PLACE_TARGETS:

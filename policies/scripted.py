@@ -38,6 +38,8 @@ HAND_HALF_LENGTH = 0.11  # the hand's half extent along the fingers' axis
 HAND_HALF_WIDTH = 0.04  # ... across it
 HAND_BOTTOM = 0.033  # the hand's underside above the tool point
 CORRIDOR_MARGIN = 0.03  # obstacles this close to a travel line set its height
+MAX_TRAVEL_HEIGHT = 0.45  # metres: higher, the arm cannot reach far out with the gripper down
+DETOUR_X = 0.40  # a travel too high goes round through this x, nearer the robot
 
 
 class SkillFailure(Exception):
@@ -132,10 +134,17 @@ class ScriptedSkill(Skill):
         does not count as an obstacle (a moving part the skill will take)."""
         tool = self.env.robot.tool_pose()[0]
         safe = max(self._safe_height(tool, goal, exclude), float(goal[2]))
+        stops = [goal]
+        if safe > MAX_TRAVEL_HEIGHT:  # over tall furniture, out of reach: go round it instead
+            via = np.array([DETOUR_X, (tool[1] + goal[1]) / 2, 0.0])
+            legs = [self._safe_height(tool, via, exclude), self._safe_height(via, goal, exclude)]
+            if max(*legs, float(goal[2])) < safe:
+                stops, safe = [via, goal], max(*legs, float(goal[2]))
         if tool[2] < safe - REACH_TOLERANCE:
             yield from self._move_to(np.array([tool[0], tool[1], safe]))
         self._yaw = yaw
-        yield from self._move_to(np.array([goal[0], goal[1], max(safe, tool[2])]))
+        for stop in stops:
+            yield from self._move_to(np.array([stop[0], stop[1], max(safe, tool[2])]))
 
     def _safe_height(
         self, start: np.ndarray, goal: np.ndarray, exclude: Collection[str] = ()
