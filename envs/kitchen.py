@@ -41,8 +41,8 @@ DOOR_OPEN_TARGET = 1.3  # rad the opening motion lifts the door to
 DOOR_CLOSE_TARGET = -0.03  # rad the closing motion pushes the door to (the hinge stops it at 0)
 HANDLE_STEP = 0.006  # metres of handle motion per control step
 BASIN_DROP = 0.05  # let go this high over the sink's or bowl's floor: fingers clear its walls
-TALL = 0.06  # furniture taller than this is in the way of a hand coming down to the counter
 HAND_REACH = 0.12  # metres along the fingers' axis that the Panda hand covers from its centre
+HAND_HALF_WIDTH = 0.045  # ... and across it
 ROUND_YAWS = 8  # gripper yaws tried for a round object, a half turn apart (the hand must fit)
 OPEN_PROBABILITY = 0.2  # chance that the drawer (or the cabinet) starts open
 
@@ -345,17 +345,21 @@ class KitchenEnv(ArmEnv):
 
 
 def _graspable_yaw(rng: np.random.Generator, x: float, y: float) -> float:
-    """A yaw for a box at (x, y) whose short side faces no tall furniture within a hand's reach:
-    a box is taken across its short side, and the hand is 20 cm long along the fingers."""
-    tall = ks.fixture_boxes(0.0)
-    tall = tall[tall[:, 4] > TALL]
+    """A yaw for a box at (x, y) whose short side faces no furniture within a hand's reach: a box
+    is taken across its short side, and the hand is 22 cm long along the fingers, 8 cm across."""
+    along, across = np.linspace(-1, 1, 9), np.array([-1.0, 0.0, 1.0])
     for _ in range(50):
         yaw = float(rng.uniform(-np.pi / 2, np.pi / 2))
         axis = np.array([np.sin(yaw), -np.cos(yaw)])  # the box's short side: the fingers' axis
-        ends = np.array([[x, y] + axis * HAND_REACH, [x, y] - axis * HAND_REACH])
-        if (box_distance(ends, tall) > 0.01).all():
+        normal = np.array([np.cos(yaw), np.sin(yaw)])
+        hand = (
+            np.array([x, y])
+            + along[:, None, None] * axis * HAND_REACH
+            + across[None, :, None] * normal * HAND_HALF_WIDTH
+        ).reshape(-1, 2)  # (27, 2) points covering the hand's footprint
+        if (box_distance(hand, ks.FURNITURE_FOOTPRINTS) > 0.01).all():
             return yaw
-    return 0.0  # along x: clear of the cabinet and the drawer unit, which lie to the sides
+    return np.pi / 2  # fingers along x: clear of the cabinet and drawer unit to the sides
 
 
 def _free_position(

@@ -64,7 +64,7 @@ CABINET_CLOSED_BELOW = 0.05  # rad below which it counts as closed
 
 # --- sink, bowl, zones ---------------------------------------------------------------------------
 SINK_X = (0.58, 0.76)
-SINK_Y = (-0.20, 0.10)
+SINK_Y = (-0.24, 0.14)
 SINK_WALL_HEIGHT = 0.04
 BOWL_RADIUS = 0.085
 BOWL_WALL_HEIGHT = 0.04
@@ -348,6 +348,22 @@ def cabinet_boards() -> Boards:
 
 def sink_boards() -> Boards:
     return _hollow(SINK_X, SINK_Y, (-0.001, SINK_WALL_HEIGHT), {"top", "bottom"})
+
+
+FURNITURE_FOOTPRINTS = np.array(
+    [
+        [CABINET_X[0], CABINET_Y[0], CABINET_X[1], CABINET_Y[1], CABINET_HEIGHT],
+        [
+            DRAWER_HOUSING_X[0] - DRAWER_TRAVEL - DRAWER_HANDLE_STANDOFF,
+            DRAWER_HOUSING_Y[0],
+            DRAWER_HOUSING_X[1],
+            DRAWER_HOUSING_Y[1],
+            DRAWER_HEIGHT,
+        ],
+    ]
+)
+"""(2, 5) x0, y0, x1, y1, top of the space the cabinet (door shut) and the drawer unit (drawer
+and handle pulled all the way out) may take: where no hand can come down beside them."""
 
 
 def fixture_boxes(drawer_opening: float, with_tray: bool = True) -> np.ndarray:
@@ -634,9 +650,11 @@ class KitchenState:
                 o for o in others if np.hypot(o.position[0] - bx, o.position[1] - by) < BOWL_RADIUS
             ]
             return None if inside else self.bowl_position
-        if target == "sink":
-            return _free_point(_sink_interior(radius), radius, others, BASIN_CLEARANCE)
-        return _free_point(HANDOVER_ZONE, radius, others, FINGER_CLEARANCE)
+        if target == "sink":  # packed from one corner, so that three objects fit
+            area = _sink_interior(radius)
+            corner = (area.x[0], area.y[0])
+            return _free_point(area, radius, others, BASIN_CLEARANCE, corner)
+        return _free_point(HANDOVER_ZONE, radius, others, FINGER_CLEARANCE, HANDOVER_ZONE.centre)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -661,9 +679,13 @@ def _sink_interior(radius: float) -> Region:
 
 
 def _free_point(
-    area: Region, radius: float, others: list[KitchenObject], clearance: float
+    area: Region,
+    radius: float,
+    others: list[KitchenObject],
+    clearance: float,
+    anchor: tuple[float, float],
 ) -> tuple[float, float] | None:
-    """The point of ``area`` nearest its centre that keeps ``clearance`` to every other object."""
+    """The point of ``area`` nearest ``anchor`` that keeps ``clearance`` to every other object."""
     xs = np.arange(area.x[0], area.x[1] + 1e-9, 0.01)
     ys = np.arange(area.y[0], area.y[1] + 1e-9, 0.01)
     grid = np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)
@@ -674,7 +696,7 @@ def _free_point(
     if not free.any():
         return None
     candidates = grid[free]
-    best = candidates[np.argmin(np.linalg.norm(candidates - np.array(area.centre), axis=1))]
+    best = candidates[np.argmin(np.linalg.norm(candidates - np.array(anchor), axis=1))]
     return (float(best[0]), float(best[1]))
 
 
