@@ -69,7 +69,7 @@ class RolloutConfig:
     kitchen: put_in_drawer, bring_from_cabinet, clear_counter, put_away, affordance,
     success_detection); None runs the families of env.tasks in turn."""
     episodes: int = 6
-    """Number of episodes (the default runs each TAMP family once)."""
+    """Number of episodes (the tabletop's default runs each TAMP family once)."""
     seed: int = EVAL_SEED_START
     """Seed of the first episode; episode i uses seed + i (evaluation seeds start at 100000)."""
     video: bool = True

@@ -1,14 +1,15 @@
 """What every world of the stack shares: a Panda, fixed cameras, one observation contract, the
 Gymnasium API, task families and injected skill failures.
 
-A world (``TabletopEnv``, ``KitchenEnv``) subclasses ``ArmEnv`` and fills in four things: its
-static furniture, how a scene is sampled for a task family, its symbolic state, and the geometry
-skills ask about (where to grasp an object, where a place target is free, whether it is reachable).
+A world (``TabletopEnv``, ``KitchenEnv``) subclasses ``ArmEnv`` and fills in its static
+furniture, how a scene is sampled for a task family, its symbolic state, and the geometry skills
+ask about (where to grasp an object, where a place target is free, whether it is reachable, how a
+handle moves): the abstract methods below.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,8 +53,8 @@ class ArmEnvConfig:
     """Sensing, control and failure injection: the settings every world shares."""
 
     tasks: list[str] = field(default_factory=list)
-    """Task families drawn uniformly at reset (``options={"task": ...}`` picks one); empty means
-    the world's default families."""
+    """Task families drawn uniformly at reset (``options={"task": ...}`` picks one); each world
+    sets its default."""
     views: list[str] = field(default_factory=lambda: ["front", "left", "right"])
     """Camera views observed, by name (envs.cameras.CAMERA_PLACEMENTS)."""
     image_size: int = 64
@@ -71,8 +72,9 @@ class ArmEnvConfig:
     render_size: int = 192
     """Height and width of each view in render() (videos)."""
     failure_rate: float = 0.0
-    """Chance that a skill call is made to fail through physics: a grasp that slips, a drawer or
-    door that sticks. The injected failure is reported with the skill's outcome."""
+    """Chance that a pick (both worlds) or an open or close (kitchen) is made to fail through
+    physics: a grasp that slips, a drawer or door that sticks. The injected failure is reported
+    with the skill's outcome."""
 
     def __post_init__(self) -> None:
         bad_views = [v for v in self.views if v not in CAMERA_PLACEMENTS]
@@ -148,14 +150,13 @@ class HandleMotion:
     """The moving part ("tray" or "door"): not an obstacle on the way to its own handle."""
 
 
-class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
     """A Panda (base at the origin, facing +x) in a world a subclass builds. See the subclasses'
     docstrings for the action and observation spaces, which this class defines for all."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012 (gymnasium API)
     families: Mapping[str, TaskFamily[Any]]
     """The task families of this world, by name."""
-    default_tasks: Sequence[str]
     point_cloud_bounds: tuple[tuple[float, float, float], tuple[float, float, float]]
 
     def __init__(
@@ -168,7 +169,7 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"render_mode={render_mode!r}: allowed None or 'rgb_array'")
         config.check_tasks(self.families)
         self.config = config
-        self.tasks = list(config.tasks) or list(self.default_tasks)
+        self.tasks = list(config.tasks)
         self.render_mode = render_mode
         self.terminate_on_success = terminate_on_success
         self.client = BulletClient(connection_mode=pybullet.DIRECT)

@@ -32,6 +32,7 @@ from envs.kitchen_scene import (
 )
 from envs.plan import SkillCall
 from envs.regions import Region
+from envs.robot import hand_footprint
 from envs.tasks.base import TaskFamily
 from envs.tasks.kitchen import KITCHEN_FAMILIES, KitchenFamily
 
@@ -41,9 +42,17 @@ DOOR_OPEN_TARGET = 1.3  # rad the opening motion lifts the door to
 DOOR_CLOSE_TARGET = -0.03  # rad the closing motion pushes the door to (the hinge stops it at 0)
 HANDLE_STEP = 0.006  # metres of handle motion per control step
 BASIN_DROP = 0.05  # let go this high over the sink's or bowl's floor: fingers clear its walls
-HAND_REACH = 0.12  # metres along the fingers' axis that the Panda hand covers from its centre
-HAND_HALF_WIDTH = 0.045  # ... and across it
-ROUND_YAWS = 8  # gripper yaws tried for a round object, a half turn apart (the hand must fit)
+HAND_MARGIN = 0.01  # metres the hand's footprint is grown by when scenes are sampled
+ROUND_YAWS = 8  # gripper yaws offered for a round object, spread over a half turn
+BASIN_YAWS = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
+PLACE_YAWS: dict[str, tuple[float, ...]] = {
+    "drawer": (0.0,),
+    "cabinet": (0.0,),
+    "sink": BASIN_YAWS,
+    "bowl": BASIN_YAWS,
+}
+"""Wrist yaws offered when placing: in the drawer and the cabinet the hand fits one way only (see
+grasp_goal); over the sink and the bowl the wrist may turn so the hand clears the furniture."""
 OPEN_PROBABILITY = 0.2  # chance that the drawer (or the cabinet) starts open
 
 
@@ -105,7 +114,6 @@ class KitchenEnv(ArmEnv):
     """
 
     families = KITCHEN_FAMILIES
-    default_tasks = ("put_in_drawer", "bring_from_cabinet", "clear_counter", "put_away")
     point_cloud_bounds = (
         (ks.COUNTER_X[0], ks.COUNTER_Y[0], -0.01),
         (ks.COUNTER_X[1], ks.COUNTER_Y[1], 0.6),
@@ -260,7 +268,7 @@ class KitchenEnv(ArmEnv):
             "cabinet": ks.CABINET_SHELF_Z,
             "bowl": self.client.getAABB(self.fixtures.bowl)[0][2] + 0.008,
         }.get(target, 0.0)
-        gripper_yaws = (0.0,) if target in STORES else None  # see grasp_goal
+        gripper_yaws = PLACE_YAWS.get(target)
         drop = BASIN_DROP if target in ("sink", "bowl") else PlaceGoal.drop
         return PlaceGoal(np.array(spot), surface, gripper_yaws=gripper_yaws, drop=drop)
 
@@ -345,18 +353,11 @@ class KitchenEnv(ArmEnv):
 
 
 def _graspable_yaw(rng: np.random.Generator, x: float, y: float) -> float:
-    """A yaw for a box at (x, y) whose short side faces no furniture within a hand's reach: a box
-    is taken across its short side, and the hand is 22 cm long along the fingers, 8 cm across."""
-    along, across = np.linspace(-1, 1, 9), np.array([-1.0, 0.0, 1.0])
+    """A yaw for a box at (x, y) at which the hand, taking it across its short side, fits beside
+    the furniture (the hand is 22 cm long along the fingers, 8 cm across)."""
     for _ in range(50):
-        yaw = float(rng.uniform(-np.pi / 2, np.pi / 2))
-        axis = np.array([np.sin(yaw), -np.cos(yaw)])  # the box's short side: the fingers' axis
-        normal = np.array([np.cos(yaw), np.sin(yaw)])
-        hand = (
-            np.array([x, y])
-            + along[:, None, None] * axis * HAND_REACH
-            + across[None, :, None] * normal * HAND_HALF_WIDTH
-        ).reshape(-1, 2)  # (27, 2) points covering the hand's footprint
+        yaw = float(rng.uniform(-np.pi / 2, np.pi / 2))  # the fingers close across the short side
+        hand = hand_footprint(np.array([x, y]), yaw, grow=HAND_MARGIN)
         if (box_distance(hand, ks.FURNITURE_FOOTPRINTS) > 0.01).all():
             return yaw
     return np.pi / 2  # fingers along x: clear of the cabinet and drawer unit to the sides

@@ -456,7 +456,7 @@ def build_bowl(client: BulletClient, x: float, y: float) -> int:
         rgbaColors=[BOWL_RGBA] * len(shapes),
     )
     bowl = client.createMultiBody(
-        baseMass=0,  # a heavy bowl that stays put (a resting compound body costs ~50 contacts)
+        baseMass=0,  # static: it stays put (a resting compound body costs ~50 contact points)
         baseCollisionShapeIndex=collision,
         baseVisualShapeIndex=visual,
         basePosition=[x, y, 0.0005],

@@ -25,6 +25,26 @@ RELEASE_FORCE = (
     170.0  # newtons per finger when opening (as panda-gym): frees a cube wedged by friction
 )
 FINGER_FRICTION = 1.5
+# The hand around the tool point, gripper down (measured from the collision meshes, fingers open):
+HAND_HALF_LENGTH = 0.11  # metres: the hand's half extent along the fingers' axis
+HAND_HALF_WIDTH = 0.04  # ... across it
+HAND_BOTTOM = 0.033  # the hand's underside above the tool point
+FINGER_OUTER = 0.072  # the outer face of an open finger from the tool axis
+FINGERTIP_BELOW = 0.012  # fingertips below the tool point
+
+
+def hand_footprint(spot: np.ndarray, yaw: float, grow: float = 0.0) -> np.ndarray:
+    """(27, 2) points covering the hand's footprint seen from above, grown by ``grow`` metres,
+    with the tool over ``spot`` (x, y) and the fingers opening along (sin yaw, -cos yaw)."""
+    axis = np.array([np.sin(yaw), -np.cos(yaw)])
+    normal = np.array([np.cos(yaw), np.sin(yaw)])
+    along, across = np.linspace(-1, 1, 9), np.array([-1.0, 0.0, 1.0])
+    points = (
+        spot
+        + along[:, None, None] * axis * (HAND_HALF_LENGTH + grow)
+        + across[None, :, None] * normal * (HAND_HALF_WIDTH + grow)
+    )
+    return points.reshape(-1, 2)
 
 
 def cheap_panda_urdf() -> Path:

@@ -104,7 +104,6 @@ class TabletopEnv(ArmEnv):
     """
 
     families = TABLETOP_FAMILIES
-    default_tasks = ("p1", "p2", "q1", "q2", "q3", "q4")
     point_cloud_bounds = (
         (TABLE_X[0], TABLE_Y[0], TABLE_HEIGHT - 0.01),
         (TABLE_X[1], TABLE_Y[1], 0.5),

@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.repeats, args.trials, args.max_scenes = 30, 1, 1, 3
+        args.steps, args.repeats, args.trials, args.max_scenes = 30, 1, 1, 5
     for name in ("steps", "repeats", "trials", "max_scenes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")

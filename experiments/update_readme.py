@@ -39,7 +39,7 @@ SECTIONS = (
         "oracle_success_kitchen_failure_rate_0.2",
         "python -m experiments.oracle_success --env kitchen --failure-rate 0.2 "
         "--families put_in_drawer bring_from_cabinet clear_counter put_away",
-        "every skill call fails with probability 0.2; the oracle re-plans from the state",
+        "each pick, open and close fails with probability 0.2; the oracle re-plans from the state",
     ),
 )
 

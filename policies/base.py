@@ -81,7 +81,9 @@ def run_skill(
             action = skill.act(observation)
             if action is None:
                 assert skill.outcome is not None, f"{type(skill).__name__} ended without an outcome"
-                outcome = replace(skill.outcome, injected=injected)
+                # A call that failed its preconditions never acted: nothing was injected into it.
+                acted = skill.outcome.steps > 0
+                outcome = replace(skill.outcome, injected=injected if acted else "")
                 return SkillRun(outcome, observation, info, episode_over=False)
             observation, _, terminated, truncated, info = env.step(action)
             steps += 1

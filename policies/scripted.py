@@ -15,7 +15,13 @@ import numpy as np
 from envs.base import ArmEnv, box_distance
 from envs.geometry import rotate_z, wrap_quarter, yaw_of
 from envs.plan import SkillCall
-from envs.robot import MAX_GRIPPER_WIDTH
+from envs.robot import (
+    FINGER_OUTER,
+    FINGERTIP_BELOW,
+    HAND_BOTTOM,
+    MAX_GRIPPER_WIDTH,
+    hand_footprint,
+)
 from policies.base import Observation, Skill, SkillOutcome
 
 Script = Generator[np.ndarray, None, SkillOutcome]
@@ -31,12 +37,6 @@ YAW_RANGE = (-2.0, 2.0)
 CLEARANCE_ABOVE_STACKS = 0.09  # travel height above the highest object or furniture
 GRIPPER_STEPS = 8  # control steps to close or open the fingers
 MAX_SKILL_STEPS = 400
-# The Panda hand around the tool point (measured from its collision meshes, open fingers):
-FINGER_OUTER = 0.072  # metres from the tool axis to an open finger's outer face
-FINGERTIP_BELOW = 0.012  # fingertips below the tool point
-HAND_HALF_LENGTH = 0.11  # the hand's half extent along the fingers' axis
-HAND_HALF_WIDTH = 0.04  # ... across it
-HAND_BOTTOM = 0.033  # the hand's underside above the tool point
 CORRIDOR_MARGIN = 0.03  # obstacles this close to a travel line set its height
 MAX_TRAVEL_HEIGHT = 0.45  # metres: higher, the arm cannot reach far out with the gripper down
 DETOUR_X = 0.40  # a travel too high goes round through this x, nearer the robot
@@ -175,16 +175,10 @@ class ScriptedSkill(Skill):
         boxes = self.env.obstacle_boxes(exclude)  # (B, 5)
         above_hand = boxes[boxes[:, 4] > tool_z + HAND_BOTTOM]
         above_fingertips = boxes[boxes[:, 4] > tool_z - FINGERTIP_BELOW]
-        along, across = np.linspace(-1, 1, 9), np.array([-1.0, 0.0, 1.0])
         best_yaw, best_score = candidates[0], (False, -np.inf)
         for yaw in candidates:
             axis = np.array([np.sin(yaw), -np.cos(yaw)])  # the direction the fingers open along
-            normal = np.array([np.cos(yaw), np.sin(yaw)])
-            hand = (
-                spot
-                + along[:, None, None] * axis * HAND_HALF_LENGTH
-                + across[None, :, None] * normal * HAND_HALF_WIDTH
-            ).reshape(-1, 2)  # (27, 2) points covering the hand's footprint
+            hand = hand_footprint(spot, yaw)
             hand_clear = not bool((box_distance(hand, above_hand) < 0.005).any())
             fingers = np.stack([spot + axis * FINGER_OUTER, spot - axis * FINGER_OUTER])
             room = float(box_distance(fingers, above_fingertips).min(initial=np.inf))

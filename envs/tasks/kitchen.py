@@ -69,6 +69,8 @@ class PutInDrawerTask(PlanTask[KitchenState]):
         step = _store_step(state, self.target, "drawer")
         if step is not None:
             return step
+        if state.held is not None:
+            return _setting_down(state)
         return SkillCall("done") if state.drawer_closed else SkillCall("close", ("drawer",))
 
 
@@ -89,7 +91,7 @@ class BringTask(PlanTask[KitchenState]):
         if state.held == self.target:
             return SkillCall("place", (self.target, COUNTER))
         if state.held is not None:
-            return SkillCall("place", (state.held, "cabinet" if state.cabinet_open else COUNTER))
+            return _setting_down(state)
         location = state.objects[self.target].location
         if location in STORES and not state.is_open(location):
             return SkillCall("open", (location,))
@@ -116,8 +118,10 @@ class ClearCounterTask(PlanTask[KitchenState]):
         if state.held is not None:
             if state.held not in self.targets:
                 return _setting_down(state)
-            room = "sink" if state.free_spot(state.held, "sink") is not None else "bowl"
-            return SkillCall("place", (state.held, room))
+            rooms = [b for b in ("sink", "bowl") if state.free_spot(state.held, b) is not None]
+            if not rooms:  # the family leaves room for every target; stop rather than loop
+                return SkillCall("done")
+            return SkillCall("place", (state.held, rooms[0]))
         todo = [t for t in self.targets if t not in self._cleared(state)]
         if not todo:
             return SkillCall("done")
@@ -150,7 +154,9 @@ class PutAwayTask(PlanTask[KitchenState]):
         if pending:
             home = OBJECT_KINDS[pending[0]].home
             other = next((h for h in self._homes() if h != home), None)
-            needed_elsewhere = any(OBJECT_KINDS[t].home == other for t in pending)
+            needed_elsewhere = any(
+                OBJECT_KINDS[t].home == other or state.objects[t].location == other for t in pending
+            )
             if other and state.is_open(other) and not needed_elsewhere and state.held is None:
                 return SkillCall("close", (other,))  # tidy up before the next container
             step = _store_step(state, pending[0], home)

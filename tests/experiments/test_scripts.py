@@ -52,8 +52,9 @@ def test_benchmark_kitchen_smoke(tmp_path):
     results = json.loads((tmp_path / "benchmark_kitchen.json").read_text())
     assert {row["views"] for row in results["speed"]} == {1, 3}
     assert all(row["env_steps_per_s"] > 0 for row in results["speed"])
-    assert results["skills"]["open_drawer"]["calls"] >= 1
-    assert "| open_cabinet |" in (tmp_path / "benchmark_kitchen.md").read_text()
+    calls = {kind: entry["calls"] for kind, entry in results["skills"].items() if "calls" in entry}
+    assert min(calls.values()) >= 1, calls  # every kind tried: the chains reach each of them
+    assert "| open_cabinet | " in (tmp_path / "benchmark_kitchen.md").read_text()
 
 
 def test_oracle_success_runs_the_kitchen(tmp_path):
