@@ -86,7 +86,7 @@ def test_kitchen_rollout_writes_videos_and_a_summary(tmp_path):
     assert summary["env"] == "embodied/Kitchen-v0" and summary["success_rate"] == 1.0
     assert set(summary["per_task"]) == {"put_in_drawer", "bring_from_cabinet"}
     assert all(Path(video).stat().st_size > 0 for video in summary["videos"])
-    assert "open(drawer)" in run.stdout and "open(cabinet)" in run.stdout
+    assert "place(" in run.stdout and ", drawer)" in run.stdout and ", counter)" in run.stdout
 
 
 def test_kitchen_rejects_a_tabletop_task(tmp_path):
