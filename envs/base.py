@@ -44,8 +44,6 @@ class Entity(Protocol):
     def size(self) -> float: ...
     @property
     def rgb(self) -> tuple[float, float, float]: ...
-    @property
-    def footprint_radius(self) -> float: ...
 
 
 @dataclass
@@ -229,9 +227,9 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
     def place_verdict(self, name: str, target: str) -> str:
         """ "" if ``name`` now rests in ``target``, else what went wrong."""
 
-    @abstractmethod
     def held(self) -> str | None:
-        """The object the gripper holds, if any."""
+        """The object the gripper holds, if any (every world's symbolic state says)."""
+        return self.symbolic_state().held
 
     @property
     @abstractmethod

@@ -124,6 +124,7 @@ class KitchenEnv(ArmEnv):
     ) -> None:
         self.kinds: list[ObjectKind] = []
         self.fixtures: Fixtures
+        self._stuck = ""  # the fixture an injected "stuck" failure holds
         super().__init__(KitchenConfig(**config), render_mode, terminate_on_success)
         self.config: KitchenConfig
 
@@ -231,9 +232,6 @@ class KitchenEnv(ArmEnv):
     @property
     def openables(self) -> tuple[str, ...]:
         return STORES
-
-    def held(self) -> str | None:
-        return self.symbolic_state().held
 
     def pick_blocker(self, name: str) -> str | None:
         return self.symbolic_state().pick_blocker(name)

@@ -661,6 +661,7 @@ class KitchenState:
             "held": self.held,
             "drawer_opening": round(self.drawer_opening, 4),
             "door_angle": round(self.door_angle, 4),
+            "bowl_position": [round(v, 4) for v in self.bowl_position],
             "objects": {n: o.to_json() for n, o in self.objects.items()},
         }
 

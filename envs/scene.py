@@ -48,11 +48,6 @@ class CubeSpec:
     def rgb(self) -> tuple[float, float, float]:
         return PALETTE[self.colour]
 
-    @property
-    def footprint_radius(self) -> float:
-        """Half the diagonal of the cube's top face: the circle that covers it from above."""
-        return self.size * np.sqrt(2) / 2
-
 
 @dataclass(frozen=True)
 class Placement:

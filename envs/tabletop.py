@@ -159,9 +159,6 @@ class TabletopEnv(ArmEnv):
     def place_targets(self) -> tuple[str, ...]:
         return PLACE_LOCATIONS
 
-    def held(self) -> str | None:
-        return self.symbolic_state().held
-
     def pick_blocker(self, name: str) -> str | None:
         state = self.symbolic_state()
         if not state.is_clear(name):
