@@ -28,7 +28,7 @@ from envs.plan import SkillCall
 from envs.regions import REGION_NAMES
 from envs.robot import ARM_FORCES, FINGER_JOINTS, HOME_JOINTS, finger_force
 from envs.tabletop import TabletopEnv
-from experiments.common import RESULTS_DIR, machine, wilson_interval, write_results
+from experiments.common import RESULTS_DIR, machine, success_summary, write_results
 from policies.base import run_skill
 from policies.factory import make_skill
 
@@ -44,9 +44,8 @@ def sweep_actions(steps: int) -> np.ndarray:
     return np.concatenate([arm, gripper], axis=1).astype(np.float32)
 
 
-def env_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> float:
-    env = gym.make("embodied/Tabletop-v0", views=views, image_size=size, num_objects=5)
-    env.reset(seed=0, options={"task": "p2"})
+def timed_steps_per_second(env: gym.Env[Any, np.ndarray], actions: np.ndarray) -> float:
+    """Control steps/s of ``env.step`` over ``actions`` after a short warm-up; closes the env."""
     for action in actions[:10]:  # warm up
         env.step(action)
     started = time.perf_counter()
@@ -55,6 +54,12 @@ def env_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> fl
     elapsed = time.perf_counter() - started
     env.close()
     return len(actions) / elapsed
+
+
+def env_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> float:
+    env = gym.make("embodied/Tabletop-v0", views=views, image_size=size, num_objects=5)
+    env.reset(seed=0, options={"task": "p2"})
+    return timed_steps_per_second(env, actions)
 
 
 def bare_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> float:
@@ -174,12 +179,7 @@ def measure_skills(scenes: int, region_calls: int) -> dict[str, Any]:
     env.close()
     result: dict[str, Any] = {"wall_time_s": round(time.perf_counter() - started, 1)}
     for kind, (ok, total) in counts.items():
-        low, high = wilson_interval(ok, total)
-        result[kind] = {
-            "calls": total,
-            "success_rate": ok / max(total, 1),
-            "ci95": [round(low, 3), round(high, 3)],
-        }
+        result[kind] = success_summary(ok, total)
     result["failures"] = failures
     return result
 

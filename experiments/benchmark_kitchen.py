@@ -27,8 +27,8 @@ import envs  # noqa: F401  (registers the environments)
 from envs.kitchen import KitchenEnv
 from envs.kitchen_scene import PLACE_TARGETS, STORES, KitchenState
 from envs.plan import SkillCall
-from experiments.benchmark_env import sweep_actions
-from experiments.common import RESULTS_DIR, machine, wilson_interval, write_results
+from experiments.benchmark_env import sweep_actions, timed_steps_per_second
+from experiments.common import RESULTS_DIR, machine, success_summary, write_results
 from policies.base import run_skill
 from policies.factory import make_skill
 
@@ -41,14 +41,7 @@ MAX_CHAIN = 4  # calls in a chain: open, pick, place at most (plus setting somet
 def steps_per_second(views: list[str], size: int, actions: np.ndarray) -> float:
     env = gym.make(KITCHEN, views=views, image_size=size)
     env.reset(seed=0)
-    for action in actions[:10]:  # warm up
-        env.step(action)
-    started = time.perf_counter()
-    for action in actions:
-        env.step(action)
-    elapsed = time.perf_counter() - started
-    env.close()
-    return len(actions) / elapsed
+    return timed_steps_per_second(env, actions)
 
 
 def measure_speed(steps: int, repeats: int) -> list[dict[str, Any]]:
@@ -138,13 +131,7 @@ def measure_skills(trials: int, failure_rate: float, max_scenes: int) -> dict[st
         "failure_rate": failure_rate,
     }
     for kind, (ok, total) in counts.items():
-        low, high = wilson_interval(ok, total)
-        result[kind] = {
-            "calls": total,
-            "success_rate": ok / max(total, 1),
-            "ci95": [round(low, 3), round(high, 3)],
-            "injected": injected[kind],
-        }
+        result[kind] = {**success_summary(ok, total), "injected": injected[kind]}
     result["failures"] = failures
     return result
 

@@ -48,6 +48,16 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return (max(0.0, float(centre - half)), min(1.0, float(centre + half)))
 
 
+def success_summary(successes: int, calls: int) -> dict[str, Any]:
+    """Calls, success rate and its 95% Wilson interval: one row of a skill-success table."""
+    low, high = wilson_interval(successes, calls)
+    return {
+        "calls": calls,
+        "success_rate": successes / max(calls, 1),
+        "ci95": [round(low, 3), round(high, 3)],
+    }
+
+
 def write_results(name: str, results: dict[str, Any], markdown: str, output_dir: Path) -> None:
     """Write ``name.json`` and ``name.md`` and print the markdown."""
     output_dir.mkdir(parents=True, exist_ok=True)
