@@ -24,7 +24,7 @@ from envs import keys
 from envs.cameras import CAMERA_PLACEMENTS, FAR, Camera, fuse_point_cloud
 from envs.plan import SkillCall
 from envs.robot import FINGER_FRICTION, FINGER_LINKS, MAX_GRIPPER_WIDTH, Panda
-from envs.tasks.base import PlanTask, Task, TaskFamily
+from envs.tasks.base import PlanTask, Referral, Task, TaskFamily
 
 OBJECT_CAPACITY = 8  # rows of the objects observation: the most objects a scene can hold
 WORLD_BOUND = 5.0  # metres: every world-frame coordinate observed lies within +-WORLD_BOUND
@@ -198,6 +198,11 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
     def _build_static(self) -> None:
         """Create the furniture that every scene of this world has."""
 
+    def _referral(self, options: dict[str, Any]) -> Referral:
+        """How this episode's instruction names single objects (worlds with colour-named
+        objects choose; the kitchen's entity names are already words)."""
+        return "entity"
+
     @abstractmethod
     def _populate(self, family: TaskFamily[Any], options: dict[str, Any]) -> bool:
         """Create this scene's objects (and fill ``self.bodies``) for a task of ``family``;
@@ -210,6 +215,11 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
     @abstractmethod
     def symbolic_state(self) -> Any:
         """The state tasks and oracles reason about (read from the simulator)."""
+
+    @abstractmethod
+    def scene_config(self) -> str:
+        """The scene's configuration in a few words ("4 objects, 1 stacked"): the metadata that
+        data balancing groups scenes by, together with the task family."""
 
     @abstractmethod
     def pick_blocker(self, name: str) -> str | None:
@@ -348,7 +358,9 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
                 continue
             for _ in range(SETTLE_STEPS):
                 self.client.stepSimulation()
-            self.task = family.sample(self.symbolic_state(), self.np_random)
+            self.task = family.sample(
+                self.symbolic_state(), self.np_random, self._referral(options)
+            )
             if self.task is not None:
                 break
         else:
@@ -448,8 +460,12 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
             lookup[self.bodies[spec.name] + 1] = index + 1
         return lookup
 
-    def current_observation(self) -> dict[str, np.ndarray]:
-        """The observation of the current state, without stepping (what step() returns)."""
+    def current_observation(self, images: bool | None = None) -> dict[str, np.ndarray]:
+        """The observation of the current state, without stepping (what step() returns).
+
+        ``images`` overrides ``config.observe_images`` for this call: data generation runs the
+        skills without rendering and renders the views only where the planner looks."""
+        images = self.config.observe_images if images is None else images
         objects = np.zeros((OBJECT_CAPACITY, keys.OBJECT_FEATURES), dtype=np.float32)
         mask = np.zeros(OBJECT_CAPACITY, dtype=np.int8)
         for row, spec in enumerate(self.entity_specs()):
@@ -471,7 +487,7 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
             keys.INTRINSICS: self._intrinsics.copy(),
             keys.EXTRINSICS: self._extrinsics.copy(),
         }
-        if self.config.observe_images:
+        if images:
             rgbs, depths, segs = zip(
                 *(cam.render(self.client) for cam in self.cameras), strict=True
             )
@@ -479,7 +495,7 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
             obs[keys.DEPTH] = np.stack(depths)  # (V, H, W)
             raw = np.stack(segs)  # (V, H, W) body ids, -1 where nothing was hit
             obs[keys.SEGMENTATION] = self._segmentation_lookup[np.clip(raw, -1, None) + 1]
-        if self.config.point_cloud:
+        if images and self.config.point_cloud:
             points, labels, point_mask = fuse_point_cloud(
                 obs, self.config.voxel_size, self.config.point_cloud_points, self.point_cloud_bounds
             )

@@ -183,6 +183,13 @@ class KitchenEnv(ArmEnv):
     def entity_specs(self) -> Sequence[Entity]:
         return self.kinds
 
+    def scene_config(self) -> str:
+        """How many objects, how many inside the drawer or cabinet, and which of those is open."""
+        state = self.symbolic_state()
+        inside = sum(o.location in STORES for o in state.objects.values())
+        opened = [store for store in STORES if state.is_open(store)]
+        return f"{len(state.objects)} objects, {inside} stored, open: {'+'.join(opened) or 'none'}"
+
     def symbolic_state(self) -> KitchenState:
         left, right = self.robot.finger_contacts()
         opening = ks.joint_position(self.client, self.fixtures.drawer, Fixtures.DRAWER_JOINT)

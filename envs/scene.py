@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pybullet
@@ -24,6 +24,11 @@ PALETTE: dict[str, tuple[float, float, float]] = {
     "brown": (0.5, 0.3, 0.1),
 }
 """The named colours cubes are drawn from."""
+HELD_OUT_COLOUR_PAIRS: tuple[tuple[str, str], ...] = (("red", "blue"), ("green", "yellow"))
+"""Colour combinations kept out of training scenes: a "seen" scene never holds both colours of
+a pair, an "unseen" one (the generalization split) holds both colours of at least one."""
+ColourCombos = Literal["seen", "unseen", "any"]
+COLOUR_COMBOS: tuple[ColourCombos, ...] = ("seen", "unseen", "any")
 TABLE_RGBA = (0.42, 0.4, 0.38, 1.0)
 CUBE_SIZE_RANGE = (0.035, 0.05)  # edge length, metres: fits the Panda's 8 cm gripper
 CUBE_MASS = 0.08  # kg
@@ -57,6 +62,12 @@ class Placement:
     y: float
     yaw: float
     on: str | None = None  # the name of the cube below, or None for the table
+
+
+def has_colour_combos(colours: list[str], combos: ColourCombos) -> bool:
+    """Whether a scene with these cube colours belongs to ``combos`` (HELD_OUT_COLOUR_PAIRS)."""
+    held_out = any(a in colours and b in colours for a, b in HELD_OUT_COLOUR_PAIRS)
+    return combos == "any" or held_out == (combos == "unseen")
 
 
 def sample_layout(

@@ -21,18 +21,22 @@ from envs.plan import PLACE_LOCATIONS, TABLE
 from envs.regions import CELLS, REGIONS, TABLE_HEIGHT, TABLE_X, TABLE_Y
 from envs.scene import (
     CELL_TOLERANCE,
+    COLOUR_COMBOS,
     CubeSpec,
     SymbolicState,
     build_static_scene,
     cell_occupant,
     free_spot,
+    has_colour_combos,
     read_symbolic_state,
     sample_layout,
     spawn_cubes,
 )
 from envs.tasks import TABLETOP_FAMILIES, TaskFamily
+from envs.tasks.base import REFERRALS, Referral
 
 GRASP_DEPTH = 0.012  # how far below a cube's top face the fingertips close
+COLOUR_TRIES = 100  # colour draws per scene before a layout counts as not fitting
 
 
 @dataclass
@@ -49,6 +53,13 @@ class TabletopConfig(ArmEnvConfig):
     """Task families drawn uniformly at reset (``options={"task": ...}`` picks one)."""
     stack_probability: float = 0.5
     """Chance that a scene starts with one or two cubes stacked on others."""
+    referral: str = "entity"
+    """How TAMP instructions name single objects: ``entity`` ("How to grasp obj_3?", the
+    training data) or ``colour`` ("How to grasp the green object?", the generalization split)."""
+    colour_combos: str = "seen"
+    """Which colour combinations scenes hold: ``seen`` (never both colours of a pair in
+    envs.scene.HELD_OUT_COLOUR_PAIRS: training and in-distribution evaluation), ``unseen`` (at
+    least one such pair: the generalization split) or ``any``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -64,6 +75,10 @@ class TabletopConfig(ArmEnvConfig):
         if not self.tasks:
             raise ValueError(f"tasks=[]: allowed a non-empty list of {sorted(TABLETOP_FAMILIES)}")
         self.check_tasks(TABLETOP_FAMILIES)
+        if self.referral not in REFERRALS:
+            raise ValueError(f"referral={self.referral!r}: allowed {list(REFERRALS)}")
+        if self.colour_combos not in COLOUR_COMBOS:
+            raise ValueError(f"colour_combos={self.colour_combos!r}: allowed {list(COLOUR_COMBOS)}")
         if not 0.0 <= self.stack_probability <= 1.0:
             raise ValueError(f"stack_probability={self.stack_probability}: must be in [0, 1]")
 
@@ -133,12 +148,26 @@ class TabletopEnv(ArmEnv):
             count = int(num_objects)
         # The family bounds the count: a line needs 4-7 blocks, for example.
         count = min(max(count, family.min_objects), family.max_objects)
-        colours = family.choose_colours(self.np_random, count)
+        combos = options.get("colour_combos", self.config.colour_combos)
+        if combos not in COLOUR_COMBOS:
+            raise ValueError(f"options['colour_combos']={combos!r}: allowed {list(COLOUR_COMBOS)}")
+        for _ in range(COLOUR_TRIES):
+            colours = family.choose_colours(self.np_random, count)
+            if has_colour_combos(colours, combos):
+                break
+        else:
+            return False  # e.g. an "unseen" scene of one cube: reset samples another scene
         self.cubes, placements = sample_layout(
             self.np_random, colours, self.config.stack_probability
         )
         self.bodies = spawn_cubes(self.client, self.cubes, placements)
         return True
+
+    def _referral(self, options: dict[str, Any]) -> Referral:
+        referral = options.get("referral", self.config.referral)
+        if referral not in REFERRALS:
+            raise ValueError(f"options['referral']={referral!r}: allowed {list(REFERRALS)}")
+        return referral
 
     def entity_specs(self) -> Sequence[Entity]:
         return self.cubes
@@ -153,6 +182,12 @@ class TabletopEnv(ArmEnv):
         left, right = self.robot.finger_contacts()
         touching = {name: (body in left, body in right) for name, body in self.bodies.items()}
         return read_symbolic_state(self.client, self.cubes, self.bodies, touching)
+
+    def scene_config(self) -> str:
+        """How many cubes, and how many of them rest on another cube."""
+        state = self.symbolic_state()
+        stacked = sum(o.support in state.objects for o in state.objects.values())
+        return f"{len(state.objects)} objects, {stacked} stacked"
 
     # --- geometry the skills ask about ---------------------------------------------------------
     @property

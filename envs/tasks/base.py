@@ -14,6 +14,11 @@ from envs.plan import SkillCall
 from envs.scene import PALETTE, SymbolicState
 
 TaskKind = Literal["plan", "question"]
+Referral = Literal["entity", "colour"]
+"""How instructions name single objects: by entity name ("How to grasp obj_3?"), as PaLM-E's
+training data does, or by colour ("How to grasp the green object?"), its out-of-distribution
+test."""
+REFERRALS: tuple[Referral, ...] = ("entity", "colour")
 StateT = TypeVar("StateT")
 """The symbolic state a world's tasks read (tabletop: SymbolicState, kitchen: KitchenState)."""
 
@@ -71,6 +76,8 @@ class TaskFamily(ABC, Generic[StateT]):
     kind: TaskKind
     min_objects: int = 1
     max_objects: int = 8
+    refers_to_objects: bool = False
+    """Whether its instructions name single objects, so that ``referral`` changes them."""
 
     def choose_colours(self, rng: np.random.Generator, count: int) -> list[str]:
         """Colour names for ``count`` cubes; distinct unless a family needs repeats."""
@@ -78,14 +85,23 @@ class TaskFamily(ABC, Generic[StateT]):
         return [palette[i] for i in rng.choice(len(palette), size=count, replace=False)]
 
     @abstractmethod
-    def sample(self, state: StateT, rng: np.random.Generator) -> Task | None:
-        """A task for this scene, or None if the scene does not admit one."""
+    def sample(
+        self, state: StateT, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
+        """A task for this scene, or None if the scene does not admit one. ``referral`` says how
+        the instruction names single objects; families whose instructions name none (or name
+        kitchen objects, whose entity names are words) ignore it."""
 
 
 def clear_stack_step(state: SymbolicState, name: str) -> SkillCall | None:
     """pick() the top of whatever stands on ``name``; None when it is clear."""
     above = state.above(name)
     return SkillCall("pick", (above[-1],)) if above else None
+
+
+def refer(state: SymbolicState, name: str, referral: Referral) -> str:
+    """How an instruction names one object: ``obj_3`` or ``the green object``."""
+    return name if referral == "entity" else f"the {state.objects[name].colour} object"
 
 
 def pick_one(rng: np.random.Generator, items: list[str]) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from envs.kitchen_scene import COUNTER, HANDOVER_ZONE, OBJECT_KINDS, STORES, KitchenState
 from envs.plan import SkillCall
-from envs.tasks.base import PlanTask, QuestionTask, Task, TaskFamily, pick_one
+from envs.tasks.base import PlanTask, QuestionTask, Referral, Task, TaskFamily, pick_one
 
 CAPACITY = {"drawer": 2, "cabinet": 2}
 MAX_ON_COUNTER = 4  # loose objects the counter's free area holds with room for the fingers
@@ -230,7 +230,9 @@ class PutInDrawerFamily(KitchenFamily):
         "Store the {x} in the drawer.",
     )
 
-    def sample(self, state: KitchenState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: KitchenState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         loose = _loose(state)
         if not loose or len(state.located("drawer")) >= CAPACITY["drawer"]:
             return None
@@ -249,7 +251,9 @@ class BringFamily(KitchenFamily):
         "Fetch the {x} from the cabinet.",
     )
 
-    def sample(self, state: KitchenState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: KitchenState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         inside = state.located("cabinet")
         if not inside:
             return None
@@ -269,7 +273,9 @@ class ClearCounterFamily(KitchenFamily):
         "Tidy the counter: loose things go in the sink or the bowl.",
     )
 
-    def sample(self, state: KitchenState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: KitchenState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         loose = _loose(state)
         if len(loose) < 2:
             return None
@@ -287,7 +293,9 @@ class PutAwayFamily(KitchenFamily):
         "Tidy away the {x} and the {y}.",
     )
 
-    def sample(self, state: KitchenState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: KitchenState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         loose = _loose(state)
         order = [loose[i] for i in rng.permutation(len(loose))]
         for i, first in enumerate(order):
@@ -314,7 +322,9 @@ class AffordanceFamily(KitchenFamily):
                     locations[name] = "counter"
         return locations
 
-    def sample(self, state: KitchenState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: KitchenState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         pickable = [n for n in state.objects if state.pick_blocker(n) is None]
         blocked = [n for n in state.objects if state.pick_blocker(n) is not None]
         want_yes = rng.random() < 0.5
@@ -335,7 +345,9 @@ class SuccessDetectionFamily(KitchenFamily):
 
     name, kind = "success_detection", "question"
 
-    def sample(self, state: KitchenState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: KitchenState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         attempts = [SkillCall("pick", (n,)) for n in _loose(state)]
         attempts += [SkillCall("open", (f,)) for f in STORES if state.is_closed(f)]
         attempts += [SkillCall("close", (f,)) for f in STORES if state.is_open(f)]

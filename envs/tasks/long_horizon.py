@@ -28,7 +28,15 @@ from envs.scene import (
     cell_occupant,
     free_spot,
 )
-from envs.tasks.base import PlanTask, Task, TaskFamily, clear_stack_step, join_words, pick_one
+from envs.tasks.base import (
+    PlanTask,
+    Referral,
+    Task,
+    TaskFamily,
+    clear_stack_step,
+    join_words,
+    pick_one,
+)
 from envs.tasks.tamp import StackTask
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
@@ -161,7 +169,9 @@ class SortFamily(TaskFamily[SymbolicState]):
         groups = int(rng.integers(2, min(4, count // 2) + 1))
         return _repeated_colours(rng, count, groups)
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         colours = sorted({o.colour for o in state.objects.values()})
         if len(colours) > len(CORNERS):
             return None
@@ -235,7 +245,9 @@ class TowerFamily(TaskFamily[SymbolicState]):
         rest = [others[int(i)] for i in rng.integers(len(others), size=count - height)]
         return [(tower + rest)[i] for i in rng.permutation(count)]
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         colours = [o.colour for o in state.objects.values()]
         unique = [n for n, o in state.objects.items() if colours.count(o.colour) == 1]
         if len(unique) < 3:
@@ -324,7 +336,9 @@ class LineFamily(TaskFamily[SymbolicState]):
     def choose_colours(self, rng: np.random.Generator, count: int) -> list[str]:
         return _any_colours(rng, count)
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         count = len(state.objects)
         orientations = ["horizontal"] + (["vertical"] if count <= GRID_ROWS else [])
         orientation = pick_one(rng, orientations)
@@ -367,7 +381,9 @@ class PairFamily(TaskFamily[SymbolicState]):
         colours += palette[count // 2 : count // 2 + count % 2]
         return [colours[i] for i in rng.permutation(count)]
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         for corner in (CORNERS[i] for i in rng.permutation(len(CORNERS))):
             point = np.array(CORNER_POINTS[corner])
             names = sorted(
@@ -455,7 +471,9 @@ class GatherFamily(TaskFamily[SymbolicState]):
     def choose_colours(self, rng: np.random.Generator, count: int) -> list[str]:
         return _any_colours(rng, count)
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         x_mid, y_mid = sum(WORKSPACE_X) / 2, sum(WORKSPACE_Y) / 2
         for side in (list(OPPOSITE)[i] for i in rng.permutation(len(OPPOSITE))):
             along = 1 if side in ("left", "right") else 0

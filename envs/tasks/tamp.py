@@ -15,7 +15,16 @@ import numpy as np
 from envs.plan import TABLE, SkillCall
 from envs.regions import WORKSPACE_Y
 from envs.scene import SymbolicState
-from envs.tasks.base import PlanTask, QuestionTask, Task, TaskFamily, clear_stack_step, pick_one
+from envs.tasks.base import (
+    PlanTask,
+    QuestionTask,
+    Referral,
+    Task,
+    TaskFamily,
+    clear_stack_step,
+    pick_one,
+    refer,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,41 +72,50 @@ class StackTask(PlanTask[SymbolicState]):
 
 class GraspFamily(TaskFamily[SymbolicState]):
     name, kind = "p1", "plan"
+    refers_to_objects = True
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         names = list(state.objects)
         blocked = [n for n in names if not state.is_clear(n)]
         # Half of the tasks need unstacking whenever the scene has a blocked cube.
         pool = blocked if blocked and rng.random() < 0.5 else names
         target = pick_one(rng, pool)
-        colour = state.objects[target].colour
-        return GraspTask(instruction=f"How to grasp the {colour} object?", target=target)
+        return GraspTask(
+            instruction=f"How to grasp {refer(state, target, referral)}?", target=target
+        )
 
 
 class StackFamily(TaskFamily[SymbolicState]):
     name, kind = "p2", "plan"
+    refers_to_objects = True
     min_objects = 2
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         names = list(state.objects)
         pairs = [(a, b) for a in names for b in names if a != b and state.objects[a].support != b]
         if not pairs:
             return None
         target, base = pairs[int(rng.integers(len(pairs)))]
-        x, y = state.objects[target].colour, state.objects[base].colour
+        x, y = refer(state, target, referral), refer(state, base, referral)
         return StackTask(
-            instruction=f"How to stack the {x} object on top of the {y} object?",
+            instruction=f"How to stack {x} on top of {y}?",
             target=target,
             base=base,
         )
 
 
 class ColourQuestion(TaskFamily[SymbolicState]):
-    """q1: What colour is obj_j?"""
+    """q1: What colour is obj_j? (always by entity name: asked by colour it would answer itself)"""
 
     name, kind = "q1", "question"
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         target = pick_one(rng, list(state.objects))
         colour = state.objects[target].colour
         return QuestionTask(family="q1", instruction=f"What colour is {target}?", answer=colour)
@@ -110,8 +128,11 @@ class SideQuestion(TaskFamily[SymbolicState]):
     """q2: Is the X object left, right or centre of the table? (from the robot's point of view)"""
 
     name, kind = "q2", "question"
+    refers_to_objects = True
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         third = (WORKSPACE_Y[1] - WORKSPACE_Y[0]) / 3
         right_edge, left_edge = WORKSPACE_Y[0] + third, WORKSPACE_Y[1] - third
         candidates = [
@@ -124,7 +145,7 @@ class SideQuestion(TaskFamily[SymbolicState]):
         obj = candidates[int(rng.integers(len(candidates)))]
         y = obj.position[1]
         side = "left" if y > left_edge else "right" if y < right_edge else "centre"
-        question = f"Is the {obj.colour} object left, right or centre of the table?"
+        question = f"Is {refer(state, obj.name, referral)} left, right or centre of the table?"
         return QuestionTask(family="q2", instruction=question, answer=side)
 
 
@@ -132,18 +153,18 @@ class BelowQuestion(TaskFamily[SymbolicState]):
     """q3: Is the X object below the Y object?"""
 
     name, kind = "q3", "question"
+    refers_to_objects = True
     min_objects = 2
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         names = list(state.objects)
         true_pairs = [(a, b) for b in names for a in state.below(b)]
         false_pairs = [(a, b) for a in names for b in names if a != b and (a, b) not in true_pairs]
         pool = true_pairs if true_pairs and rng.random() < 0.5 else false_pairs
         lower, upper = pool[int(rng.integers(len(pool)))]
-        question = (
-            f"Is the {state.objects[lower].colour} object below the "
-            f"{state.objects[upper].colour} object?"
-        )
+        question = f"Is {refer(state, lower, referral)} below {refer(state, upper, referral)}?"
         return QuestionTask(
             family="q3",
             instruction=question,
@@ -155,9 +176,12 @@ class FeasibilityQuestion(TaskFamily[SymbolicState]):
     """q4: Is it possible to first grasp A, then place it on B, and then grasp C?"""
 
     name, kind = "q4", "question"
+    refers_to_objects = True
     min_objects = 2
 
-    def sample(self, state: SymbolicState, rng: np.random.Generator) -> Task | None:
+    def sample(
+        self, state: SymbolicState, rng: np.random.Generator, referral: Referral = "entity"
+    ) -> Task | None:
         names = list(state.objects)
         if len(names) < 2:
             return None
@@ -169,10 +193,10 @@ class FeasibilityQuestion(TaskFamily[SymbolicState]):
             feasible = is_feasible(state, first, second, third)
             if feasible == want_yes:
                 break
-        colour = {n: state.objects[n].colour for n in names}
+        grasp, base, then = (refer(state, n, referral) for n in (first, second, third))
         question = (
-            f"Is it possible to first grasp the {colour[first]} object, then place it on the "
-            f"{colour[second]} object, and then grasp the {colour[third]} object?"
+            f"Is it possible to first grasp {grasp}, then place it on {base}, "
+            f"and then grasp {then}?"
         )
         return QuestionTask(family="q4", instruction=question, answer="yes" if feasible else "no")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -10,7 +11,13 @@ from gymnasium.utils.env_checker import check_env
 
 from envs import keys
 from envs.regions import TABLE_HEIGHT, WORKSPACE_X, WORKSPACE_Y
-from envs.scene import CUBE_SIZE_RANGE, GRIPPER_CLEARANCE, PALETTE, sample_layout
+from envs.scene import (
+    CUBE_SIZE_RANGE,
+    GRIPPER_CLEARANCE,
+    HELD_OUT_COLOUR_PAIRS,
+    PALETTE,
+    sample_layout,
+)
 from envs.tabletop import OBJECT_CAPACITY, TabletopConfig
 
 # Actions are joint angles in radians by design (not rescaled to [-1, 1]): the one expected warning.
@@ -163,6 +170,8 @@ def test_task_option_picks_the_family(make_env):
         ("image_size", 0, "positive"),
         ("control_hz", 7, "must divide 240"),
         ("stack_probability", 1.5, r"\[0, 1\]"),
+        ("referral", "name", r"allowed \['entity', 'colour'\]"),
+        ("colour_combos", "new", r"allowed \['seen', 'unseen', 'any'\]"),
     ],
 )
 def test_bad_config_names_the_field_and_the_allowed_values(field, value, message):
@@ -186,6 +195,29 @@ def test_bad_reset_options_name_the_allowed_values(make_env):
         env.reset(seed=0, options={"task": "p9"})
     with pytest.raises(ValueError, match=r"allowed 1..8"):
         env.reset(seed=0, options={"num_objects": 12})
+    with pytest.raises(ValueError, match=r"referral.*allowed \['entity', 'colour'\]"):
+        env.reset(seed=0, options={"referral": "name"})
+    with pytest.raises(ValueError, match=r"colour_combos.*allowed \['seen'"):
+        env.reset(seed=0, options={"colour_combos": "new"})
+
+
+@pytest.mark.parametrize("combos", ["seen", "unseen"])
+def test_colour_combinations_split_on_the_held_out_pairs(make_env, combos):
+    env = make_env(observe_images=False, colour_combos=combos, tasks=["p1", "q1", "sort", "line"])
+    for seed in range(30):
+        _, info = env.reset(seed=seed)
+        colours = {o["colour"] for o in info[keys.SYMBOLIC_STATE]["objects"].values()}
+        held_out = [pair for pair in HELD_OUT_COLOUR_PAIRS if set(pair) <= colours]
+        assert bool(held_out) == (combos == "unseen"), (seed, info[keys.TASK], colours)
+
+
+def test_referral_option_names_objects_by_entity_or_colour(make_env):
+    env = make_env(observe_images=False)
+    _, by_entity = env.reset(seed=4, options={"task": "p2"})
+    _, by_colour = env.reset(seed=4, options={"task": "p2", "referral": "colour"})
+    assert re.fullmatch(r"How to stack obj_\d on top of obj_\d\?", by_entity[keys.INSTRUCTION])
+    by_colour_pattern = r"How to stack the \w+ object on top of the \w+ object\?"
+    assert re.fullmatch(by_colour_pattern, by_colour[keys.INSTRUCTION])
 
 
 def test_eight_cubes_without_stacks_always_fit():

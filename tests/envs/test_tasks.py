@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,7 @@ from envs.tasks import (
     is_feasible,
     normalize_answer,
 )
+from envs.tasks.base import REFERRALS, Referral
 
 
 def make_state(layout: dict[str, tuple[str, str, float]], held: str | None = None) -> SymbolicState:
@@ -82,8 +86,8 @@ def test_stack_oracle_clears_target_then_base():
     assert covered_base.oracle_step(make_state(TOWER)) == SkillCall("pick", ("obj_3",))
 
 
-def sample(family: str, state: SymbolicState, seed: int = 0):
-    return TASK_FAMILIES[family].sample(state, np.random.default_rng(seed))
+def sample(family: str, state: SymbolicState, seed: int = 0, referral: Referral = "entity"):
+    return TASK_FAMILIES[family].sample(state, np.random.default_rng(seed), referral)
 
 
 def test_colour_question():
@@ -108,7 +112,7 @@ def test_below_question_is_true_only_within_a_stack():
     state = make_state(TOWER)
     answers = {}
     for seed in range(60):
-        task = sample("q3", state, seed)
+        task = sample("q3", state, seed, referral="colour")
         answers[task.instruction] = task.answer
     assert answers["Is the red object below the blue object?"] == "yes"
     assert answers.get("Is the blue object below the red object?", "no") == "no"
@@ -120,7 +124,7 @@ def test_feasibility_question_follows_the_symbolic_rules():
     state = make_state(TOWER)
     seen = set()
     for seed in range(80):
-        task = sample("q4", state, seed)
+        task = sample("q4", state, seed, referral="colour")
         words = task.instruction
         seen.add(task.answer)
         # Grasping the covered red or green cube first is never possible.
@@ -134,6 +138,20 @@ def test_feasibility_question_follows_the_symbolic_rules():
     assert is_feasible(state, "obj_3", "obj_4", "obj_3")
     assert is_feasible(state, "obj_3", "obj_4", "obj_2"), "green is clear once blue has moved"
     assert not is_feasible(state, "obj_3", "obj_4", "obj_1")
+
+
+@pytest.mark.parametrize("family", ["p1", "p2", "q2", "q3", "q4"])
+def test_referral_changes_only_how_objects_are_named(family):
+    state = make_state(TOWER)
+    by_entity, by_colour = (sample(family, state, 3, referral) for referral in REFERRALS)
+    # The same task (target, answer), phrased two ways.
+    assert by_entity.instruction != by_colour.instruction
+    assert replace(by_entity, instruction="") == replace(by_colour, instruction="")
+    for name, (colour, _, _) in TOWER.items():
+        named = re.search(rf"\b{name}\b", by_entity.instruction) is not None
+        assert named == (f"the {colour} object" in by_colour.instruction), (by_entity, by_colour)
+    assert "object" not in by_entity.instruction.replace("objects", "")
+    assert "obj_" not in by_colour.instruction
 
 
 def test_answers_are_normalized():
