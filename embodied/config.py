@@ -13,6 +13,7 @@ import gymnasium as gym
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from embodied.data.splits import SPLITS
 from embodied.episode import EVAL_SEED_START
 from embodied.planners import PLANNERS
 from envs.kitchen import KitchenConfig, KitchenEnv
@@ -100,9 +101,102 @@ class RolloutConfig:
             raise ValueError(f"env.id={self.env.id!r} is not a registered gymnasium id")
 
 
+@dataclass
+class GenerateConfig:
+    """``python -m embodied.generate``: oracle episodes as sharded, balanced training data."""
+
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"env": "tabletop"}])
+    env: Any = MISSING
+    """The environment (config group ``env``: tabletop or kitchen); its image size, views and
+    failure_rate shape the data."""
+    tasks: list[str] | None = None
+    """Task families to generate; None takes env.tasks. Families take turns over the scenes."""
+    splits: list[str] = field(default_factory=lambda: ["train", "eval"])
+    """Splits to generate (embodied.data.splits.SPLITS): train, eval, and for the tabletop
+    objects_6, objects_8, unseen_colours, colour_referral."""
+    episodes: int = 1000
+    """Episodes of the train split."""
+    eval_episodes: int = 200
+    """Episodes of every other split."""
+    shard_size: int = 50
+    """Episodes per shard file: the unit of parallel work, of resuming and of slicing."""
+    workers: int = 2
+    """Worker processes (one env each); 1 generates in this process."""
+    shards: str | None = None
+    """Only this slice of the shard range, ``START:END`` (Python slice, END excluded): for SLURM
+    array tasks or Ray jobs filling one dataset; None generates every shard not yet on disk."""
+    plan_only: bool = False
+    """Write the manifest (scene survey, balancing, shard plan) and stop."""
+    balance: bool = True
+    """Curate the scenes with MetaCLIP's algorithm over task family x scene configuration."""
+    balance_threshold: int | None = None
+    """MetaCLIP's t: an entry with count c in the candidate pool keeps each scene with
+    probability min(1, t / c). None uses the median entry count of the pool."""
+    pool_factor: float = 1.5
+    """Candidate scenes surveyed per wanted episode before balancing (grown if too few are kept)."""
+    seed: int = 0
+    """Seed of the balancing draws (scene seeds come from the split)."""
+    max_plan_steps: int = 24
+    """Most skill calls per episode before it is cut off."""
+    output_dir: str = "data/${hydra:runtime.choices.env}"
+    """Where the manifest and the shards go; rerunning with the same config resumes there."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        tasks = self.family_names
+        unknown = [t for t in tasks if t not in self.env.families]
+        if unknown or not tasks:
+            allowed = sorted(self.env.families)
+            raise ValueError(f"tasks={tasks}: allowed {allowed} for {self.env.id}")
+        for name in self.splits:
+            if name not in SPLITS:
+                raise ValueError(f"splits: {name!r} is unknown: allowed {list(SPLITS)}")
+            if self.env.id not in SPLITS[name].worlds:
+                allowed = [n for n, s in SPLITS.items() if self.env.id in s.worlds]
+                raise ValueError(
+                    f"splits: {name!r} does not exist for {self.env.id}: allowed {allowed}"
+                )
+            if not SPLITS[name].families(tasks):
+                raise ValueError(
+                    f"splits: {name!r} holds only families whose instructions name single "
+                    f"objects, and tasks={tasks} has none"
+                )
+        if len(set(self.splits)) != len(self.splits) or not self.splits:
+            raise ValueError(f"splits={list(self.splits)}: must be non-empty, without repeats")
+        for name in ("episodes", "eval_episodes", "shard_size", "workers", "max_plan_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.pool_factor < 1.0:
+            raise ValueError(f"pool_factor={self.pool_factor}: must be >= 1")
+        if self.balance_threshold is not None and self.balance_threshold < 1:
+            raise ValueError(f"balance_threshold={self.balance_threshold}: must be >= 1 or null")
+        self.shard_range()  # validates the slice
+
+    @property
+    def family_names(self) -> list[str]:
+        return list(self.tasks if self.tasks is not None else self.env.tasks)
+
+    def shard_range(self) -> slice:
+        """``shards`` as a slice over shard indices (everything when None)."""
+        if self.shards is None:
+            return slice(0, None)
+        start, sep, end = str(self.shards).partition(":")
+        try:
+            bounds = (int(start) if start else 0, int(end) if end else None)
+        except ValueError:
+            bounds = (-1, None)
+        if not sep or bounds[0] < 0 or (bounds[1] is not None and bounds[1] <= bounds[0]):
+            raise ValueError(
+                f"shards={self.shards!r}: expected START:END with 0 <= START < END, e.g. 0:8"
+            )
+        return slice(*bounds)
+
+
 def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="rollout", node=RolloutConfig)
+    store.store(name="generate", node=GenerateConfig)
     store.store(group="env", name="tabletop", node=TabletopEnvConfig)
     store.store(group="env", name="kitchen", node=KitchenEnvConfig)
 

@@ -77,10 +77,12 @@ def run_episode(
     max_plan_steps: int = 24,
     max_parse_failures: int = 3,
     observer: EpisodeObserver | None = None,
+    options: dict[str, Any] | None = None,
 ) -> EpisodeResult:
     """Run one episode with ``planner`` choosing steps and scripted skills executing them.
 
     ``family`` names the task family; None lets the env draw one from its configured families.
+    ``options`` are further reset options (``num_objects``, ``referral``, ...).
 
     Malformed or invalid steps are recorded and the planner asked again, up to
     ``max_parse_failures`` times; the episode ends at ``done()``, at ``max_plan_steps`` steps, or
@@ -88,7 +90,10 @@ def run_episode(
     questions: the answer is correct).
     """
     started = time.perf_counter()
-    observation, info = env.reset(seed=seed, options={"task": family} if family else None)
+    reset_options = dict(options or {})
+    if family:
+        reset_options["task"] = family
+    observation, info = env.reset(seed=seed, options=reset_options)
     sim: ArmEnv = env.unwrapped  # type: ignore[assignment]
     task = sim.task
     assert task is not None
