@@ -59,7 +59,6 @@ POOL_GROWTH = 1.5  # the candidate pool grows by this when balancing kept too fe
 POOL_ROUNDS = 5
 
 
-@dataclass(frozen=True)
 class DatasetConflict(ValueError):
     """``output_dir`` holds a dataset made with another config."""
 
