@@ -65,7 +65,8 @@ class DatasetConflict(ValueError):
 
 @dataclass(frozen=True)
 class Scene:
-    """A candidate scene: its seed, the family it is generated for and its configuration."""
+    """A candidate scene: its seed, the family it is generated for and its configuration
+    (read by the survey; "" when balancing is off and there was none)."""
 
     seed: int
     family: str
@@ -137,11 +138,12 @@ def plan_split(
     count = math.ceil(wanted * config.pool_factor) if config.balance else wanted
     surveyed: list[Scene] = []
     for _ in range(POOL_ROUNDS):
+        if not config.balance:  # no survey needed: the first candidates, configs unknown
+            surveyed = chosen = candidates(config, split_name, wanted)
+            threshold = None
+            break
         new = candidates(config, split_name, count)[len(surveyed) :]
         surveyed += survey(new, dict(split.options))
-        if not config.balance:
-            chosen, threshold = surveyed[:wanted], None
-            break
         rng = np.random.default_rng([config.seed, list(SPLITS).index(split_name)])
         curation = metaclip_curate([s.entry for s in surveyed], config.balance_threshold, rng)
         if len(curation.kept) >= wanted:
@@ -293,7 +295,7 @@ class Worker:
                     self.images,
                     max_plan_steps,
                 )
-                if record.scene_config != scene.scene_config:
+                if scene.scene_config and record.scene_config != scene.scene_config:
                     raise RuntimeError(
                         f"seed {scene.seed}: the scene is {record.scene_config!r}, the survey saw "
                         f"{scene.scene_config!r}: reset is not deterministic"

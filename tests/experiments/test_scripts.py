@@ -79,3 +79,19 @@ def test_oracle_success_runs_the_kitchen(tmp_path):
 def test_scripts_reject_bad_arguments(tmp_path, module, args, message):
     run = run_script(module, tmp_path, *args)
     assert run.returncode == 2 and message in run.stderr
+
+
+def test_benchmark_generate_smoke(tmp_path):
+    run = run_script("experiments.benchmark_generate", tmp_path)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "benchmark_generate.json").read_text())
+    rows = {(r["world"], r["workers"]): r for r in results["rows"]}
+    assert set(rows) == {("tabletop", 1), ("tabletop", 2), ("kitchen", 1), ("kitchen", 2)}
+    for (world, _), row in rows.items():
+        assert row["episodes"] == 4 and row["scenes_per_s"] > 0
+        assert row["mb_per_1000_episodes"] > 0
+        # The same plan both times: the same frames and bytes.
+        assert row["frames"] == rows[(world, 1)]["frames"]
+        assert row["mb_per_1000_episodes"] == rows[(world, 1)]["mb_per_1000_episodes"]
+    assert set(results["speedup_2_workers"]) == {"tabletop", "kitchen"}
+    assert "| tabletop | 2 |" in (tmp_path / "benchmark_generate.md").read_text()
