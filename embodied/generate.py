@@ -28,7 +28,6 @@ import json
 import math
 import multiprocessing
 import os
-import socket
 import sys
 import threading
 import time
@@ -45,10 +44,17 @@ from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the environments)
 from embodied.config import GenerateConfig, register_configs, to_config
-from embodied.data.balance import entry_counts, imbalance, metaclip_curate
+from embodied.data.balance import entry_counts, imbalance, metaclip_curate, uniformity
 from embodied.data.recording import record_episode
 from embodied.data.splits import SPLITS
-from embodied.data.storage import TEMPORARY_SUFFIX, ShardWriter, shard_name, temporary_path
+from embodied.data.storage import (
+    SHARD_SUFFIX,
+    TEMPORARY_SUFFIX,
+    ShardWriter,
+    is_abandoned,
+    shard_name,
+    temporary_path,
+)
 from envs.base import ArmEnv
 
 register_configs()
@@ -170,6 +176,10 @@ def plan_split(
         "after": after,
         "imbalance_before": round(imbalance(before), 3),
         "imbalance_after": round(imbalance(after), 3),
+        "uniformity_before": round(uniformity(before), 4),
+        "uniformity_after": round(uniformity(after), 4),
+        "top_share_before": round(max(before.values()) / sum(before.values()), 4),
+        "top_share_after": round(max(after.values()) / sum(after.values()), 4),
         "families_before": entry_counts([s.family for s in surveyed]),
         "families_after": entry_counts([s.family for s in chosen]),
     }
@@ -388,37 +398,21 @@ class Workers:
 
 
 # --- the run ---------------------------------------------------------------------------------
-def remove_stale_temporaries(output_dir: Path) -> list[Path]:
-    """Delete temporary shard files left by dead processes of this host (a killed run)."""
+def remove_abandoned_shards(output_dir: Path) -> list[Path]:
+    """Delete temporary shard files that no live writer holds: a killed run's leftovers."""
     removed = []
-    host = socket.gethostname()
-    for path in output_dir.rglob(f"*{TEMPORARY_SUFFIX}"):
-        parts = path.name.split(".")  # shard_00003.h5.<host>.<pid>.tmp
-        try:
-            owner_host, pid = ".".join(parts[2:-2]), int(parts[-2])
-        except (IndexError, ValueError):
-            continue
-        if owner_host == host and not _alive(pid):
+    for path in sorted(output_dir.glob(f"*/shard_*{SHARD_SUFFIX}.*{TEMPORARY_SUFFIX}")):
+        if is_abandoned(path):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def generate(config: GenerateConfig) -> dict[str, Any]:
     """Plan (or resume) the dataset and write the shards this run is given; returns a summary."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    removed = remove_stale_temporaries(output_dir)
+    removed = remove_abandoned_shards(output_dir)
     if removed:
         print(f"removed {len(removed)} unfinished shard file(s) of a killed run", flush=True)
     started = time.perf_counter()
@@ -491,7 +485,9 @@ def print_balance(manifest: dict[str, Any], top: int = 8) -> None:
     for name, split in manifest["splits"].items():
         print(
             f"split {name}: {split['episodes']} episodes from {split['candidates']} candidates "
-            f"(t={split['threshold']}); entries {len(split['before'])} -> {len(split['after'])}, "
+            f"(t={split['threshold']}); entries {len(split['before'])} -> {len(split['after'])}; "
+            f"uniformity {split['uniformity_before']} -> {split['uniformity_after']}, largest "
+            f"entry's share {split['top_share_before']} -> {split['top_share_after']}, "
             f"max/min count {split['imbalance_before']} -> {split['imbalance_after']}",
             flush=True,
         )

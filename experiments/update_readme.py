@@ -41,6 +41,11 @@ SECTIONS = (
         "--families put_in_drawer bring_from_cabinet clear_counter put_away",
         "each pick, open and close fails with probability 0.2; the oracle re-plans from the state",
     ),
+    (
+        "benchmark_generate",
+        "python -m experiments.benchmark_generate",
+        "each world's default families, train split, balancing on",
+    ),
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import pytest
 from torch.utils.data import DataLoader
 
 from embodied.config import GenerateConfig, KitchenEnvConfig, TabletopEnvConfig
-from embodied.data.balance import imbalance, median_threshold, metaclip_curate
+from embodied.data.balance import imbalance, median_threshold, metaclip_curate, uniformity
 from embodied.data.dataset import EpisodeDataset, collate_examples
 from embodied.data.recording import record_episode
 from embodied.data.splits import SPLIT_SEEDS, SPLITS
@@ -27,6 +28,7 @@ from embodied.data.storage import (
     TEMPORARY_SUFFIX,
     EpisodeRecord,
     ShardWriter,
+    is_abandoned,
     read_shard,
 )
 from embodied.generate import MANIFEST, DatasetConflict, generate
@@ -34,6 +36,7 @@ from envs import keys
 from envs.scene import HELD_OUT_COLOUR_PAIRS
 
 ROOT = Path(__file__).resolve().parents[2]
+TEXT_OUT = {"capture_output": True, "text": True, "check": True}
 SMALL_TABLETOP = {"image_size": 32, "views": ["front", "left"]}
 
 
@@ -134,6 +137,17 @@ def test_a_failed_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_only_temporaries_of_dead_local_writers_count_as_abandoned(tmp_path):
+    writer = ShardWriter(tmp_path / "shard_00000.h5", {})
+    assert not is_abandoned(writer.temporary), "its writer (this process) runs"
+    writer.close()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **TEXT_OUT)
+    pid = int(dead.stdout)
+    here, there = socket.gethostname(), "another-host.example"
+    assert is_abandoned(tmp_path / f"shard_00001.h5.{here}.{pid}{TEMPORARY_SUFFIX}")
+    assert not is_abandoned(tmp_path / f"shard_00001.h5.{there}.{pid}{TEMPORARY_SUFFIX}")
+
+
 def test_generated_data_is_the_oracle_rerun_on_the_same_seeds(make_env, tmp_path):
     config = small_config(tmp_path, splits=["train", "colour_referral"])
     summary = generate(config)
@@ -207,7 +221,7 @@ def test_a_killed_run_resumes_without_redoing_or_corrupting_shards(tmp_path):
         assert process.poll() is None, process.communicate()[0]
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    process.communicate()  # reaps it and closes its pipe
     done = {p.name: p.stat() for p in shards.glob("*.h5")}
     assert 1 <= len(done) < 6, f"the kill should land mid-run; done: {sorted(done)}"
     for path in shards.glob("*.h5"):  # every file with a final name is whole
@@ -269,6 +283,8 @@ def test_metaclip_caps_head_entries_and_keeps_the_tail():
     assert curation.before == {"head": 1000, "middle": 100, "tail": 10}
     assert median_threshold(entries) == 100
     assert imbalance(dict(kept)) < imbalance(curation.before)
+    assert uniformity(dict(kept)) > uniformity(curation.before)
+    assert uniformity({"a": 5, "b": 5, "c": 5}) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="balance_threshold=0"):
         metaclip_curate(entries, 0, np.random.default_rng(0))
 
@@ -281,7 +297,9 @@ def test_the_manifest_reports_the_balancing(tmp_path):
     assert sum(split["before"].values()) == split["candidates"] >= 90
     t = split["threshold"]
     assert t == median_threshold([e for e, c in split["before"].items() for _ in range(c)])
-    assert split["imbalance_after"] <= split["imbalance_before"]
+    assert split["uniformity_before"] == round(uniformity(split["before"]), 4)
+    assert split["uniformity_after"] == round(uniformity(split["after"]), 4)
+    assert split["uniformity_after"] > split["uniformity_before"], "balancing evens entries out"
     for entry, count in split["after"].items():
         assert count <= split["before"][entry]
         assert entry.split(" | ")[0] in ("q1", "q2", "q3")
