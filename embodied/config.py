@@ -6,6 +6,7 @@ which runs every ``__post_init__`` check, so a bad override fails with the allow
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,3 +205,13 @@ def register_configs() -> None:
 def to_config(cfg: DictConfig) -> Any:
     """DictConfig -> validated dataclasses (raises ValueError naming the bad field)."""
     return OmegaConf.to_object(cfg)
+
+
+def to_config_or_exit(cfg: DictConfig) -> Any:
+    """``to_config`` for entry points: a bad value prints what was wrong and what is allowed, and
+    exits with status 2 (no traceback)."""
+    try:
+        return to_config(cfg)
+    except ValueError as error:
+        print(f"error: bad configuration: {error}", file=sys.stderr)
+        sys.exit(2)

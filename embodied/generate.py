@@ -43,7 +43,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the environments)
-from embodied.config import GenerateConfig, register_configs, to_config
+from embodied.config import GenerateConfig, register_configs, to_config_or_exit
 from embodied.data.balance import entry_counts, imbalance, metaclip_curate, uniformity
 from embodied.data.recording import record_episode
 from embodied.data.splits import SPLITS
@@ -138,31 +138,14 @@ Survey = Callable[[list[Scene], dict[str, Any]], list[Scene]]
 def plan_split(
     config: GenerateConfig, split_name: str, survey: Survey
 ) -> tuple[list[Scene], dict[str, Any]]:
-    """Survey candidates, curate them, and return the split's scenes with a balancing report."""
+    """The split's scenes (curated unless ``balance`` is off) with a balancing report."""
     split = SPLITS[split_name]
     wanted = config.episodes if split_name == "train" else config.eval_episodes
-    count = math.ceil(wanted * config.pool_factor) if config.balance else wanted
-    surveyed: list[Scene] = []
-    for _ in range(POOL_ROUNDS):
-        if not config.balance:  # no survey needed: the first candidates, configs unknown
-            surveyed = chosen = candidates(config, split_name, wanted)
-            threshold = None
-            break
-        new = candidates(config, split_name, count)[len(surveyed) :]
-        surveyed += survey(new, dict(split.options))
-        rng = np.random.default_rng([config.seed, list(SPLITS).index(split_name)])
-        curation = metaclip_curate([s.entry for s in surveyed], config.balance_threshold, rng)
-        if len(curation.kept) >= wanted:
-            chosen = [surveyed[i] for i in curation.kept[:wanted]]
-            threshold = curation.threshold
-            break
-        count = math.ceil(count * POOL_GROWTH)
-    else:
-        raise RuntimeError(
-            f"split {split_name}: balancing kept {len(curation.kept)} of {len(surveyed)} candidate "
-            f"scenes, fewer than the {wanted} wanted: raise balance_threshold "
-            f"(now {curation.threshold}) or pool_factor"
-        )
+    if config.balance:
+        chosen, surveyed, threshold = curate_split(config, split_name, wanted, survey)
+    else:  # no survey needed: the first candidates, their configurations unknown
+        chosen = surveyed = candidates(config, split_name, wanted)
+        threshold = None
     before = entry_counts([s.entry for s in surveyed])
     after = entry_counts([s.entry for s in chosen])
     report = {
@@ -184,6 +167,30 @@ def plan_split(
         "families_after": entry_counts([s.family for s in chosen]),
     }
     return chosen, report
+
+
+def curate_split(
+    config: GenerateConfig, split_name: str, wanted: int, survey: Survey
+) -> tuple[list[Scene], list[Scene], int]:
+    """Survey ``pool_factor`` candidates per wanted scene and curate them; grow the pool while
+    too few are kept. Returns the chosen scenes, the surveyed pool and the threshold used."""
+    count = math.ceil(wanted * config.pool_factor)
+    options = dict(SPLITS[split_name].options)
+    rng_seed = [config.seed, list(SPLITS).index(split_name)]
+    surveyed: list[Scene] = []
+    for _ in range(POOL_ROUNDS):
+        surveyed += survey(candidates(config, split_name, count)[len(surveyed) :], options)
+        curation = metaclip_curate(
+            [s.entry for s in surveyed], config.balance_threshold, np.random.default_rng(rng_seed)
+        )
+        if len(curation.kept) >= wanted:
+            return [surveyed[i] for i in curation.kept[:wanted]], surveyed, curation.threshold
+        count = math.ceil(count * POOL_GROWTH)
+    raise RuntimeError(
+        f"split {split_name}: balancing kept {len(curation.kept)} of {len(surveyed)} candidate "
+        f"scenes, fewer than the {wanted} wanted: raise balance_threshold "
+        f"(now {curation.threshold}) or pool_factor"
+    )
 
 
 def make_manifest(config: GenerateConfig, survey: Survey) -> dict[str, Any]:
@@ -425,7 +432,8 @@ def generate(config: GenerateConfig) -> dict[str, Any]:
         pending = [s for s in chosen if not (output_dir / s["file"]).exists()]
         print(
             f"{output_dir}: {len(manifest['shards'])} shards planned, {len(chosen)} in this run's "
-            f"range, {len(chosen) - len(pending)} already done, {len(pending)} to generate",
+            f"range, {len(chosen) - len(pending)} already done, {len(pending)} to generate"
+            + (" (plan_only: stopping here)" if config.plan_only else ""),
             flush=True,
         )
         stats: list[ShardStats] = []
@@ -497,11 +505,7 @@ def print_balance(manifest: dict[str, Any], top: int = 8) -> None:
 
 @hydra.main(version_base="1.3", config_path=None, config_name="generate")
 def main(cfg: DictConfig) -> None:
-    try:
-        config = to_config(cfg)
-    except ValueError as error:
-        print(f"error: bad configuration: {error}", file=sys.stderr)
-        sys.exit(2)
+    config = to_config_or_exit(cfg)
     try:
         generate(config)
     except DatasetConflict as error:

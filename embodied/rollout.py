@@ -12,7 +12,6 @@ Examples::
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -23,7 +22,7 @@ import hydra
 from omegaconf import DictConfig
 
 import envs  # noqa: F401  (registers the environments)
-from embodied.config import RolloutConfig, register_configs, to_config
+from embodied.config import RolloutConfig, register_configs, to_config_or_exit
 from embodied.episode import EpisodeResult, run_episode
 from embodied.planners import make_planner
 from embodied.video import VideoRecorder
@@ -118,11 +117,7 @@ def _describe(index: int, total: int, result: EpisodeResult) -> str:
 
 @hydra.main(version_base="1.3", config_path=None, config_name="rollout")
 def main(cfg: DictConfig) -> None:
-    try:
-        config = to_config(cfg)
-    except ValueError as error:
-        print(f"error: bad configuration: {error}", file=sys.stderr)
-        sys.exit(2)
+    config = to_config_or_exit(cfg)
     rollout(config)
 
 
