@@ -1,2 +1,19 @@
-"""Sensor encoders (state, ViT, object-centric ViT, OSRT, audio, region): each maps an observation
-batch to ``(B, n_tokens, d)``. None is implemented yet; they arrive with issue 5."""
+"""Sensor encoders: each maps an observation batch to ``(B, n_tokens, dim)`` tokens, is built by
+name from its config (``make_encoder``), can be frozen, and saves and loads with safetensors."""
+
+from encoders.base import ENCODERS, SensorEncoder, load_encoder, make_encoder
+from encoders.object_centric import ObjectCentricEncoder
+from encoders.region import RegionEncoder
+from encoders.state import StateEncoder
+from encoders.vit import ViTEncoder
+
+__all__ = [
+    "ENCODERS",
+    "ObjectCentricEncoder",
+    "RegionEncoder",
+    "SensorEncoder",
+    "StateEncoder",
+    "ViTEncoder",
+    "load_encoder",
+    "make_encoder",
+]

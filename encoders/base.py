@@ -1,0 +1,117 @@
+"""What every sensor encoder is: a module that maps an observation batch to ``(B, n_tokens, dim)``
+tokens, built from a typed config, freezable, saved and loaded with safetensors.
+
+A checkpoint is a directory::
+
+    encoder.json          {"name": "state", "config": {...}}  (the registry key and its config)
+    model.safetensors     the state dict (no pickles)
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+Batch = dict[str, Tensor]
+"""Observation arrays by key (``envs.keys``), each with a leading batch dimension."""
+CONFIG_FILE = "encoder.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class EncoderConfig:
+    """Settings every encoder has; each encoder's config subclasses it."""
+
+    dim: int = 128
+    """Width of the output tokens."""
+
+    def __post_init__(self) -> None:
+        if self.dim < 1:
+            raise ValueError(f"dim={self.dim}: must be >= 1")
+
+
+class SensorEncoder(nn.Module, ABC):
+    """Observation batch -> ``(B, n_tokens, dim)`` tokens (and which of them are real)."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[EncoderConfig]]
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    @property
+    @abstractmethod
+    def n_tokens(self) -> int:
+        """Tokens per example."""
+
+    @abstractmethod
+    def forward(self, batch: Batch) -> Tensor:
+        """``(B, n_tokens, dim)`` float tokens."""
+
+    def token_mask(self, batch: Batch) -> Tensor:
+        """``(B, n_tokens)`` bool: which tokens stand for something (all, unless padded)."""
+        size = next(iter(batch.values())).shape[0]
+        return torch.ones(size, self.n_tokens, dtype=torch.bool)
+
+    def freeze(self) -> SensorEncoder:
+        """Stop gradients into every parameter and switch to eval mode."""
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        return self.eval()
+
+    @property
+    def frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.parameters())
+
+    def save(self, directory: str | Path) -> None:
+        """``encoder.json`` (name and config) and ``model.safetensors``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        spec = {"name": self.name, "config": asdict(self.config)}
+        (directory / CONFIG_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE))
+
+
+ENCODERS: dict[str, type[SensorEncoder]] = {}
+"""Encoder classes by registry name; filled by ``register``."""
+
+
+def register(cls: type[SensorEncoder]) -> type[SensorEncoder]:
+    """Class decorator: make an encoder buildable by name."""
+    if cls.name in ENCODERS:
+        raise ValueError(f"encoder {cls.name!r} is registered twice")
+    ENCODERS[cls.name] = cls
+    return cls
+
+
+def make_encoder(name: str, **config: Any) -> SensorEncoder:
+    """Build an encoder by registry name from its config fields (validated)."""
+    if name not in ENCODERS:
+        raise ValueError(f"encoder={name!r}: allowed {sorted(ENCODERS)}")
+    cls = ENCODERS[name]
+    return cls(cls.config_class(**config))
+
+
+def load_encoder(directory: str | Path) -> SensorEncoder:
+    """An encoder saved by ``SensorEncoder.save``: weights loaded exactly, strictly."""
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not an encoder checkpoint directory")
+    spec = json.loads(path.read_text())
+    encoder = make_encoder(spec["name"], **spec["config"])
+    encoder.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
+    return encoder
