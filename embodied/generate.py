@@ -102,6 +102,10 @@ class ShardStats:
     episodes: int
     frames: int
     successes: int
+    failed_skills: int
+    """Skill calls that failed (the oracle then re-planned)."""
+    injected: int
+    """Of those, failures the env injected (``failure_rate``, failure-detection attempts)."""
     bytes: int
     seconds: float
 
@@ -298,7 +302,7 @@ class Worker:
             "seeds": np.array([s.seed for s in job.scenes], dtype=np.int64),
             "generator": job.generator,
         }
-        frames = successes = 0
+        frames = successes = failed_skills = injected = 0
         with ShardWriter(path, attrs) as writer:
             for scene in job.scenes:
                 if os.getppid() != self.parent:  # the run was killed: leave no half shard
@@ -320,10 +324,17 @@ class Worker:
                 writer.write(record)
                 frames += len(record.frames)
                 successes += record.success
+                outcomes = [(f.skill_success, f.injected) for f in record.frames]
+                if record.attempt:  # a failure-detection question's attempt
+                    outcomes.append((int(record.attempt["success"]), record.attempt["injected"]))
+                failed_skills += sum(success == 0 for success, _ in outcomes)
+                injected += sum(success == 0 and bool(cause) for success, cause in outcomes)
                 self.report(1)
         seconds = time.perf_counter() - started
         size = path.stat().st_size
-        return ShardStats(job.index, len(job.scenes), frames, successes, size, seconds)
+        return ShardStats(
+            job.index, len(job.scenes), frames, successes, failed_skills, injected, size, seconds
+        )
 
     def close(self) -> None:
         self.env.close()
@@ -462,7 +473,9 @@ def generate(config: GenerateConfig) -> dict[str, Any]:
     if stats:
         print(
             f"generated {summary['episodes']} episodes ({summary['frames']} frames, "
-            f"{summary['success_rate']:.3f} oracle success) in {summary['generating_s']} s: "
+            f"{summary['success_rate']:.3f} oracle success, {summary['failed_skills']} failed "
+            f"skill calls of which {summary['injected_failures']} injected) in "
+            f"{summary['generating_s']} s: "
             f"{summary['scenes_per_s']} scenes/s with {config.workers} worker(s); "
             f"{summary['bytes'] / 1e6:.1f} MB, {summary['bytes_per_1000_episodes'] / 1e6:.1f} MB "
             f"per 1000 episodes",
@@ -479,6 +492,8 @@ def summarize(stats: list[ShardStats], planning_s: float, generating_s: float) -
         "episodes": episodes,
         "frames": sum(s.frames for s in stats),
         "success_rate": sum(s.successes for s in stats) / episodes if episodes else 0.0,
+        "failed_skills": sum(s.failed_skills for s in stats),
+        "injected_failures": sum(s.injected for s in stats),
         "bytes": size,
         "bytes_per_1000_episodes": round(1000 * size / episodes) if episodes else 0,
         "planning_s": round(planning_s, 2),

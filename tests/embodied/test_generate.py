@@ -381,3 +381,19 @@ def test_worker_envs_render_only_where_the_planner_looks(make_env):
     sim = env.unwrapped
     assert sim.current_observation(images=True)[keys.RGB].shape == (2, 32, 32, 3)
     assert keys.RGB not in sim.current_observation()
+
+
+def test_kitchen_data_records_skill_failures_and_their_injected_causes(tmp_path):
+    config = small_config(
+        tmp_path,
+        env=KitchenEnvConfig(image_size=32, views=["front"]),
+        tasks=["success_detection"],
+        splits=["train"],
+        episodes=6,
+    )
+    summary = generate(config)
+    attempts = [r.attempt for r in read_all(Path(config.output_dir)).values()]
+    assert len(attempts) == 6 and all(a["call"] for a in attempts)
+    failed = [a for a in attempts if not a["success"]]
+    assert summary["failed_skills"] == len(failed) >= 1
+    assert summary["injected_failures"] == sum(bool(a["injected"]) for a in failed) >= 1
