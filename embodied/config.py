@@ -194,10 +194,60 @@ class GenerateConfig:
         return slice(*bounds)
 
 
+@dataclass
+class TrainEncoderConfig:
+    """``python -m embodied.train_encoder``: pretrain one sensor encoder on generated data."""
+
+    encoder: str = "vit"
+    """The encoder to pretrain (encoders.ENCODERS; those with a pretraining objective)."""
+    model: dict[str, Any] = field(default_factory=dict)
+    """Encoder config fields, e.g. ``+model.reduce=pool``; image_size and views default to the
+    dataset's."""
+    data: str = "data/tabletop"
+    """A dataset written by ``python -m embodied.generate``."""
+    split: str = "train"
+    eval_split: str = "eval"
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    """Linear learning-rate warm-up, then cosine decay to zero at ``steps``."""
+    eval_every: int = 250
+    eval_batches: int = 4
+    checkpoint_every: int = 250
+    seed: int = 0
+    output_dir: str = "runs/encoder_${encoder}"
+    """Checkpoints, metrics.jsonl and the final encoder (``final/``) go here."""
+    resume: bool = True
+    """Continue from ``output_dir/checkpoint`` when it exists (same encoder and model config)."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from encoders import ENCODERS
+
+        trainable = sorted(n for n, c in ENCODERS.items() if c.pretrainable())
+        if self.encoder not in trainable:
+            hint = (
+                " (the state MLP has no pretraining objective: it trains with the planner)"
+                if self.encoder == "state"
+                else ""
+            )
+            raise ValueError(f"encoder={self.encoder!r}: allowed {trainable}{hint}")
+        for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr}: must be > 0")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps={self.warmup_steps}: must be >= 0")
+
+
 def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="rollout", node=RolloutConfig)
     store.store(name="generate", node=GenerateConfig)
+    store.store(name="train_encoder", node=TrainEncoderConfig)
     store.store(group="env", name="tabletop", node=TabletopEnvConfig)
     store.store(group="env", name="kitchen", node=KitchenEnvConfig)
 

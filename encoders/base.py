@@ -60,6 +60,15 @@ class SensorEncoder(nn.Module, ABC):
     def forward(self, batch: Batch) -> Tensor:
         """``(B, n_tokens, dim)`` float tokens."""
 
+    def pretrain_loss(self, batch: Batch) -> Tensor:
+        """The encoder's own pretraining objective on a batch (scalar; lower is better)."""
+        raise NotImplementedError(f"{self.name} has no pretraining objective")
+
+    @classmethod
+    def pretrainable(cls) -> bool:
+        """Whether the class defines a pretraining objective."""
+        return cls.pretrain_loss is not SensorEncoder.pretrain_loss
+
     def token_mask(self, batch: Batch) -> Tensor:
         """``(B, n_tokens)`` bool: which tokens stand for something (all, unless padded)."""
         size = next(iter(batch.values())).shape[0]

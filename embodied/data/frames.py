@@ -1,0 +1,78 @@
+"""Every frame of a generated split in memory, and random batches of it for encoder pretraining.
+
+Pretraining reads the same frames thousands of times; decompressing HDF5 each time would cost
+more than the model. A split of a few thousand 64 px frames is a few hundred MB as tensors, so
+``FrameBank`` loads it once. Batches are drawn from ``(seed, step)``: the same step always gets
+the same batch, which is what makes a resumed training run exactly equal to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from embodied.data.dataset import EpisodeDataset, collate_examples
+from encoders.region import POINT_RADIUS, REGION_MASK, REGION_TARGET, REGION_VIEW
+from envs import keys
+
+
+class FrameBank:
+    """The observation arrays of every frame of one split, stacked: ``arrays[key] (F, ...)``."""
+
+    def __init__(self, root: str | Path, split: str, keys_: Sequence[str] | None = None) -> None:
+        dataset = EpisodeDataset(root, split, keys=keys_)
+        if len(dataset) == 0:
+            raise ValueError(f"split {split!r} of {root} holds no frames")
+        examples = [dataset[i] for i in range(len(dataset))]
+        dataset.close()
+        self.arrays: dict[str, Tensor] = collate_examples(examples)["observation"]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def batch(self, size: int, seed: int, step: int) -> dict[str, Tensor]:
+        """``size`` frames drawn (without replacement) by ``(seed, step)``."""
+        rng = np.random.default_rng([seed, step])
+        index = torch.from_numpy(rng.choice(len(self), size=min(size, len(self)), replace=False))
+        return {key: value[index] for key, value in self.arrays.items()}
+
+
+def add_regions(batch: dict[str, Tensor], seed: int, step: int) -> dict[str, Tensor]:
+    """Draw one region per frame on a visible object: a point on it, its bounding box, or its
+    mask (a third each), on a view that sees it. Adds REGION_MASK, REGION_VIEW, REGION_TARGET."""
+    rng = np.random.default_rng([seed, step, 1])
+    segmentation = batch[keys.SEGMENTATION].numpy()  # (B, V, H, W)
+    b, v, h, w = segmentation.shape
+    masks = np.zeros((b, h, w), dtype=bool)
+    views, targets = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
+    ys, xs = np.mgrid[0:h, 0:w]
+    for i in range(b):
+        seen = [(view, label) for view in range(v) for label in np.unique(segmentation[i, view])]
+        seen = [(view, int(label)) for view, label in seen if label > 0]
+        if not seen:
+            raise ValueError("a frame shows no object: regions need one")
+        view, label = seen[int(rng.integers(len(seen)))]
+        on_object = segmentation[i, view] == label
+        kind = int(rng.integers(3))
+        if kind == 0:  # a point on the object
+            pixels = np.argwhere(on_object)
+            y, x = pixels[int(rng.integers(len(pixels)))]
+            masks[i] = (xs - x) ** 2 + (ys - y) ** 2 <= POINT_RADIUS**2
+        elif kind == 1:  # its bounding box
+            rows, cols = np.nonzero(on_object)
+            masks[i] = (
+                (ys >= rows.min()) & (ys <= rows.max()) & (xs >= cols.min()) & (xs <= cols.max())
+            )
+        else:  # its mask
+            masks[i] = on_object
+        views[i], targets[i] = view, label - 1
+    return {
+        **batch,
+        REGION_MASK: torch.from_numpy(masks),
+        REGION_VIEW: torch.from_numpy(views),
+        REGION_TARGET: torch.from_numpy(targets),
+    }

@@ -1,0 +1,195 @@
+"""``python -m embodied.train_encoder encoder=<name>``: pretrain a sensor encoder on generated data.
+
+Examples::
+
+    python -m embodied.generate                          # the data (data/tabletop), once
+    python -m embodied.train_encoder encoder=vit
+    python -m embodied.train_encoder encoder=object_centric steps=3000
+    python -m embodied.train_encoder encoder=vit +model.reduce=tokenlearner output_dir=runs/vit_tl
+
+Each encoder brings its own objective (``pretrain_loss``). AdamW with a linear warm-up and cosine
+decay; a progress bar; ``metrics.jsonl`` (one JSON line per evaluation: step, train and held-out
+loss, elapsed seconds); a checkpoint every ``checkpoint_every`` steps (``checkpoint/``: the encoder
+in safetensors plus ``trainer.pt``, the optimizer state, loaded with ``weights_only=True``); the
+final encoder in ``final/``. Rerunning the same command resumes from the checkpoint, and because
+batches are drawn from (seed, step) the resumed run ends with the same weights as one that was
+never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from embodied.config import TrainEncoderConfig, register_configs, to_config_or_exit
+from embodied.data.frames import FrameBank, add_regions
+from embodied.generate import MANIFEST
+from encoders import SensorEncoder, load_encoder, make_encoder
+
+register_configs()
+
+CHECKPOINT = "checkpoint"
+FINAL = "final"
+TRAINER_STATE = "trainer.pt"
+METRICS = "metrics.jsonl"
+INPUT_KEYS = {
+    "vit": ["rgb", "depth", "segmentation"],
+    "object_centric": ["rgb", "segmentation", "objects", "object_mask"],
+    "region": ["rgb", "segmentation", "objects", "object_mask"],
+}
+"""Observation arrays each objective reads (only these are loaded)."""
+
+
+class TrainingConflict(ValueError):
+    """The checkpoint in output_dir belongs to another encoder or config."""
+
+
+def model_config(config: TrainEncoderConfig) -> dict[str, Any]:
+    """The encoder's config fields: image size and views from the dataset, then ``model``."""
+    manifest = json.loads((Path(config.data) / MANIFEST).read_text())
+    env = manifest["generator"]["env"]
+    return {"image_size": env["image_size"], "views": len(env["views"]), **config.model}
+
+
+def learning_rate(config: TrainEncoderConfig, step: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to zero at ``steps``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_batch(
+    bank: FrameBank, config: TrainEncoderConfig, step: int, seed: int
+) -> dict[str, torch.Tensor]:
+    batch = bank.batch(config.batch_size, seed, step)
+    return add_regions(batch, seed, step) if config.encoder == "region" else batch
+
+
+def evaluate(encoder: Any, bank: FrameBank, config: TrainEncoderConfig) -> float:
+    """Mean objective over ``eval_batches`` fixed held-out batches."""
+    encoder.eval()
+    with torch.no_grad():
+        losses = [
+            float(encoder.pretrain_loss(make_batch(bank, config, i, seed=config.seed + 1)))
+            for i in range(config.eval_batches)
+        ]
+    encoder.train()
+    return sum(losses) / len(losses)
+
+
+def save_checkpoint(
+    encoder: SensorEncoder, optimizer: torch.optim.Optimizer, step: int, directory: Path
+) -> None:
+    """The encoder and the trainer state, written beside ``directory`` and swapped in, so that a
+    kill at any moment leaves a whole checkpoint (``directory``, or ``<directory>.old`` during
+    the swap: ``latest_checkpoint`` finds it)."""
+    staging, old = (
+        directory.with_name(f"{directory.name}.new"),
+        directory.with_name(f"{directory.name}.old"),
+    )
+    shutil.rmtree(staging, ignore_errors=True)
+    encoder.save(staging)
+    torch.save({"optimizer": optimizer.state_dict(), "step": step}, staging / TRAINER_STATE)
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        directory.rename(old)
+    staging.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The whole checkpoint to resume from, if any."""
+    for candidate in (directory, directory.with_name(f"{directory.name}.old")):
+        if (candidate / TRAINER_STATE).exists():
+            return candidate
+    return None
+
+
+def train(config: TrainEncoderConfig) -> dict[str, Any]:
+    """Pretrain ``config.encoder``; returns the last metrics."""
+    torch.manual_seed(config.seed)
+    output_dir = Path(config.output_dir)
+    fields = model_config(config)
+    encoder = make_encoder(config.encoder, **fields)
+    optimizer = torch.optim.AdamW(
+        encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    step = 0
+    checkpoint = output_dir / CHECKPOINT
+    found = latest_checkpoint(checkpoint) if config.resume else None
+    if found is not None:
+        saved = load_encoder(found)
+        if saved.name != encoder.name or saved.config != encoder.config:
+            raise TrainingConflict(
+                f"{found} holds {saved.name} {saved.config}, not {encoder.name} "
+                f"{encoder.config}: choose another output_dir or resume=false"
+            )
+        encoder.load_state_dict(saved.state_dict())
+        state = torch.load(found / TRAINER_STATE, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        print(f"resuming {found} at step {step}", flush=True)
+    input_keys = INPUT_KEYS[config.encoder]
+    train_bank = FrameBank(config.data, config.split, input_keys)
+    eval_bank = FrameBank(config.data, config.eval_split, input_keys)
+    print(
+        f"{config.encoder}: {sum(p.numel() for p in encoder.parameters()):,} parameters, "
+        f"{encoder.n_tokens} tokens of {encoder.dim}; {len(train_bank)} training frames, "
+        f"{len(eval_bank)} held-out",
+        flush=True,
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    encoder.train()
+    with tqdm(total=config.steps, initial=step, disable=not config.progress) as bar:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            loss = encoder.pretrain_loss(make_batch(train_bank, config, step, config.seed))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % config.eval_every == 0 or step == config.steps:
+                metrics = {
+                    "step": step,
+                    "loss": round(loss.item(), 5),
+                    "eval_loss": round(evaluate(encoder, eval_bank, config), 5),
+                    "elapsed_s": round(time.perf_counter() - started, 1),
+                }
+                with open(output_dir / METRICS, "a") as log:
+                    log.write(json.dumps(metrics) + "\n")
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save_checkpoint(encoder, optimizer, step, checkpoint)
+    encoder.save(output_dir / FINAL)
+    print(f"done: {metrics}; encoder in {output_dir / FINAL}", flush=True)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name="train_encoder")
+def main(cfg: DictConfig) -> None:
+    config = to_config_or_exit(cfg)
+    try:
+        train(config)
+    except (TrainingConflict, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
