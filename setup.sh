@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# System libraries that the Python packages load: open3d needs libusb, libGL and libgomp.
-SYSTEM_PACKAGES=(libusb-1.0-0 libgl1 libgomp1)
+# System packages: open3d loads libusb, libGL and libgomp; espeak-ng speaks the audio corpus.
+SYSTEM_PACKAGES=(libusb-1.0-0 libgl1 libgomp1 espeak-ng)
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

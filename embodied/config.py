@@ -204,7 +204,10 @@ class TrainEncoderConfig:
     """Encoder config fields, e.g. ``+model.reduce=pool``; image_size and views default to the
     dataset's."""
     data: str = "data/tabletop"
-    """A dataset written by ``python -m embodied.generate``."""
+    """A dataset written by ``python -m embodied.generate`` (vision encoders)."""
+    utterances: int = 3000
+    """audio: training utterances synthesized with espeak-ng (held-out: a tenth as many, from
+    other scenes, voices settings and noise)."""
     split: str = "train"
     eval_split: str = "eval"
     steps: int = 1500

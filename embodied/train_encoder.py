@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import hydra
 import torch
@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from embodied.config import TrainEncoderConfig, register_configs, to_config_or_exit
 from embodied.data.frames import FrameBank, add_regions
+from embodied.data.speech import SpeechCorpus
 from embodied.generate import MANIFEST
 from encoders import SensorEncoder, load_encoder, make_encoder
 
@@ -55,10 +56,40 @@ class TrainingConflict(ValueError):
 
 
 def model_config(config: TrainEncoderConfig) -> dict[str, Any]:
-    """The encoder's config fields: image size and views from the dataset, then ``model``."""
-    manifest = json.loads((Path(config.data) / MANIFEST).read_text())
-    env = manifest["generator"]["env"]
+    """The encoder's config fields: for vision encoders image size and views from the dataset;
+    then ``model``."""
+    if config.encoder not in INPUT_KEYS:
+        return dict(config.model)
+    path = Path(config.data) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: generate the data first (python -m embodied.generate "
+            f"output_dir={config.data})"
+        )
+    env = json.loads(path.read_text())["generator"]["env"]
     return {"image_size": env["image_size"], "views": len(env["views"]), **config.model}
+
+
+class Source(Protocol):
+    """Where training batches come from: generated frames, or synthesized speech."""
+
+    def __len__(self) -> int: ...
+    def batch(self, size: int, seed: int, step: int) -> dict[str, torch.Tensor]: ...
+
+
+def make_sources(config: TrainEncoderConfig) -> tuple[Source, Source]:
+    """Training and held-out sources for the encoder."""
+    if config.encoder == "audio":
+        n_mels = int(config.model.get("n_mels", 80))
+        held_out = max(1, config.utterances // 10)
+        return (
+            SpeechCorpus(config.utterances, config.seed, n_mels),
+            SpeechCorpus(held_out, config.seed + 1_000, n_mels),
+        )
+    keys_ = INPUT_KEYS[config.encoder]
+    return FrameBank(config.data, config.split, keys_), FrameBank(
+        config.data, config.eval_split, keys_
+    )
 
 
 def learning_rate(config: TrainEncoderConfig, step: int) -> float:
@@ -70,22 +101,26 @@ def learning_rate(config: TrainEncoderConfig, step: int) -> float:
 
 
 def make_batch(
-    bank: FrameBank, config: TrainEncoderConfig, step: int, seed: int
+    bank: Source, config: TrainEncoderConfig, step: int, seed: int
 ) -> dict[str, torch.Tensor]:
     batch = bank.batch(config.batch_size, seed, step)
     return add_regions(batch, seed, step) if config.encoder == "region" else batch
 
 
-def evaluate(encoder: Any, bank: FrameBank, config: TrainEncoderConfig) -> float:
-    """Mean objective over ``eval_batches`` fixed held-out batches."""
+def evaluate(encoder: SensorEncoder, bank: Source, config: TrainEncoderConfig) -> dict[str, float]:
+    """Mean objective (``eval_loss``) and the encoder's own measures over ``eval_batches``
+    fixed held-out batches."""
     encoder.eval()
+    totals: dict[str, float] = {}
     with torch.no_grad():
-        losses = [
-            float(encoder.pretrain_loss(make_batch(bank, config, i, seed=config.seed + 1)))
-            for i in range(config.eval_batches)
-        ]
+        for i in range(config.eval_batches):
+            batch = make_batch(bank, config, i, seed=config.seed + 1)
+            measures = {"eval_loss": float(encoder.pretrain_loss(batch))}
+            measures.update(encoder.eval_metrics(batch))
+            for key, value in measures.items():
+                totals[key] = totals.get(key, 0.0) + value / config.eval_batches
     encoder.train()
-    return sum(losses) / len(losses)
+    return {key: round(value, 5) for key, value in totals.items()}
 
 
 def save_checkpoint(
@@ -140,12 +175,10 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
         print(f"resuming {found} at step {step}", flush=True)
-    input_keys = INPUT_KEYS[config.encoder]
-    train_bank = FrameBank(config.data, config.split, input_keys)
-    eval_bank = FrameBank(config.data, config.eval_split, input_keys)
+    train_bank, eval_bank = make_sources(config)
     print(
         f"{config.encoder}: {sum(p.numel() for p in encoder.parameters()):,} parameters, "
-        f"{encoder.n_tokens} tokens of {encoder.dim}; {len(train_bank)} training frames, "
+        f"{encoder.n_tokens} tokens of {encoder.dim}; {len(train_bank)} training examples, "
         f"{len(eval_bank)} held-out",
         flush=True,
     )
@@ -169,7 +202,7 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
                 metrics = {
                     "step": step,
                     "loss": round(loss.item(), 5),
-                    "eval_loss": round(evaluate(encoder, eval_bank, config), 5),
+                    **evaluate(encoder, eval_bank, config),
                     "elapsed_s": round(time.perf_counter() - started, 1),
                 }
                 with open(output_dir / METRICS, "a") as log:

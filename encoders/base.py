@@ -64,6 +64,10 @@ class SensorEncoder(nn.Module, ABC):
         """The encoder's own pretraining objective on a batch (scalar; lower is better)."""
         raise NotImplementedError(f"{self.name} has no pretraining objective")
 
+    def eval_metrics(self, batch: Batch) -> dict[str, float]:
+        """Held-out measures beside the loss (the audio encoder's character error rate)."""
+        return {}
+
     @classmethod
     def pretrainable(cls) -> bool:
         """Whether the class defines a pretraining objective."""

@@ -1,0 +1,96 @@
+"""The audio encoder: espeak-ng synthesis, log-mel features, CTC pretraining, decoding, CER."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.data.speech import VOICES, SpeechCorpus, collate_speech
+from encoders import load_encoder, make_encoder
+from encoders.audio import (
+    SAMPLE_RATE,
+    character_error_rate,
+    decode_ids,
+    encode_transcript,
+    log_mel,
+    mel_filterbank,
+    normalize_transcript,
+    synthesize,
+)
+
+TINY = {"width": 32, "layers": 1, "heads": 2, "tokens": 3, "dim": 16, "n_mels": 40}
+
+
+@pytest.fixture(scope="module")
+def corpus() -> SpeechCorpus:
+    return SpeechCorpus(12, seed=0, n_mels=40)
+
+
+def test_synthesis_speaks_in_every_voice_at_16_khz():
+    for voice in VOICES:
+        samples = synthesize("pick obj_3", voice, speed=160, pitch=50)
+        assert samples.dtype == np.float32 and 0.3 < len(samples) / SAMPLE_RATE < 3.0, voice
+        assert 0.01 < np.abs(samples).max() <= 1.0
+    slow, fast = synthesize("pick obj_3", speed=120), synthesize("pick obj_3", speed=240)
+    assert len(slow) > 1.4 * len(fast)
+
+
+def test_log_mel_features_and_filterbank():
+    filters = mel_filterbank(40)
+    assert filters.shape == (201, 40) and (filters >= 0).all()
+    assert (filters.sum(0) > 0).all(), "every mel band covers some frequencies"
+    features = log_mel(synthesize("open the drawer"), 40)
+    assert features.shape[1] == 40 and features.shape[0] > 50  # 10 ms frames
+    assert abs(float(features.mean())) < 1e-4 and abs(float(features.std()) - 1) < 1e-3
+
+
+def test_transcripts_round_trip_in_the_alphabet():
+    assert normalize_transcript("Was pick(obj_3) successful?") == "was pick obj 3 successful"
+    ids = encode_transcript("Put the can in the drawer.")
+    assert decode_ids(ids) == "put the can in the drawer" and 0 not in ids
+
+
+def test_character_error_rate_counts_edits():
+    assert character_error_rate(["pick can"], ["pick can"]) == 0.0
+    assert character_error_rate(["pick cap"], ["pick can"]) == pytest.approx(1 / 8)
+    assert character_error_rate(["", "ab"], ["abcd", "ab"]) == pytest.approx(4 / 6)
+
+
+def test_audio_tokens_and_a_few_ctc_steps_lower_the_loss(corpus):
+    torch.manual_seed(0)
+    encoder = make_encoder("audio", **TINY)
+    batch = corpus.batch(8, seed=0, step=0)
+    assert encoder(batch).shape == (8, 3, 16)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = encoder.pretrain_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert 0.0 <= encoder.eval_metrics(batch)["cer"] <= 1.5
+
+
+def test_padding_does_not_change_an_utterance_tokens(corpus):
+    encoder = make_encoder("audio", **TINY).eval()
+    alone = collate_speech([corpus.features[0]], [corpus.transcripts[0]])
+    longest = max(range(len(corpus)), key=lambda i: corpus.features[i].shape[0])
+    padded = collate_speech(
+        [corpus.features[0], corpus.features[longest]],
+        [corpus.transcripts[0], corpus.transcripts[longest]],
+    )
+    with torch.no_grad():
+        assert torch.allclose(encoder(alone)[0], encoder(padded)[0], atol=1e-5)
+        assert encoder.transcribe(alone)[0] == encoder.transcribe(padded)[0]
+
+
+def test_audio_encoder_saves_and_loads_exactly(corpus, tmp_path):
+    encoder = make_encoder("audio", **TINY).eval()
+    encoder.save(tmp_path)
+    loaded = load_encoder(tmp_path).eval()
+    batch = corpus.batch(4, seed=0, step=1)
+    with torch.no_grad():
+        assert torch.equal(encoder(batch), loaded(batch))
