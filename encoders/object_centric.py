@@ -70,19 +70,48 @@ class ObjectCentricEncoder(SensorEncoder):
     def token_mask(self, batch: Batch) -> Tensor:
         return batch[keys.OBJECT_MASK].bool()  # (B, N)
 
-    def pretrain_loss(self, batch: Batch) -> Tensor:
+    def _state_predictions(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Predicted and true object states ``(B, N, 7)`` and which objects count ``(B, N)``."""
         predicted = self.state_head(self.pooled(batch))  # (B, N, 7)
-        objects = batch[keys.OBJECTS].float()
-        centre = torch.tensor(WORKSPACE_CENTRE, device=objects.device)
-        target = torch.cat(
-            [
-                (objects[..., keys.OBJECT_POSITION] - centre) * 5.0,  # ~unit scale
-                objects[..., keys.OBJECT_SIZE] * 20.0,
-                objects[..., keys.OBJECT_COLOUR],
-            ],
-            dim=-1,
-        )  # (B, N, 7)
         seen = mask_weights(batch[keys.SEGMENTATION], self.config.patch_size).flatten(2).sum(-1)
         real = batch[keys.OBJECT_MASK].bool() & (seen > 0)  # (B, N): present and visible
+        return predicted, state_targets(batch[keys.OBJECTS].float()), real
+
+    def pretrain_loss(self, batch: Batch) -> Tensor:
+        predicted, target, real = self._state_predictions(batch)
         error = (predicted - target).pow(2).mean(-1)  # (B, N)
         return (error * real).sum() / real.sum().clamp(min=1)
+
+    def eval_metrics(self, batch: Batch) -> dict[str, float]:
+        predicted, target, real = self._state_predictions(batch)
+        return state_errors(predicted[real], target[real])
+
+
+POSITION_SCALE, SIZE_SCALE = 5.0, 20.0  # state targets are scaled to about unit range
+
+
+def state_targets(objects: Tensor) -> Tensor:
+    """``(..., 11)`` object rows -> ``(..., 7)`` regression targets: position relative to the
+    workspace centre, size, colour (scaled to about unit range)."""
+    centre = torch.tensor(WORKSPACE_CENTRE, device=objects.device)
+    return torch.cat(
+        [
+            (objects[..., keys.OBJECT_POSITION] - centre) * POSITION_SCALE,
+            objects[..., keys.OBJECT_SIZE] * SIZE_SCALE,
+            objects[..., keys.OBJECT_COLOUR],
+        ],
+        dim=-1,
+    )
+
+
+def state_errors(predicted: Tensor, target: Tensor) -> dict[str, float]:
+    """``(M, 7)`` predicted vs true states -> mean position error (cm), size error (mm) and
+    colour error (0-1 scale)."""
+    position = (predicted[:, :3] - target[:, :3]).norm(dim=-1) / POSITION_SCALE * 100
+    size = (predicted[:, 3] - target[:, 3]).abs() / SIZE_SCALE * 1000
+    colour = (predicted[:, 4:] - target[:, 4:]).abs().mean(-1)
+    return {
+        "position_error_cm": float(position.mean()),
+        "size_error_mm": float(size.mean()),
+        "colour_error": float(colour.mean()),
+    }

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from encoders.base import Batch, SensorEncoder, register
-from encoders.object_centric import WORKSPACE_CENTRE
+from encoders.object_centric import state_errors, state_targets
 from encoders.vit import ViTEncoder, ViTEncoderConfig
 from envs import keys
 
@@ -197,19 +197,17 @@ class RegionEncoder(SensorEncoder):
         region = groups.max(dim=1).values  # (B, C)
         return self.out(region).reshape(b, self.config.tokens, self.config.dim)  # (B, T, D)
 
+    def _state_predictions(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The referred object's predicted and true state, ``(B, 7)`` each."""
+        tokens = self(batch).flatten(1)  # (B, T*D)
+        b = tokens.shape[0]
+        referred = batch[keys.OBJECTS][torch.arange(b), batch[REGION_TARGET]].float()  # (B, 11)
+        return self.state_head(tokens), state_targets(referred)
+
     def pretrain_loss(self, batch: Batch) -> Tensor:
         """The region's token predicts the state of the object it is drawn on."""
-        tokens = self(batch).flatten(1)  # (B, T*D)
-        predicted = self.state_head(tokens)  # (B, 7)
-        b = tokens.shape[0]
-        target_object = batch[keys.OBJECTS][torch.arange(b), batch[REGION_TARGET]].float()
-        centre = torch.tensor(WORKSPACE_CENTRE, device=tokens.device)
-        target = torch.cat(
-            [
-                (target_object[:, keys.OBJECT_POSITION] - centre) * 5.0,
-                target_object[:, keys.OBJECT_SIZE] * 20.0,
-                target_object[:, keys.OBJECT_COLOUR],
-            ],
-            dim=-1,
-        )  # (B, 7)
+        predicted, target = self._state_predictions(batch)
         return F.mse_loss(predicted, target)
+
+    def eval_metrics(self, batch: Batch) -> dict[str, float]:
+        return state_errors(*self._state_predictions(batch))

@@ -152,9 +152,7 @@ class ViTEncoder(SensorEncoder):
 
     def pretrain_loss(self, batch: Batch) -> Tensor:
         """Per-patch prediction of what the simulator shows there (see the module docstring)."""
-        features = self.patch_features(batch[keys.RGB])  # (B, V, g, g, C)
-        predicted = self.patch_head(features)  # (B, V, g, g, 7)
-        targets = patch_targets(batch, self.config.patch_size)
+        predicted, targets = self._patch_predictions(batch)
         shares = targets["shares"]  # (B, V, g, g, 3)
         log_probs = predicted[..., :3].log_softmax(-1)
         class_loss = -(shares * log_probs).sum(-1).mean()
@@ -163,6 +161,25 @@ class ViTEncoder(SensorEncoder):
         colour_error = (predicted[..., 4:] - targets["colour"]).pow(2).mean(-1)
         colour_loss = (colour_error * on_objects).sum() / on_objects.sum().clamp(min=1)
         return class_loss + depth_loss + colour_loss
+
+    def _patch_predictions(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        features = self.patch_features(batch[keys.RGB])  # (B, V, g, g, C)
+        return self.patch_head(features), patch_targets(batch, self.config.patch_size)
+
+    def eval_metrics(self, batch: Batch) -> dict[str, float]:
+        """Patch class accuracy (the majority of object / robot / background), mean depth error
+        in metres, and mean colour error (0-1 scale) on patches that show an object."""
+        predicted, targets = self._patch_predictions(batch)
+        majority = targets["shares"].argmax(-1)
+        accuracy = (predicted[..., :3].argmax(-1) == majority).float().mean()
+        depth_error = (predicted[..., 3] - targets["depth"]).abs().mean() * FAR
+        on_objects = targets["shares"][..., 0] > 0.5
+        colour_error = (predicted[..., 4:] - targets["colour"]).abs().mean(-1)[on_objects].mean()
+        return {
+            "patch_accuracy": float(accuracy),
+            "depth_error_m": float(depth_error),
+            "colour_error": float(colour_error),
+        }
 
 
 def patch_targets(batch: Batch, patch: int) -> dict[str, Tensor]:

@@ -126,6 +126,13 @@ def test_a_few_pretraining_steps_lower_the_loss(key, batch):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+    metrics = encoder.eval_metrics(batch)
+    expected = {
+        "vit": {"patch_accuracy", "depth_error_m", "colour_error"},
+        "object_centric": {"position_error_cm", "size_error_mm", "colour_error"},
+        "region": {"position_error_cm", "size_error_mm", "colour_error"},
+    }[key]
+    assert set(metrics) == expected and all(np.isfinite(v) for v in metrics.values())
 
 
 def test_registry_builds_by_name_and_names_the_allowed():
