@@ -198,6 +198,7 @@ class AudioEncoder(SensorEncoder):
             texts.append(decode_ids(merged))
         return texts
 
+    @torch.no_grad()
     def eval_metrics(self, batch: Batch) -> dict[str, float]:
         references = [
             decode_ids(row[:length].tolist())

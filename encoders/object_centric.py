@@ -82,6 +82,7 @@ class ObjectCentricEncoder(SensorEncoder):
         error = (predicted - target).pow(2).mean(-1)  # (B, N)
         return (error * real).sum() / real.sum().clamp(min=1)
 
+    @torch.no_grad()
     def eval_metrics(self, batch: Batch) -> dict[str, float]:
         predicted, target, real = self._state_predictions(batch)
         return state_errors(predicted[real], target[real])

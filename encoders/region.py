@@ -209,5 +209,6 @@ class RegionEncoder(SensorEncoder):
         predicted, target = self._state_predictions(batch)
         return F.mse_loss(predicted, target)
 
+    @torch.no_grad()
     def eval_metrics(self, batch: Batch) -> dict[str, float]:
         return state_errors(*self._state_predictions(batch))

@@ -166,15 +166,17 @@ class ViTEncoder(SensorEncoder):
         features = self.patch_features(batch[keys.RGB])  # (B, V, g, g, C)
         return self.patch_head(features), patch_targets(batch, self.config.patch_size)
 
+    @torch.no_grad()
     def eval_metrics(self, batch: Batch) -> dict[str, float]:
         """Patch class accuracy (the majority of object / robot / background), mean depth error
-        in metres, and mean colour error (0-1 scale) on patches that show an object."""
+        in metres, and mean colour error (0-1 scale) weighted by each patch's object pixels."""
         predicted, targets = self._patch_predictions(batch)
         majority = targets["shares"].argmax(-1)
         accuracy = (predicted[..., :3].argmax(-1) == majority).float().mean()
         depth_error = (predicted[..., 3] - targets["depth"]).abs().mean() * FAR
-        on_objects = targets["shares"][..., 0] > 0.5
-        colour_error = (predicted[..., 4:] - targets["colour"]).abs().mean(-1)[on_objects].mean()
+        object_share = targets["shares"][..., 0]  # weights: how much of a patch is object
+        colour_error = (predicted[..., 4:] - targets["colour"]).abs().mean(-1)
+        colour_error = (colour_error * object_share).sum() / object_share.sum().clamp(min=1e-6)
         return {
             "patch_accuracy": float(accuracy),
             "depth_error_m": float(depth_error),
