@@ -12,8 +12,8 @@ decay; a progress bar; ``metrics.jsonl`` (one JSON line per evaluation: step, tr
 loss, elapsed seconds); a checkpoint every ``checkpoint_every`` steps (``checkpoint/``: the encoder
 in safetensors plus ``trainer.pt``, the optimizer state, loaded with ``weights_only=True``); the
 final encoder in ``final/``. Rerunning the same command resumes from the checkpoint, and because
-batches are drawn from (seed, step) the resumed run ends with the same weights as one that was
-never interrupted.
+batches and every random draw of a step (dropout, sampled rays) come from (seed, step) the resumed
+run ends with the same weights as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ INPUT_KEYS = {
     "vit": ["rgb", "depth", "segmentation"],
     "object_centric": ["rgb", "segmentation", "objects", "object_mask"],
     "region": ["rgb", "segmentation", "objects", "object_mask"],
+    "osrt": ["rgb", "segmentation", "intrinsics", "extrinsics"],
 }
 """Observation arrays each objective reads (only these are loaded)."""
 
@@ -190,6 +191,7 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
         while step < config.steps:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
+            torch.manual_seed(config.seed * 1_000_003 + step)  # dropout, ray draws: per step
             loss = encoder.pretrain_loss(make_batch(train_bank, config, step, config.seed))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

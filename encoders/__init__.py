@@ -4,6 +4,7 @@ name from its config (``make_encoder``), can be frozen, and saves and loads with
 from encoders.audio import AudioEncoder
 from encoders.base import ENCODERS, SensorEncoder, load_encoder, make_encoder
 from encoders.object_centric import ObjectCentricEncoder
+from encoders.osrt import OSRTEncoder
 from encoders.region import RegionEncoder
 from encoders.state import StateEncoder
 from encoders.vit import ViTEncoder
@@ -11,6 +12,7 @@ from encoders.vit import ViTEncoder
 __all__ = [
     "ENCODERS",
     "AudioEncoder",
+    "OSRTEncoder",
     "ObjectCentricEncoder",
     "RegionEncoder",
     "SensorEncoder",

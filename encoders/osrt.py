@@ -1,0 +1,272 @@
+"""``osrt``: Object Scene Representation Transformer (Sajjadi et al., 2022), PaLM-E's best input
+at low data. Posed views -> K slots, one token each.
+
+- **Encoder (SRT)**: every pixel of every input view gets its camera ray (origin and direction in
+  the world frame, from the views' intrinsics and extrinsics), positionally encoded and stacked
+  with its colour; a CNN turns each view into a grid of patch features; a transformer over the
+  patches of all views gives the set-latent scene representation.
+- **Slot attention** (Locatello et al., 2020) reads K slots out of it (learned initial slots, so
+  the same scene always gives the same slots).
+- **Slot Mixer decoder** (OSRT's fast decoder): for a query ray, a small transformer attends
+  from the ray to the slots, a softmax over slots gives the ray's slot weights, the weighted slot
+  mix and the ray render the ray's colour. The weights are the decoder's segmentation: their
+  argmax per pixel is compared with the simulator's instance masks (foreground ARI).
+
+Pretraining (``pretrain_loss``) is novel-view synthesis: the scene is encoded from some views and
+rays of a view it did not see are rendered. ``eval_metrics`` renders the unseen view whole and
+reports PSNR and foreground ARI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from encoders.base import Batch, EncoderConfig, SensorEncoder, register
+from encoders.vit import images_to_pixels
+from envs import keys
+
+
+@dataclass
+class OSRTConfig(EncoderConfig):
+    image_size: int = 64
+    views: int = 3
+    """Views per example in the data; pretraining encodes ``views - 1`` and renders the other."""
+    width: int = 128
+    encoder_layers: int = 3
+    heads: int = 4
+    slots: int = 6
+    """K: at most 5 cubes, plus the table and robot."""
+    slot_iterations: int = 3
+    octaves: int = 4
+    """Frequencies of the ray positional encoding."""
+    target_rays: int = 512
+    """Rays of the unseen view rendered per example during pretraining."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.image_size % 8:
+            raise ValueError(f"image_size={self.image_size}: must be a multiple of 8")
+        if self.views < 2:
+            raise ValueError(f"views={self.views}: novel-view pretraining needs >= 2")
+        if self.width % self.heads:
+            raise ValueError(f"width={self.width} must be a multiple of heads={self.heads}")
+        for name in ("slots", "slot_iterations", "octaves", "target_rays", "encoder_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+
+
+def camera_rays(intrinsics: Tensor, extrinsics: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Per pixel of each view, the ray's world origin and unit direction, ``(B, V, H, W, 3)``
+    each (pixel centres; OpenCV camera axes, camera-to-world extrinsics)."""
+    pixels = torch.arange(size, device=intrinsics.device, dtype=torch.float32) + 0.5
+    ys, xs = torch.meshgrid(pixels, pixels, indexing="ij")  # (H, W)
+    homogeneous = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1)  # (H, W, 3)
+    in_camera = torch.einsum("bvij,hwj->bvhwi", torch.linalg.inv(intrinsics), homogeneous)
+    rotation, origin = extrinsics[..., :3, :3], extrinsics[..., :3, 3]  # (B,V,3,3), (B,V,3)
+    directions = F.normalize(torch.einsum("bvij,bvhwj->bvhwi", rotation, in_camera), dim=-1)
+    origins = origin[:, :, None, None, :].expand_as(directions)
+    return origins, directions
+
+
+def encode_rays(origins: Tensor, directions: Tensor, octaves: int) -> Tensor:
+    """``(..., 3)`` origins and directions -> ``(..., 6 * (1 + 2 * octaves))`` features."""
+    raw = torch.cat([origins, directions], dim=-1)  # (..., 6)
+    scales = 2.0 ** torch.arange(octaves, device=raw.device) * torch.pi  # (L,)
+    angles = raw.unsqueeze(-1) * scales  # (..., 6, L)
+    encoded = torch.cat([raw.unsqueeze(-1), angles.sin(), angles.cos()], dim=-1)
+    return encoded.flatten(-2)
+
+
+class SlotAttention(nn.Module):
+    """K slots compete for the input features over a few iterations (Locatello et al.)."""
+
+    def __init__(self, width: int, slots: int, iterations: int) -> None:
+        super().__init__()
+        self.iterations = iterations
+        self.initial = nn.Parameter(torch.randn(slots, width) * width**-0.5)
+        self.norm_inputs, self.norm_slots = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.query = nn.Linear(width, width, bias=False)
+        self.key = nn.Linear(width, width, bias=False)
+        self.value = nn.Linear(width, width, bias=False)
+        self.update = nn.GRUCell(width, width)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width)
+        )
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        b, _, w = inputs.shape
+        inputs = self.norm_inputs(inputs)
+        k, v = self.key(inputs), self.value(inputs)  # (B, N, W)
+        slots = self.initial.expand(b, -1, -1)  # (B, K, W)
+        for _ in range(self.iterations):
+            q = self.query(self.norm_slots(slots))  # (B, K, W)
+            logits = torch.einsum("bkw,bnw->bkn", q, k) * w**-0.5
+            attention = logits.softmax(dim=1) + 1e-8  # slots compete for each input
+            attention = attention / attention.sum(-1, keepdim=True)  # weighted mean per slot
+            updates = torch.einsum("bkn,bnw->bkw", attention, v)
+            slots = self.update(updates.reshape(-1, w), slots.reshape(-1, w)).reshape(b, -1, w)
+            slots = slots + self.mlp(slots)
+        return slots
+
+
+class SlotMixerDecoder(nn.Module):
+    """Rays attend to the slots; a softmax over slots mixes them; an MLP renders the colour."""
+
+    def __init__(self, ray_width: int, width: int, heads: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(ray_width, width)
+        self.attend = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU())
+        self.out = nn.Linear(2 * width, width)
+        self.slot_keys = nn.Linear(width, width, bias=False)
+        self.render = nn.Sequential(
+            nn.Linear(ray_width + width, 2 * width),
+            nn.GELU(),
+            nn.Linear(2 * width, width),
+            nn.GELU(),
+            nn.Linear(width, 3),
+        )
+
+    def forward(self, rays: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, R, ray_width)`` rays and ``(B, K, W)`` slots -> ``(B, R, 3)`` rgb in [0, 1] and
+        ``(B, R, K)`` slot weights."""
+        q = self.embed(rays)  # (B, R, W)
+        attended, _ = self.attend(q, slots, slots)
+        q = q + attended
+        q = q + self.out(self.mlp(q))  # (B, R, W)
+        logits = torch.einsum("brw,bkw->brk", q, self.slot_keys(slots)) * q.shape[-1] ** -0.5
+        weights = logits.softmax(-1)  # (B, R, K)
+        mixed = torch.einsum("brk,bkw->brw", weights, slots)  # (B, R, W)
+        rgb = torch.sigmoid(self.render(torch.cat([rays, mixed], dim=-1)))  # (B, R, 3)
+        return rgb, weights
+
+
+@register
+class OSRTEncoder(SensorEncoder):
+    """Posed views (``rgb``, ``intrinsics``, ``extrinsics``) -> ``(B, slots, dim)``."""
+
+    name = "osrt"
+    config_class = OSRTConfig
+
+    def __init__(self, config: OSRTConfig) -> None:
+        super().__init__(config)
+        self.config: OSRTConfig
+        w = config.width
+        ray_width = 6 * (1 + 2 * config.octaves)
+        self.cnn = nn.Sequential(  # (3 + rays) x S x S -> W x S/8 x S/8
+            nn.Conv2d(3 + ray_width, 64, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(64, 96, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(96, 128, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(128, w, 3, stride=2, padding=1),
+        )
+        layer = nn.TransformerEncoderLayer(
+            w, config.heads, 2 * w, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.transformer = nn.TransformerEncoder(
+            layer, config.encoder_layers, enable_nested_tensor=False
+        )
+        self.slot_attention = SlotAttention(w, config.slots, config.slot_iterations)
+        self.decoder = SlotMixerDecoder(ray_width, w, config.heads)
+        self.project = nn.Linear(w, config.dim)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.config.slots
+
+    def _rays(self, batch: Batch) -> Tensor:
+        """``(B, V, H, W, R)`` encoded rays of every pixel of every view in the batch."""
+        origins, directions = camera_rays(
+            batch[keys.INTRINSICS].float(), batch[keys.EXTRINSICS].float(), self.config.image_size
+        )
+        return encode_rays(origins, directions, self.config.octaves)
+
+    def slots(self, batch: Batch, views: list[int] | None = None) -> Tensor:
+        """``(B, K, width)`` slots of the scene seen from ``views`` (all when None)."""
+        rgb = batch[keys.RGB]
+        views = list(range(rgb.shape[1])) if views is None else views
+        rays = self._rays(batch)[:, views]  # (B, v, H, W, R)
+        b, v, h, w, r = rays.shape
+        pixels = images_to_pixels(rgb[:, views])  # (Bv, 3, H, W)
+        inputs = torch.cat([pixels, rays.reshape(b * v, h, w, r).permute(0, 3, 1, 2)], dim=1)
+        grid = self.cnn(inputs)  # (Bv, W, h/8, w/8)
+        tokens = grid.flatten(2).transpose(1, 2).reshape(b, -1, grid.shape[1])  # (B, v*P, W)
+        return self.slot_attention(self.transformer(tokens))  # (B, K, W)
+
+    def forward(self, batch: Batch) -> Tensor:
+        return self.project(self.slots(batch))  # (B, K, D)
+
+    def render(self, batch: Batch, input_views: list[int], view: int) -> tuple[Tensor, Tensor]:
+        """The whole of ``view`` rendered from the slots of ``input_views``: ``(B, H, W, 3)``
+        rgb and ``(B, H, W, K)`` slot weights."""
+        slots = self.slots(batch, input_views)
+        rays = self._rays(batch)[:, view]  # (B, H, W, R)
+        b, h, w, r = rays.shape
+        rgb, weights = self.decoder(rays.reshape(b, h * w, r), slots)
+        return rgb.reshape(b, h, w, 3), weights.reshape(b, h, w, -1)
+
+    def pretrain_loss(self, batch: Batch) -> Tensor:
+        """Encode all views but one (drawn at random: every view takes its turn), render
+        ``target_rays`` random rays of the held-back view, MSE on colour."""
+        v = batch[keys.RGB].shape[1]
+        held_back = int(torch.randint(v, (1,)))
+        inputs = [i for i in range(v) if i != held_back]
+        slots = self.slots(batch, inputs)
+        rays = self._rays(batch)[:, held_back]  # (B, H, W, R)
+        b, h, w, r = rays.shape
+        pick = torch.randint(h * w, (b, self.config.target_rays), device=rays.device)  # (B, T)
+        chosen = rays.reshape(b, h * w, r).gather(1, pick.unsqueeze(-1).expand(-1, -1, r))
+        truth = batch[keys.RGB][:, held_back].reshape(b, h * w, 3).float() / 255.0
+        target = truth.gather(1, pick.unsqueeze(-1).expand(-1, -1, 3))  # (B, T, 3)
+        rgb, _ = self.decoder(chosen, slots)
+        return F.mse_loss(rgb, target)
+
+    @torch.no_grad()
+    def eval_metrics(self, batch: Batch) -> dict[str, float]:
+        """PSNR of the last view rendered from the others, and the foreground ARI of the
+        decoder's slot assignment on it against the simulator's instance masks."""
+        v = batch[keys.RGB].shape[1]
+        rgb, weights = self.render(batch, list(range(v - 1)), v - 1)
+        truth = batch[keys.RGB][:, v - 1].float() / 255.0
+        mse = F.mse_loss(rgb, truth, reduction="none").flatten(1).mean(-1)  # (B,)
+        psnr = (-10 * torch.log10(mse.clamp(min=1e-10))).mean()
+        assignment = weights.argmax(-1)  # (B, H, W)
+        segmentation = batch[keys.SEGMENTATION][:, v - 1]
+        scores = [
+            foreground_ari(s.numpy(), a.numpy())
+            for s, a in zip(segmentation, assignment, strict=True)
+            if (s > 0).any()
+        ]
+        return {"psnr": float(psnr), "fg_ari": float(np.mean(scores)) if scores else 0.0}
+
+
+def adjusted_rand_index(true: np.ndarray, predicted: np.ndarray) -> float:
+    """ARI of two labelings of the same items (1 identical partitions, ~0 chance)."""
+    _, true_ids = np.unique(true, return_inverse=True)
+    _, predicted_ids = np.unique(predicted, return_inverse=True)
+    table = np.zeros((true_ids.max() + 1, predicted_ids.max() + 1))
+    np.add.at(table, (true_ids, predicted_ids), 1)
+
+    def pairs(x: np.ndarray) -> float:
+        return float((x * (x - 1) / 2).sum())
+
+    index, rows, columns = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+    total = pairs(np.array([table.sum()]))
+    expected = rows * columns / total if total else 0.0
+    maximum = (rows + columns) / 2
+    if maximum == expected:  # one cluster on both sides, or a single item
+        return 1.0
+    return (index - expected) / (maximum - expected)
+
+
+def foreground_ari(segmentation: np.ndarray, assignment: np.ndarray) -> float:
+    """ARI over the pixels that show an object (segmentation > 0), as OSRT and SAVi report."""
+    foreground = segmentation > 0
+    return adjusted_rand_index(segmentation[foreground], assignment[foreground])
