@@ -95,3 +95,33 @@ def test_benchmark_generate_smoke(tmp_path):
         assert row["mb_per_1000_episodes"] == rows[(world, 1)]["mb_per_1000_episodes"]
     assert set(results["speedup_2_workers"]) == {"tabletop", "kitchen"}
     assert "| tabletop | 2 |" in (tmp_path / "benchmark_generate.md").read_text()
+
+
+def test_pretrain_encoders_smoke(tmp_path):
+    from embodied.config import GenerateConfig, TabletopEnvConfig
+    from embodied.generate import generate
+
+    data = tmp_path / "data"
+    generate(
+        GenerateConfig(
+            env=TabletopEnvConfig(),
+            tasks=["q1"],
+            episodes=6,
+            eval_episodes=3,
+            shard_size=3,
+            workers=1,
+            output_dir=str(data),
+            progress=False,
+        )
+    )
+    run = run_script(
+        "experiments.pretrain_encoders", tmp_path, "--data", str(data), "--runs", str(tmp_path)
+    )
+    assert run.returncode == 0, run.stderr
+    rows = json.loads((tmp_path / "pretrain_encoders.json").read_text())["rows"]
+    assert [r["encoder"] for r in rows] == ["vit", "object_centric", "region", "osrt", "audio"]
+    for row in rows:
+        assert row["metrics"]["step"] == 4 and row["metrics"]["eval_loss"] > 0
+    measures = {r["encoder"]: set(r["metrics"]) for r in rows}
+    assert {"psnr", "fg_ari"} <= measures["osrt"] and "cer" in measures["audio"]
+    assert "| osrt | 4 |" in (tmp_path / "pretrain_encoders.md").read_text()

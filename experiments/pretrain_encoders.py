@@ -1,0 +1,107 @@
+"""Pretrain every trainable encoder at its defaults and tabulate the held-out results.
+
+    python -m embodied.generate                                  # the data, once
+    python -m experiments.pretrain_encoders                      # every encoder (~1 hour)
+    python -m experiments.pretrain_encoders --encoders vit audio
+    python -m experiments.pretrain_encoders --collect            # tabulate runs/ as they are
+    python -m experiments.pretrain_encoders --quick              # smoke run (tiny models)
+
+Each encoder is trained by ``embodied.train_encoder.train`` into ``runs/encoder_<name>`` (an
+existing run there resumes, a finished one is only read); the table holds the last evaluation of
+``metrics.jsonl``: held-out loss, the encoder's own measures (patch accuracy, depth error;
+object position error; PSNR and FG-ARI; CER) and the wall time of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from embodied.config import TrainEncoderConfig
+from embodied.train_encoder import METRICS, train
+from experiments.common import RESULTS_DIR, machine, write_results
+
+ENCODERS = ("vit", "object_centric", "region", "osrt", "audio")
+TARGETS = {"osrt": "FG-ARI >= 0.8", "audio": "CER <= 0.10"}
+QUICK_MODELS: dict[str, dict[str, Any]] = {
+    "vit": {"hidden": 32, "layers": 1, "heads": 2},
+    "object_centric": {"hidden": 32, "layers": 1, "heads": 2},
+    "region": {"hidden": 32, "layers": 1, "heads": 2},
+    "osrt": {"width": 32, "encoder_layers": 1, "heads": 2, "slots": 4, "target_rays": 64},
+    "audio": {"width": 32, "layers": 1, "heads": 2},
+}
+
+
+def last_metrics(run_dir: Path) -> dict[str, Any]:
+    lines = (run_dir / METRICS).read_text().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
+def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    lines = [
+        "## Encoder pretraining (held-out, at the defaults)",
+        "",
+        "| encoder | steps | held-out loss | measures | target | training time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        m = row["metrics"]
+        measures = ", ".join(
+            f"{k} {v}" for k, v in m.items() if k not in ("step", "loss", "eval_loss", "elapsed_s")
+        )
+        lines.append(
+            f"| {row['encoder']} | {m.get('step')} | {m.get('eval_loss')} | {measures} | "
+            f"{TARGETS.get(row['encoder'], '')} | {m.get('elapsed_s')} |"
+        )
+    lines += ["", f"{info['cpus']} CPUs, commit {info['commit']}."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=ENCODERS)
+    parser.add_argument("--data", default="data/tabletop")
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--collect", action="store_true", help="only tabulate existing runs")
+    parser.add_argument("--quick", action="store_true", help="tiny models, a few steps")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    rows = []
+    for name in args.encoders:
+        run_dir = args.runs / f"encoder_{name}"
+        if not args.collect:
+            overrides: dict[str, Any] = {}
+            if args.quick:
+                overrides = {
+                    "model": QUICK_MODELS[name],
+                    "steps": 4,
+                    "batch_size": 4,
+                    "eval_every": 2,
+                    "eval_batches": 1,
+                    "checkpoint_every": 2,
+                    "utterances": 20,
+                }
+            started = time.perf_counter()
+            train(
+                TrainEncoderConfig(
+                    encoder=name,
+                    data=args.data,
+                    output_dir=str(run_dir),
+                    progress=False,
+                    **overrides,
+                )
+            )
+            print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+        if not (run_dir / METRICS).exists():
+            raise SystemExit(f"{run_dir / METRICS} not found: train {name} first")
+        rows.append({"encoder": name, "run": str(run_dir), "metrics": last_metrics(run_dir)})
+    info = machine()
+    results = {"machine": info, "rows": rows}
+    write_results("pretrain_encoders", results, to_markdown(rows, info), args.output_dir)
+
+
+if __name__ == "__main__":
+    main()
