@@ -116,6 +116,7 @@ def evaluate(encoder: SensorEncoder, bank: Source, config: TrainEncoderConfig) -
     with torch.no_grad():
         for i in range(config.eval_batches):
             batch = make_batch(bank, config, i, seed=config.seed + 1)
+            torch.manual_seed(config.seed + 1 + i)  # the same draws (held-back view...) each time
             measures = {"eval_loss": float(encoder.pretrain_loss(batch))}
             measures.update(encoder.eval_metrics(batch))
             for key, value in measures.items():
