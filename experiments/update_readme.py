@@ -46,6 +46,11 @@ SECTIONS = (
         "python -m experiments.benchmark_generate",
         "each world's default families, train split, balancing on",
     ),
+    (
+        "pretrain_encoders",
+        "python -m experiments.pretrain_encoders --collect (after the training runs it names)",
+        "partial: audio stopped at step 750 of 1500, OSRT trained 400 steps only; see Status",
+    ),
 )
 
 
