@@ -210,7 +210,8 @@ class TrainEncoderConfig:
     other scenes, voices settings and noise)."""
     split: str = "train"
     eval_split: str = "eval"
-    steps: int = 1500
+    steps: int | None = None
+    """Optimizer steps; None takes the encoder's default (DEFAULT_ENCODER_STEPS)."""
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -237,13 +238,31 @@ class TrainEncoderConfig:
                 else ""
             )
             raise ValueError(f"encoder={self.encoder!r}: allowed {trainable}{hint}")
-        for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps={self.steps}: must be >= 1")
+        for name in ("batch_size", "eval_every", "eval_batches", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr}: must be > 0")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps={self.warmup_steps}: must be >= 0")
+
+    @property
+    def total_steps(self) -> int:
+        """``steps``, or the encoder's default."""
+        return self.steps if self.steps is not None else DEFAULT_ENCODER_STEPS[self.encoder]
+
+
+DEFAULT_ENCODER_STEPS = {
+    "vit": 1500,
+    "object_centric": 1500,
+    "region": 1500,
+    "osrt": 1500,
+    "audio": 750,
+}
+"""Pretraining steps at the defaults: each but OSRT fits in about 20 minutes on 2 CPU cores
+(audio's long utterances make a step about 1.4 s, hence fewer; OSRT's 1500 take about 40)."""
 
 
 def register_configs() -> None:

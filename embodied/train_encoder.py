@@ -97,7 +97,7 @@ def learning_rate(config: TrainEncoderConfig, step: int) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine decay to zero at ``steps``."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    progress = (step - config.warmup_steps) / max(1, config.total_steps - config.warmup_steps)
     return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -188,8 +188,8 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
     started = time.perf_counter()
     metrics: dict[str, Any] = {}
     encoder.train()
-    with tqdm(total=config.steps, initial=step, disable=not config.progress) as bar:
-        while step < config.steps:
+    with tqdm(total=config.total_steps, initial=step, disable=not config.progress) as bar:
+        while step < config.total_steps:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
             torch.manual_seed(config.seed * 1_000_003 + step)  # dropout, ray draws: per step
@@ -201,7 +201,7 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step % config.eval_every == 0 or step == config.steps:
+            if step % config.eval_every == 0 or step == config.total_steps:
                 metrics = {
                     "step": step,
                     "loss": round(loss.item(), 5),
@@ -210,7 +210,7 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
                 }
                 with open(output_dir / METRICS, "a") as log:
                     log.write(json.dumps(metrics) + "\n")
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            if step % config.checkpoint_every == 0 or step == config.total_steps:
                 save_checkpoint(encoder, optimizer, step, checkpoint)
     encoder.save(output_dir / FINAL)
     print(f"done: {metrics}; encoder in {output_dir / FINAL}", flush=True)
