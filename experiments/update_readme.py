@@ -49,7 +49,7 @@ SECTIONS = (
     (
         "pretrain_encoders",
         "python -m experiments.pretrain_encoders --collect (after the training runs it names)",
-        "partial: audio stopped at step 750 of 1500, OSRT trained 400 steps only; see Status",
+        "partial: OSRT trained 400 of its 1500 default steps only; see Status",
     ),
 )
 
