@@ -113,9 +113,7 @@ class AudioConfig(EncoderConfig):
         super().__post_init__()
         if self.width % self.heads:
             raise ValueError(f"width={self.width} must be a multiple of heads={self.heads}")
-        for name in ("n_mels", "layers", "tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        self.check_positive("n_mels", "layers", "tokens")
 
 
 def sinusoids(length: int, width: int) -> Tensor:

@@ -33,8 +33,13 @@ class EncoderConfig:
     """Width of the output tokens."""
 
     def __post_init__(self) -> None:
-        if self.dim < 1:
-            raise ValueError(f"dim={self.dim}: must be >= 1")
+        self.check_positive("dim")
+
+    def check_positive(self, *names: str) -> None:
+        """Raise ValueError naming the first of these fields that is below 1."""
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
 
 
 class SensorEncoder(nn.Module, ABC):

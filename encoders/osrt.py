@@ -55,9 +55,7 @@ class OSRTConfig(EncoderConfig):
             raise ValueError(f"views={self.views}: novel-view pretraining needs >= 2")
         if self.width % self.heads:
             raise ValueError(f"width={self.width} must be a multiple of heads={self.heads}")
-        for name in ("slots", "slot_iterations", "octaves", "target_rays", "encoder_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        self.check_positive("slots", "slot_iterations", "octaves", "target_rays", "encoder_layers")
 
 
 def camera_rays(intrinsics: Tensor, extrinsics: Tensor, size: int) -> tuple[Tensor, Tensor]:

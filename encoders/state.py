@@ -19,8 +19,7 @@ class StateConfig(EncoderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.hidden < 1:
-            raise ValueError(f"hidden={self.hidden}: must be >= 1")
+        self.check_positive("hidden")
 
 
 @register

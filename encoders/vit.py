@@ -52,9 +52,7 @@ class ViTEncoderConfig(EncoderConfig):
             raise ValueError("reduce='pool' needs an even number of patches per side")
         if self.hidden % self.heads:
             raise ValueError(f"hidden={self.hidden} must be a multiple of heads={self.heads}")
-        for name in ("views", "layers", "learned_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        self.check_positive("views", "layers", "learned_tokens")
 
     @property
     def grid(self) -> int:
