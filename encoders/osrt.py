@@ -30,6 +30,8 @@ from encoders.base import Batch, EncoderConfig, SensorEncoder, register
 from encoders.vit import images_to_pixels
 from envs import keys
 
+DECODERS = ("slot_mixer", "broadcast")
+
 
 @dataclass
 class OSRTConfig(EncoderConfig):
@@ -46,11 +48,30 @@ class OSRTConfig(EncoderConfig):
     """Frequencies of the ray positional encoding."""
     target_rays: int = 512
     """Rays of the unseen view rendered per example during pretraining."""
+    foreground_rays: float = 0.5
+    """Share of the target rays drawn on object pixels (cubes cover ~2% of a 64 px view, so
+    uniform rays barely see them). The simulator's masks choose only where the loss looks,
+    never which slot a pixel belongs to: the decomposition stays unsupervised. 0: uniform."""
+    patch_size: int = 8
+    """Pixels per side of the encoder's patch tokens (4 or 8): a cube spans ~4 px here."""
+    decoder: str = "slot_mixer"
+    """``slot_mixer`` (OSRT's fast decoder: one colour per ray from a mix of slots) or
+    ``broadcast`` (OSRT's spatial-broadcast decoder: every slot renders a colour and an alpha
+    per ray, mixed by a softmax over the alphas; K times the cost, a stronger push to bind one
+    object per slot)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.image_size % 8:
-            raise ValueError(f"image_size={self.image_size}: must be a multiple of 8")
+        if self.patch_size not in (4, 8):
+            raise ValueError(f"patch_size={self.patch_size}: must be 4 or 8")
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"image_size={self.image_size}: must be a multiple of patch_size={self.patch_size}"
+            )
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder={self.decoder!r}: allowed {DECODERS}")
+        if not 0.0 <= self.foreground_rays < 1.0:
+            raise ValueError(f"foreground_rays={self.foreground_rays}: must be in [0, 1)")
         if self.views < 2:
             raise ValueError(f"views={self.views}: novel-view pretraining needs >= 2")
         if self.width % self.heads:
@@ -144,11 +165,36 @@ class SlotMixerDecoder(nn.Module):
         return rgb, weights
 
 
+class BroadcastDecoder(nn.Module):
+    """Every slot renders every ray: an MLP of (ray, slot) gives a colour and an alpha logit;
+    a softmax over the slots' alphas mixes the colours and is the segmentation."""
+
+    def __init__(self, ray_width: int, width: int) -> None:
+        super().__init__()
+        hidden = 2 * width
+        self.ray_in = nn.Linear(ray_width, hidden)
+        self.slot_in = nn.Linear(width, hidden, bias=False)
+        self.mlp = nn.Sequential(
+            nn.GELU(), nn.Linear(hidden, width), nn.GELU(), nn.Linear(width, 4)
+        )
+
+    def forward(self, rays: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, R, ray_width)`` rays and ``(B, K, W)`` slots -> ``(B, R, 3)`` rgb in [0, 1] and
+        ``(B, R, K)`` slot weights."""
+        # The first layer of MLP([ray, slot]) split in two: each part computed once.
+        hidden = self.ray_in(rays).unsqueeze(2) + self.slot_in(slots).unsqueeze(1)  # (B,R,K,H)
+        out = self.mlp(hidden)  # (B, R, K, 4)
+        weights = out[..., 3].softmax(-1)  # (B, R, K)
+        rgb = torch.einsum("brk,brkc->brc", weights, torch.sigmoid(out[..., :3]))  # (B, R, 3)
+        return rgb, weights
+
+
 @register
 class OSRTEncoder(SensorEncoder):
     """Posed views (``rgb``, ``intrinsics``, ``extrinsics``) -> ``(B, slots, dim)``."""
 
     name = "osrt"
+    inputs = (keys.RGB, keys.INTRINSICS, keys.EXTRINSICS)
     config_class = OSRTConfig
 
     def __init__(self, config: OSRTConfig) -> None:
@@ -156,14 +202,15 @@ class OSRTEncoder(SensorEncoder):
         self.config: OSRTConfig
         w = config.width
         ray_width = 6 * (1 + 2 * config.octaves)
-        self.cnn = nn.Sequential(  # (3 + rays) x S x S -> W x S/8 x S/8
+        last_stride = config.patch_size // 4
+        self.cnn = nn.Sequential(  # (3 + rays) x S x S -> W x S/p x S/p
             nn.Conv2d(3 + ray_width, 64, 3, padding=1),
             nn.GELU(),
             nn.Conv2d(64, 96, 3, stride=2, padding=1),
             nn.GELU(),
             nn.Conv2d(96, 128, 3, stride=2, padding=1),
             nn.GELU(),
-            nn.Conv2d(128, w, 3, stride=2, padding=1),
+            nn.Conv2d(128, w, 3, stride=last_stride, padding=1),
         )
         layer = nn.TransformerEncoderLayer(
             w, config.heads, 2 * w, dropout=0.0, batch_first=True, norm_first=True
@@ -172,7 +219,11 @@ class OSRTEncoder(SensorEncoder):
             layer, config.encoder_layers, enable_nested_tensor=False
         )
         self.slot_attention = SlotAttention(w, config.slots, config.slot_iterations)
-        self.decoder = SlotMixerDecoder(ray_width, w, config.heads)
+        self.decoder: nn.Module = (
+            SlotMixerDecoder(ray_width, w, config.heads)
+            if config.decoder == "slot_mixer"
+            else BroadcastDecoder(ray_width, w)
+        )
         self.project = nn.Linear(w, config.dim)
 
     @property
@@ -194,7 +245,7 @@ class OSRTEncoder(SensorEncoder):
         b, v, h, w, r = rays.shape
         pixels = images_to_pixels(rgb[:, views])  # (Bv, 3, H, W)
         inputs = torch.cat([pixels, rays.reshape(b * v, h, w, r).permute(0, 3, 1, 2)], dim=1)
-        grid = self.cnn(inputs)  # (Bv, W, h/8, w/8)
+        grid = self.cnn(inputs)  # (Bv, W, h/p, w/p)
         tokens = grid.flatten(2).transpose(1, 2).reshape(b, -1, grid.shape[1])  # (B, v*P, W)
         return self.slot_attention(self.transformer(tokens))  # (B, K, W)
 
@@ -210,16 +261,30 @@ class OSRTEncoder(SensorEncoder):
         rgb, weights = self.decoder(rays.reshape(b, h * w, r), slots)
         return rgb.reshape(b, h, w, 3), weights.reshape(b, h, w, -1)
 
+    def _target_pixels(self, segmentation: Tensor) -> Tensor:
+        """``(B, H*W)`` segmentation of the held-back view -> ``(B, T)`` pixel indices, a
+        ``foreground_rays`` share of them on objects (uniform where a view shows none)."""
+        share, rays = self.config.foreground_rays, self.config.target_rays
+        if share == 0:
+            return torch.randint(segmentation.shape[1], (len(segmentation), rays))
+        foreground = (segmentation > keys.SEG_BACKGROUND).float()  # (B, H*W)
+        count = foreground.sum(-1, keepdim=True)  # (B, 1)
+        background = segmentation.shape[1] - count
+        boost = torch.where(count > 0, share * background / ((1 - share) * count), 1.0)
+        weights = 1.0 + foreground * (boost - 1.0)  # (B, H*W)
+        return torch.multinomial(weights, rays, replacement=True)
+
     def pretrain_loss(self, batch: Batch) -> Tensor:
         """Encode all views but one (drawn at random: every view takes its turn), render
-        ``target_rays`` random rays of the held-back view, MSE on colour."""
+        ``target_rays`` rays of the held-back view (``foreground_rays`` of them on objects), MSE
+        on colour."""
         v = batch[keys.RGB].shape[1]
         held_back = int(torch.randint(v, (1,)))
         inputs = [i for i in range(v) if i != held_back]
         slots = self.slots(batch, inputs)
         rays = self._rays(batch)[:, held_back]  # (B, H, W, R)
         b, h, w, r = rays.shape
-        pick = torch.randint(h * w, (b, self.config.target_rays), device=rays.device)  # (B, T)
+        pick = self._target_pixels(batch[keys.SEGMENTATION][:, held_back].reshape(b, h * w))
         chosen = rays.reshape(b, h * w, r).gather(1, pick.unsqueeze(-1).expand(-1, -1, r))
         truth = batch[keys.RGB][:, held_back].reshape(b, h * w, 3).float() / 255.0
         target = truth.gather(1, pick.unsqueeze(-1).expand(-1, -1, 3))  # (B, T, 3)
