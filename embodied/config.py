@@ -254,6 +254,119 @@ class TrainEncoderConfig:
         return self.steps if self.steps is not None else DEFAULT_ENCODER_STEPS[self.encoder]
 
 
+@dataclass
+class LMConfig:
+    """The planner's language model: a local Hugging Face directory, or the default small
+    Llama built and pretrained on the task text here."""
+
+    path: str | None = None
+    """A directory holding a pretrained causal LM and its tokenizer (save_pretrained layout);
+    None builds the default: a byte-level BPE tokenizer trained on the corpus, a small Llama,
+    and ``pretrain_steps`` of text-only pretraining (the run's ``lm/`` directory)."""
+    hidden: int = 192
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 512
+    max_positions: int = 512
+    vocab_size: int = 640
+    """Byte-level BPE vocabulary: 256 bytes, merges and the special tokens."""
+    pretrain_steps: int = 400
+    """Text-only pretraining steps of the default LM (batch ``batch_size``, lr ``lr``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "heads", "intermediate", "max_positions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"lm.{name}={getattr(self, name)}: must be >= 1")
+        if self.hidden % self.heads:
+            raise ValueError(f"lm.hidden={self.hidden} must be a multiple of lm.heads={self.heads}")
+        if self.vocab_size < 300:
+            raise ValueError(
+                f"lm.vocab_size={self.vocab_size}: must be >= 300 (256 bytes + merges)"
+            )
+        if self.pretrain_steps < 0:
+            raise ValueError(f"lm.pretrain_steps={self.pretrain_steps}: must be >= 0")
+
+
+PROJECTORS = ("linear", "mlp")
+
+
+@dataclass
+class ModelConfig:
+    """How the sensor meets the LM (stored with every checkpoint as ``palme.json``)."""
+
+    projector: str = "linear"
+    """``linear`` (PaLM-E's affine map) or ``mlp`` (two layers)."""
+    freeze_lm: bool = False
+    """Train the encoder and projector only; the LM's weights stay as loaded (PaLM-E's frozen
+    mode)."""
+    freeze_encoder: bool = False
+    """Keep the sensor encoder as loaded (e.g. pretrained by embodied.train_encoder)."""
+    max_length: int = 384
+    """Longest example in tokens (prompt + target)."""
+
+    def __post_init__(self) -> None:
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"model.projector={self.projector!r}: allowed {PROJECTORS}")
+        if self.max_length < 8:
+            raise ValueError(f"model.max_length={self.max_length}: must be >= 8")
+
+
+@dataclass
+class TrainConfig:
+    """``python -m embodied.train``: train the PaLM-E planner on generated episodes."""
+
+    encoder: str = "state"
+    """The sensor (encoders.ENCODERS): state, object_centric, vit, osrt, ..."""
+    encoder_config: dict[str, Any] = field(default_factory=dict)
+    """Encoder config fields (``+encoder_config.dim=64``); image_size and views default to the
+    dataset's."""
+    encoder_checkpoint: str | None = None
+    """Start the encoder from this directory (e.g. runs/encoder_object_centric/final)."""
+    lm: LMConfig = field(default_factory=LMConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: str = "data/tabletop"
+    """A dataset written by ``python -m embodied.generate``."""
+    split: str = "train"
+    eval_split: str = "eval"
+    families: list[str] | None = None
+    """Train on these task families only; None mixes every family of the dataset."""
+    steps: int = 1500
+    batch_size: int = 32
+    """Examples per optimizer step, summed over all processes."""
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    """Linear learning-rate warm-up, then cosine decay to zero at ``steps``."""
+    eval_every: int = 250
+    eval_examples: int = 128
+    """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly
+    the target step or answer."""
+    checkpoint_every: int = 250
+    seed: int = 0
+    device: str = "auto"
+    """``auto`` (cuda when present), ``cpu`` or ``cuda``."""
+    output_dir: str = "runs/planner_${encoder}"
+    """``lm/`` (the pretrained default LM), ``checkpoint/``, ``final/``, metrics.jsonl."""
+    resume: bool = True
+    """Continue from ``output_dir/checkpoint`` when it exists."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from encoders import ENCODERS
+
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder={self.encoder!r}: allowed {sorted(ENCODERS)}")
+        for name in ("steps", "batch_size", "eval_every", "eval_examples", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr}: must be > 0")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps={self.warmup_steps}: must be >= 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device={self.device!r}: allowed auto, cpu, cuda")
+
+
 DEFAULT_ENCODER_STEPS = {
     "vit": 1500,
     "object_centric": 1500,
@@ -270,6 +383,7 @@ def register_configs() -> None:
     store.store(name="rollout", node=RolloutConfig)
     store.store(name="generate", node=GenerateConfig)
     store.store(name="train_encoder", node=TrainEncoderConfig)
+    store.store(name="train", node=TrainConfig)
     store.store(group="env", name="tabletop", node=TabletopEnvConfig)
     store.store(group="env", name="kitchen", node=KitchenEnvConfig)
 

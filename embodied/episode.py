@@ -127,8 +127,9 @@ def run_episode(
             observer.on_plan_step(len(result.steps), f"A: {result.answer}")
     else:
         history: list[str] = []
+        outcomes: list[bool] = []
         while len(history) < max_plan_steps:
-            text = planner.next_step(sim, observation, history)
+            text = planner.next_step(sim, observation, history, outcomes)
             parsed = parse_step(text)
             if isinstance(parsed, SkillCall):
                 invalid = validate_step(parsed, sim.entities, sim.place_targets, sim.openables)
@@ -136,6 +137,7 @@ def run_episode(
             if isinstance(parsed, ParseFailure):
                 result.parse_failures += 1
                 result.steps.append(StepRecord(text, parse_error=parsed.reason))
+                planner.rejected(text, parsed.reason)
                 if result.parse_failures > max_parse_failures:
                     break
                 continue
@@ -146,10 +148,12 @@ def run_episode(
                 observer.on_plan_step(len(history), step.text)
             if parsed.verb == "done":
                 break
+            outcomes.append(True)
             skill = make_skill(sim, parsed)
             run = run_skill(env, skill, observation, info, _control_observer(sim, observer))
             observation, info = run.observation, run.info
             _record_outcome(step, run.outcome, result, observer)
+            outcomes[-1] = run.outcome.success
             if run.episode_over:
                 break
         result.success = sim.is_success()

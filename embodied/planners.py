@@ -1,13 +1,15 @@
 """Planners: given the current observation and the steps so far, write the next step as text.
 
 Planners speak text, exactly as a language model does, so that the episode loop parses every
-planner's output the same way. The oracle reads the simulator's symbolic state; the learned planner
-(a later issue) reads observations only.
+planner's output the same way. The oracle reads the simulator's symbolic state; the learned
+planner (``embodied.palme_planner``, imported only when asked for: it needs torch) reads
+observations only: the instruction, what its sensor sees, and the steps so far.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 from envs.base import ArmEnv
@@ -19,18 +21,34 @@ class Planner(ABC):
     """Writes the next plan step, or the answer to a question."""
 
     @abstractmethod
-    def next_step(self, env: ArmEnv, observation: dict[str, Any], history: list[str]) -> str:
-        """The next step of the plan, e.g. ``"pick(obj_3)"``; ``"done()"`` when finished."""
+    def next_step(
+        self,
+        env: ArmEnv,
+        observation: dict[str, Any],
+        history: list[str],
+        outcomes: list[bool] | None = None,
+    ) -> str:
+        """The next step of the plan, e.g. ``"pick(obj_3)"``; ``"done()"`` when finished.
+        ``outcomes[i]``: whether the skill of ``history[i]`` reported success."""
 
     @abstractmethod
     def answer(self, env: ArmEnv, observation: dict[str, Any]) -> str:
         """The answer to the episode's question, e.g. ``"red"``."""
 
+    def rejected(self, text: str, reason: str) -> None:  # noqa: B027 (optional hook)
+        """The episode loop could not use ``text`` (malformed or invalid step)."""
+
 
 class OraclePlanner(Planner):
     """The task's own closed-loop oracle: privileged, always right, the ceiling for learned ones."""
 
-    def next_step(self, env: ArmEnv, observation: dict[str, Any], history: list[str]) -> str:
+    def next_step(
+        self,
+        env: ArmEnv,
+        observation: dict[str, Any],
+        history: list[str],
+        outcomes: list[bool] | None = None,
+    ) -> str:
         task = env.task
         if not isinstance(task, PlanTask):
             raise TypeError(f"next_step() needs a planning task, got {type(task).__name__}")
@@ -43,11 +61,18 @@ class OraclePlanner(Planner):
         return task.answer
 
 
-PLANNERS: dict[str, type[Planner]] = {"oracle": OraclePlanner}
+PLANNERS = ("oracle", "palme")
 """Planners by config name."""
 
 
-def make_planner(name: str) -> Planner:
-    if name not in PLANNERS:
-        raise ValueError(f"planner={name!r}: allowed {sorted(PLANNERS)}")
-    return PLANNERS[name]()
+def make_planner(name: str, checkpoint: str | Path | None = None, **options: Any) -> Planner:
+    """The oracle, or a PaLM-E checkpoint as planner (``options``: PalmEPlanner's)."""
+    if name == "oracle":
+        return OraclePlanner()
+    if name == "palme":
+        if checkpoint is None:
+            raise ValueError("planner=palme needs a checkpoint (a directory from embodied.train)")
+        from embodied.palme_planner import PalmEPlanner
+
+        return PalmEPlanner(checkpoint, **options)
+    raise ValueError(f"planner={name!r}: allowed {PLANNERS}")

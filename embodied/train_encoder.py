@@ -19,8 +19,6 @@ run ends with the same weights as one that was never interrupted.
 from __future__ import annotations
 
 import json
-import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,14 +33,19 @@ from embodied.config import TrainEncoderConfig, register_configs, to_config_or_e
 from embodied.data.frames import FrameBank, add_regions
 from embodied.data.speech import SpeechCorpus
 from embodied.generate import MANIFEST
+from embodied.training import (
+    latest_checkpoint,
+    learning_rate,
+    load_trainer_state,
+    log_metrics,
+    save_checkpoint,
+)
 from encoders import SensorEncoder, load_encoder, make_encoder
 
 register_configs()
 
 CHECKPOINT = "checkpoint"
 FINAL = "final"
-TRAINER_STATE = "trainer.pt"
-METRICS = "metrics.jsonl"
 INPUT_KEYS = {
     "vit": ["rgb", "depth", "segmentation"],
     "object_centric": ["rgb", "segmentation", "objects", "object_mask"],
@@ -56,19 +59,19 @@ class TrainingConflict(ValueError):
     """The checkpoint in output_dir belongs to another encoder or config."""
 
 
-def model_config(config: TrainEncoderConfig) -> dict[str, Any]:
-    """The encoder's config fields: for vision encoders image size and views from the dataset;
-    then ``model``."""
-    if config.encoder not in INPUT_KEYS:
-        return dict(config.model)
-    path = Path(config.data) / MANIFEST
+def encoder_fields(encoder: str, data: str | Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """An encoder's config fields: for vision encoders image size and views from the dataset's
+    manifest; then ``overrides``."""
+    if encoder not in INPUT_KEYS:
+        return dict(overrides)
+    path = Path(data) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(
             f"{path} not found: generate the data first (python -m embodied.generate "
-            f"output_dir={config.data})"
+            f"output_dir={data})"
         )
     env = json.loads(path.read_text())["generator"]["env"]
-    return {"image_size": env["image_size"], "views": len(env["views"]), **config.model}
+    return {"image_size": env["image_size"], "views": len(env["views"]), **overrides}
 
 
 class Source(Protocol):
@@ -91,14 +94,6 @@ def make_sources(config: TrainEncoderConfig) -> tuple[Source, Source]:
     return FrameBank(config.data, config.split, keys_), FrameBank(
         config.data, config.eval_split, keys_
     )
-
-
-def learning_rate(config: TrainEncoderConfig, step: int) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to zero at ``steps``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.total_steps - config.warmup_steps)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def make_batch(
@@ -125,39 +120,11 @@ def evaluate(encoder: SensorEncoder, bank: Source, config: TrainEncoderConfig) -
     return {key: round(value, 5) for key, value in totals.items()}
 
 
-def save_checkpoint(
-    encoder: SensorEncoder, optimizer: torch.optim.Optimizer, step: int, directory: Path
-) -> None:
-    """The encoder and the trainer state, written beside ``directory`` and swapped in, so that a
-    kill at any moment leaves a whole checkpoint (``directory``, or ``<directory>.old`` during
-    the swap: ``latest_checkpoint`` finds it)."""
-    staging, old = (
-        directory.with_name(f"{directory.name}.new"),
-        directory.with_name(f"{directory.name}.old"),
-    )
-    shutil.rmtree(staging, ignore_errors=True)
-    encoder.save(staging)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, staging / TRAINER_STATE)
-    if directory.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        directory.rename(old)
-    staging.rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def latest_checkpoint(directory: Path) -> Path | None:
-    """The whole checkpoint to resume from, if any."""
-    for candidate in (directory, directory.with_name(f"{directory.name}.old")):
-        if (candidate / TRAINER_STATE).exists():
-            return candidate
-    return None
-
-
 def train(config: TrainEncoderConfig) -> dict[str, Any]:
     """Pretrain ``config.encoder``; returns the last metrics."""
     torch.manual_seed(config.seed)
     output_dir = Path(config.output_dir)
-    fields = model_config(config)
+    fields = encoder_fields(config.encoder, config.data, config.model)
     encoder = make_encoder(config.encoder, **fields)
     optimizer = torch.optim.AdamW(
         encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -173,9 +140,7 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
                 f"{encoder.config}: choose another output_dir or resume=false"
             )
         encoder.load_state_dict(saved.state_dict())
-        state = torch.load(found / TRAINER_STATE, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
+        step = load_trainer_state(found, optimizer)
         print(f"resuming {found} at step {step}", flush=True)
     train_bank, eval_bank = make_sources(config)
     print(
@@ -191,7 +156,9 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
     with tqdm(total=config.total_steps, initial=step, disable=not config.progress) as bar:
         while step < config.total_steps:
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
+                group["lr"] = learning_rate(
+                    config.lr, config.warmup_steps, config.total_steps, step
+                )
             torch.manual_seed(config.seed * 1_000_003 + step)  # dropout, ray draws: per step
             loss = encoder.pretrain_loss(make_batch(train_bank, config, step, config.seed))
             optimizer.zero_grad(set_to_none=True)
@@ -208,10 +175,9 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
                     **evaluate(encoder, eval_bank, config),
                     "elapsed_s": round(time.perf_counter() - started, 1),
                 }
-                with open(output_dir / METRICS, "a") as log:
-                    log.write(json.dumps(metrics) + "\n")
+                log_metrics(output_dir, metrics)
             if step % config.checkpoint_every == 0 or step == config.total_steps:
-                save_checkpoint(encoder, optimizer, step, checkpoint)
+                save_checkpoint(encoder.save, optimizer, step, checkpoint)
     encoder.save(output_dir / FINAL)
     print(f"done: {metrics}; encoder in {output_dir / FINAL}", flush=True)
     return metrics

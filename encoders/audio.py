@@ -131,6 +131,7 @@ class AudioEncoder(SensorEncoder):
     """``audio_features (B, T, n_mels)`` -> ``(B, tokens, dim)``."""
 
     name = "audio"
+    inputs = (AUDIO_FEATURES, AUDIO_LENGTHS)
     config_class = AudioConfig
 
     def __init__(self, config: AudioConfig) -> None:

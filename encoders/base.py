@@ -47,6 +47,8 @@ class SensorEncoder(nn.Module, ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[EncoderConfig]]
+    inputs: ClassVar[tuple[str, ...]]
+    """The observation arrays ``forward`` reads (a planner loads only these)."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()

@@ -42,6 +42,7 @@ class ObjectCentricEncoder(SensorEncoder):
     """``rgb`` and ``segmentation`` -> ``(B, 8, dim)``: token j pools obj_j's patches."""
 
     name = "object_centric"
+    inputs = (keys.RGB, keys.SEGMENTATION, keys.OBJECT_MASK)
     config_class = ObjectCentricConfig
 
     def __init__(self, config: ObjectCentricConfig) -> None:

@@ -154,6 +154,7 @@ class RegionEncoder(SensorEncoder):
     """``rgb``, ``region_mask``, ``region_view`` -> ``(B, tokens, dim)``."""
 
     name = "region"
+    inputs = (keys.RGB, REGION_MASK, REGION_VIEW)
     config_class = RegionConfig
 
     def __init__(self, config: RegionConfig) -> None:

@@ -27,6 +27,7 @@ class StateEncoder(SensorEncoder):
     """``objects (B, 8, 11)`` -> ``(B, 8, dim)``: one token per object row, padding masked."""
 
     name = "state"
+    inputs = (keys.OBJECTS, keys.OBJECT_MASK)
     config_class = StateConfig
 
     def __init__(self, config: StateConfig) -> None:

@@ -86,6 +86,7 @@ class ViTEncoder(SensorEncoder):
     """``rgb (B, V, H, W, 3)`` -> ``(B, V * tokens_per_view, dim)``."""
 
     name = "vit"
+    inputs = (keys.RGB,)
     config_class = ViTEncoderConfig
 
     def __init__(self, config: ViTEncoderConfig) -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from embodied.config import TrainEncoderConfig
-from embodied.train_encoder import METRICS, train
+from embodied.train_encoder import train
+from embodied.training import METRICS
 from experiments.common import RESULTS_DIR, machine, write_results
 
 ENCODERS = ("vit", "object_centric", "region", "osrt", "audio")

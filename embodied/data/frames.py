@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,24 +22,41 @@ from envs import keys
 
 
 class FrameBank:
-    """The observation arrays of every frame of one split, stacked: ``arrays[key] (F, ...)``."""
+    """Every frame of one split: the observation arrays stacked, ``arrays[key] (F, ...)``, and
+    the rest of each example (instruction, history, target, ...) in ``records``."""
 
-    def __init__(self, root: str | Path, split: str, keys_: Sequence[str] | None = None) -> None:
-        dataset = EpisodeDataset(root, split, keys=keys_)
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        keys_: Sequence[str] | None = None,
+        families: Sequence[str] | None = None,
+    ) -> None:
+        dataset = EpisodeDataset(root, split, families=families, keys=keys_)
         if len(dataset) == 0:
-            raise ValueError(f"split {split!r} of {root} holds no frames")
+            raise ValueError(f"split {split!r} of {root} holds no frames (families: {families})")
         examples = [dataset[i] for i in range(len(dataset))]
         dataset.close()
         self.arrays: dict[str, Tensor] = collate_examples(examples)["observation"]
+        self.records: list[dict[str, Any]] = [
+            {k: v for k, v in e.items() if k != "observation"} for e in examples
+        ]
 
     def __len__(self) -> int:
-        return len(next(iter(self.arrays.values())))
+        return len(self.records)
+
+    def draw(self, size: int, seed: int, step: int) -> Tensor:
+        """``size`` frame indices drawn (without replacement) by ``(seed, step)``."""
+        rng = np.random.default_rng([seed, step])
+        return torch.from_numpy(rng.choice(len(self), size=min(size, len(self)), replace=False))
+
+    def observations(self, index: Tensor) -> dict[str, Tensor]:
+        """The observation arrays of the frames ``index``."""
+        return {key: value[index] for key, value in self.arrays.items()}
 
     def batch(self, size: int, seed: int, step: int) -> dict[str, Tensor]:
-        """``size`` frames drawn (without replacement) by ``(seed, step)``."""
-        rng = np.random.default_rng([seed, step])
-        index = torch.from_numpy(rng.choice(len(self), size=min(size, len(self)), replace=False))
-        return {key: value[index] for key, value in self.arrays.items()}
+        """The observations of ``size`` frames drawn by ``(seed, step)``."""
+        return self.observations(self.draw(size, seed, step))
 
 
 def add_regions(batch: dict[str, Tensor], seed: int, step: int) -> dict[str, Tensor]:

@@ -15,7 +15,8 @@ from embodied import train_encoder
 from embodied.config import GenerateConfig, TabletopEnvConfig, TrainEncoderConfig
 from embodied.data.frames import FrameBank, add_regions
 from embodied.generate import generate
-from embodied.train_encoder import CHECKPOINT, FINAL, METRICS, TRAINER_STATE, train
+from embodied.train_encoder import CHECKPOINT, FINAL, train
+from embodied.training import METRICS, TRAINER_STATE
 from encoders import load_encoder
 from encoders.region import REGION_MASK, REGION_TARGET, REGION_VIEW
 from envs import keys

@@ -1,0 +1,126 @@
+"""The PaLM-E model: a sensor encoder, a projector into the LM's embedding space, a causal LM.
+
+``PalmE`` reads multimodal sentences (``embodied.sentence``): the prompt's text is embedded by
+the LM's own embedding table, the sensor's tokens are projected to the LM's width and injected
+at the placeholders, and the LM is trained (or only read, when frozen) on the target text.
+
+A checkpoint is a directory in Hugging Face layout, loadable by ``transformers`` alone for the
+LM part::
+
+    config.json, model.safetensors, generation_config.json   the LM (save_pretrained)
+    tokenizer.json, tokenizer_config.json                     its tokenizer
+    encoder/encoder.json, encoder/model.safetensors           the sensor encoder
+    projector.safetensors                                     encoder width -> LM width
+    palme.json                                                ModelConfig
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from embodied.config import ModelConfig
+from embodied.lm import embedding_table, load_lm
+from embodied.sentence import PLACEMENTS, Encoded, inject, prompt_text
+from encoders import SensorEncoder, load_encoder
+
+MODEL_CONFIG = "palme.json"
+PROJECTOR = "projector.safetensors"
+ENCODER_DIR = "encoder"
+
+
+class PalmE(nn.Module):
+    """Sensor encoder + projector + causal LM, reading prompts with sensor placeholders."""
+
+    def __init__(
+        self,
+        lm: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        encoder: SensorEncoder,
+        config: ModelConfig,
+    ) -> None:
+        super().__init__()
+        if encoder.name not in PLACEMENTS:
+            raise ValueError(f"encoder {encoder.name!r} has no placement: {sorted(PLACEMENTS)}")
+        self.lm, self.tokenizer, self.encoder, self.config = lm, tokenizer, encoder, config
+        self.placement = PLACEMENTS[encoder.name]
+        width = embedding_table(lm).embedding_dim
+        self.projector: nn.Module = (
+            nn.Linear(encoder.dim, width)
+            if config.projector == "linear"
+            else nn.Sequential(nn.Linear(encoder.dim, width), nn.GELU(), nn.Linear(width, width))
+        )
+        self.lm.requires_grad_(not config.freeze_lm)
+        if config.freeze_encoder:
+            encoder.freeze()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.projector.parameters()).device
+
+    def prompt(
+        self,
+        instruction: str,
+        kind: str,
+        entities: list[str],
+        history: list[str] | None = None,
+        history_success: list[bool] | None = None,
+    ) -> str:
+        """The prompt text for one decision, with this model's sensor placeholders."""
+        return prompt_text(
+            instruction,
+            kind,
+            entities,
+            history or [],
+            history_success or [],
+            self.placement,
+            self.encoder.n_tokens,
+        )
+
+    def embed(self, input_ids: Tensor, observation: dict[str, Tensor]) -> Tensor:
+        """``(B, T)`` token ids + observation batch -> ``(B, T, D)`` input embeddings."""
+        text = embedding_table(self.lm)(input_ids)  # (B, T, D)
+        sensor = self.projector(self.encoder(observation))  # (B, N, D)
+        return inject(text, input_ids, self.tokenizer, self.placement, sensor)
+
+    def forward(self, encoded: Encoded, observation: dict[str, Tensor]) -> Tensor:
+        """Mean cross-entropy over the target tokens (``encoded.labels``)."""
+        embeddings = self.embed(encoded.input_ids, observation)
+        output = self.lm(
+            inputs_embeds=embeddings, attention_mask=encoded.attention_mask, labels=encoded.labels
+        )
+        return output.loss
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.lm.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self.encoder.save(directory / ENCODER_DIR)
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.projector.state_dict().items()}
+        save_file(weights, directory / PROJECTOR)
+        (directory / MODEL_CONFIG).write_text(json.dumps(asdict(self.config), indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path, **overrides: Any) -> PalmE:
+        """A saved model; ``overrides`` change ModelConfig fields (e.g. ``freeze_lm=True``)."""
+        directory = Path(directory)
+        if not (directory / MODEL_CONFIG).exists():
+            raise FileNotFoundError(
+                f"{directory} is not a PaLM-E checkpoint ({MODEL_CONFIG} missing): train one "
+                f"with python -m embodied.train"
+            )
+        config = ModelConfig(**{**json.loads((directory / MODEL_CONFIG).read_text()), **overrides})
+        hf_logging.disable_progress_bar()
+        lm, tokenizer = load_lm(directory)
+        model = cls(lm, tokenizer, load_encoder(directory / ENCODER_DIR), config)
+        model.projector.load_state_dict(load_file(directory / PROJECTOR))
+        return model

@@ -1,0 +1,166 @@
+"""Multimodal sentences: prompts with placeholders whose embeddings are sensor tokens.
+
+A prompt is plain text in which placeholder tokens (``embodied.lm.PLACEHOLDERS``) stand for
+sensor tokens, so it prints and logs like text::
+
+    obj_1 is <obj_1>. obj_2 is <obj_2>. obj_3 is <obj_3>. Q: How to grasp obj_3?
+    Done: pick(obj_1); place(obj_1, table). Next:           -> target " pick(obj_3)</s>"
+
+    Scene: <img><img>...<img>. Q: Is the red object below the blue object? A:  -> " yes</s>"
+
+``<obj_j>`` is filled with the token of obj_j (PaLM-E's entity referral: the text names the
+object, the token shows it); the k-th ``<img>`` (``<audio>``, ``<region>``) of a prompt with the
+k-th token of that sensor. ``inject`` does the filling on the LM's input embeddings; the loss
+covers the target only (``encode``'s labels are -100 elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from embodied.lm import AUDIO, IMAGE, OBJECT_PLACEHOLDERS, REGION
+
+IGNORE = -100
+"""Label of positions that carry no loss (prompt, padding)."""
+OBJECTS = "objects"
+"""Placement of per-object tokens: one ``<obj_j>`` per entity, in the entity prefix."""
+PLACEMENTS: dict[str, str] = {
+    "state": OBJECTS,
+    "object_centric": OBJECTS,
+    "vit": IMAGE,
+    "osrt": IMAGE,
+    "audio": AUDIO,
+    "region": REGION,
+}
+"""Where each encoder's tokens go in a sentence."""
+FAILED = " [failed]"
+"""Marks a step of the history whose skill failed."""
+
+
+def prompt_text(
+    instruction: str,
+    kind: str,
+    entities: Sequence[str],
+    history: Sequence[str] = (),
+    history_success: Sequence[bool] = (),
+    placement: str = OBJECTS,
+    n_tokens: int = 0,
+) -> str:
+    """The prompt for one decision: sensor placeholders, the instruction, the steps so far (with
+    their failures), and the cue for the next step (``Next:``) or the answer (``A:``)."""
+    if kind not in ("plan", "question"):
+        raise ValueError(f"kind={kind!r}: allowed 'plan' or 'question'")
+    if placement == OBJECTS:
+        if len(entities) > len(OBJECT_PLACEHOLDERS):
+            raise ValueError(f"{len(entities)} entities: at most {len(OBJECT_PLACEHOLDERS)}")
+        scene = " ".join(
+            f"{n} is {p}." for n, p in zip(entities, OBJECT_PLACEHOLDERS, strict=False)
+        )
+    elif placement == IMAGE:
+        scene = f"Scene: {IMAGE * n_tokens}."
+    elif placement in (AUDIO, REGION):
+        scene = ""  # these sensors speak or point in the instruction itself
+    else:
+        raise ValueError(
+            f"placement={placement!r}: allowed {OBJECTS!r}, {IMAGE}, {AUDIO}, {REGION}"
+        )
+    if placement == AUDIO:
+        instruction = AUDIO * n_tokens
+    parts = [scene, f"Q: {instruction}"] if scene else [f"Q: {instruction}"]
+    if kind == "question":
+        return " ".join(parts) + " A:"
+    if history:
+        marks = list(history_success) + [True] * (len(history) - len(history_success))
+        done = "; ".join(s + ("" if ok else FAILED) for s, ok in zip(history, marks, strict=True))
+        parts.append(f"Done: {done}.")
+    return " ".join(parts) + " Next:"
+
+
+@dataclass
+class Encoded:
+    """A tokenized batch, right-padded: ``(B, T)`` each."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    labels: Tensor
+
+    def to(self, device: torch.device | str) -> Encoded:
+        return Encoded(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels)))
+
+
+def encode(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    targets: Sequence[str] | None = None,
+    max_length: int | None = None,
+) -> Encoded:
+    """``<s> prompt`` (+ `` target</s>``, the only labelled tokens) per example, right-padded.
+
+    An example longer than ``max_length`` is an error: cutting it would silently drop part of
+    the scene or the target."""
+    rows: list[list[int]] = []
+    label_rows: list[list[int]] = []  # -100 except on the target
+    for i, prompt in enumerate(prompts):
+        ids = [tokenizer.bos_token_id, *tokenizer.encode(prompt, add_special_tokens=False)]
+        labelled = [IGNORE] * len(ids)
+        if targets is not None:
+            answer = tokenizer.encode(" " + targets[i], add_special_tokens=False)
+            answer.append(tokenizer.eos_token_id)
+            ids, labelled = ids + answer, labelled + answer
+        if max_length is not None and len(ids) > max_length:
+            raise ValueError(
+                f"example {i} is {len(ids)} tokens, more than max_length={max_length}: "
+                f"raise max_length (the LM's max_positions bounds it) or shorten the prompt"
+            )
+        rows.append(ids)
+        label_rows.append(labelled)
+    length = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
+    labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, (ids, labs) in enumerate(zip(rows, label_rows, strict=True)):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, : len(labs)] = torch.tensor(labs)
+        attention_mask[i, : len(ids)] = 1
+    return Encoded(input_ids, attention_mask, labels)
+
+
+def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    """The id of one (special) token."""
+    found = tokenizer.convert_tokens_to_ids(token)
+    assert isinstance(found, int), f"{token!r} is not one token"
+    return found
+
+
+def inject(
+    embeddings: Tensor,
+    input_ids: Tensor,
+    tokenizer: PreTrainedTokenizerBase,
+    placement: str,
+    sensor_tokens: Tensor,
+) -> Tensor:
+    """``(B, T, D)`` text embeddings with each placeholder position of ``placement`` replaced
+    by its sensor token from ``(B, N, D)`` ``sensor_tokens`` (out of place: gradients reach
+    both). ``<obj_j>`` takes token j-1; the k-th ``<img>`` (``<audio>``, ``<region>``) token k."""
+    if placement == OBJECTS:
+        index = torch.full_like(input_ids, -1)  # (B, T): which token fills each position
+        for j, token in enumerate(OBJECT_PLACEHOLDERS):
+            index = torch.where(input_ids.eq(token_id(tokenizer, token)), j, index)
+    else:
+        mask = input_ids.eq(token_id(tokenizer, placement))  # (B, T)
+        index = torch.where(mask, mask.cumsum(1) - 1, -1)  # k-th occurrence -> token k
+    rows, positions = (index >= 0).nonzero(as_tuple=True)
+    token_index = index[rows, positions]
+    if len(token_index) and int(token_index.max()) >= sensor_tokens.shape[1]:
+        raise ValueError(
+            f"a prompt holds more {placement} placeholders than the sensor's "
+            f"{sensor_tokens.shape[1]} tokens"
+        )
+    values = sensor_tokens[rows, token_index].to(embeddings.dtype)  # (P, D)
+    return embeddings.index_put((rows, positions), values)

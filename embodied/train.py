@@ -1,0 +1,303 @@
+"""``python -m embodied.train``: train the PaLM-E planner on generated episodes.
+
+Examples::
+
+    python -m embodied.generate                              # the data (data/tabletop), once
+    python -m embodied.train                                 # state tokens, the default small LM
+    python -m embodied.train encoder=object_centric \
+        encoder_checkpoint=runs/encoder_object_centric/final   # a pretrained encoder
+    python -m embodied.train model.freeze_lm=true lm.path=runs/planner_state/lm   # frozen LM
+    torchrun --nproc_per_node=2 -m embodied.train            # DistributedDataParallel
+
+Two stages. (1) The LM: ``lm.path`` loads any local Hugging Face causal LM; without it the
+default is built here: a byte-level BPE tokenizer trained on the corpus's text, a small Llama, and
+``lm.pretrain_steps`` of text-only pretraining on the same prompts and targets with the sensor
+placeholders left as plain tokens (this project's stand-in for a pretrained LLM; saved in
+``output_dir/lm``). (2) The multimodal model: sensor tokens projected into the prompts, loss on the
+targets only, every task family of the data mixed (or ``families``).
+
+Progress bar; ``metrics.jsonl`` (train loss; held-out loss and the share of held-out frames whose
+greedy decode is exactly the target); ``checkpoint/`` every ``checkpoint_every`` steps in Hugging
+Face layout (``embodied.model``) plus ``trainer.pt``; ``final/`` at the end. Rerunning resumes,
+and since every batch and random draw comes from (seed, step), a resumed run ends with the same
+weights as an uninterrupted one. Uses the GPU when there is one; under ``torchrun`` each process
+takes its share of every batch and DistributedDataParallel averages the gradients (gloo on CPU,
+nccl on GPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from embodied.config import TrainConfig, register_configs, to_config_or_exit
+from embodied.data.frames import FrameBank
+from embodied.decoding import greedy_decode
+from embodied.lm import load_lm, small_llama, train_tokenizer
+from embodied.model import PalmE
+from embodied.sentence import IGNORE, PLACEMENTS, encode, prompt_text
+from embodied.train_encoder import encoder_fields
+from embodied.training import (
+    latest_checkpoint,
+    learning_rate,
+    load_trainer_state,
+    log_metrics,
+    save_checkpoint,
+)
+from encoders import ENCODERS, load_encoder, make_encoder
+
+register_configs()
+
+LM_DIR = "lm"
+CHECKPOINT = "checkpoint"
+FINAL = "final"
+RUN_CONFIG = "train_config.json"
+
+
+def prompts_and_targets(
+    model_prompt: Any, bank: FrameBank, index: Tensor | Sequence[int]
+) -> tuple[list[str], list[str]]:
+    """The prompt (``model_prompt``: PalmE.prompt or alike) and target of each frame."""
+    records = [bank.records[int(i)] for i in index]
+    prompts = [
+        model_prompt(r["instruction"], r["kind"], r["entities"], r["history"], r["history_success"])
+        for r in records
+    ]
+    return prompts, [r["target"] for r in records]
+
+
+def pretrain_lm(
+    config: TrainConfig, bank: FrameBank, placement: str, n_tokens: int, directory: Path
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The default LM: tokenizer trained on the corpus, small Llama, text-only pretraining on
+    every token of prompt + target. Reused when ``directory`` already holds it."""
+    if (directory / "config.json").exists():
+        return load_lm(directory)
+
+    def text_prompt(
+        instruction: str, kind: str, entities: list[str], history: list[str], success: list[bool]
+    ) -> str:
+        return prompt_text(instruction, kind, entities, history, success, placement, n_tokens)
+
+    prompts, targets = prompts_and_targets(text_prompt, bank, range(len(bank)))
+    tokenizer = train_tokenizer(
+        [f"{p} {t}" for p, t in zip(prompts, targets, strict=True)], config.lm.vocab_size
+    )
+    lm = small_llama(config.lm, tokenizer)
+    optimizer = torch.optim.AdamW(lm.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.lm.pretrain_steps
+    for step in tqdm(range(steps), desc="text pretraining", disable=not config.progress):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(
+                config.lr, min(config.warmup_steps, steps // 2), steps, step
+            )
+        index = bank.draw(config.batch_size, config.seed + 7, step)
+        encoded = encode(
+            tokenizer,
+            [prompts[int(i)] for i in index],
+            [targets[int(i)] for i in index],
+            config.model.max_length,
+        )
+        labels = encoded.input_ids.masked_fill(encoded.attention_mask == 0, IGNORE)
+        loss = lm(
+            input_ids=encoded.input_ids, attention_mask=encoded.attention_mask, labels=labels
+        ).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+        optimizer.step()
+    staging = directory.with_name(f"{directory.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    lm.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    staging.rename(directory)
+    print(f"text-only LM pretrained for {steps} steps: {directory}", flush=True)
+    return lm, tokenizer
+
+
+def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE:
+    """A fresh PaLM-E: the encoder (new or from ``encoder_checkpoint``), the LM, a projector."""
+    if config.encoder_checkpoint is not None:
+        encoder = load_encoder(config.encoder_checkpoint)
+        if encoder.name != config.encoder:
+            raise ValueError(
+                f"encoder_checkpoint={config.encoder_checkpoint} holds {encoder.name!r}, "
+                f"not encoder={config.encoder!r}"
+            )
+    else:
+        encoder = make_encoder(
+            config.encoder, **encoder_fields(config.encoder, config.data, config.encoder_config)
+        )
+    if config.lm.path is not None:
+        lm, tokenizer = load_lm(config.lm.path)
+    else:
+        lm, tokenizer = pretrain_lm(
+            config, bank, PLACEMENTS[encoder.name], encoder.n_tokens, output_dir / LM_DIR
+        )
+    return PalmE(lm, tokenizer, encoder, config.model)
+
+
+def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, float]:
+    """Held-out loss and exact-match accuracy of greedy decoding (plan steps and answers)."""
+    model.eval()
+    index = bank.draw(config.eval_examples, config.seed + 1, 0)
+    prompts, targets = prompts_and_targets(model.prompt, bank, index)
+    device = model.device
+    losses: list[float] = []
+    correct = {"plan": [0, 0], "question": [0, 0]}
+    with torch.no_grad():
+        for start in range(0, len(index), config.batch_size):
+            chunk = slice(start, start + config.batch_size)
+            encoded = encode(model.tokenizer, prompts[chunk], targets[chunk]).to(device)
+            observation = _to(bank.observations(index[chunk]), device)
+            losses.append(float(model(encoded, observation)))
+        for i, frame in enumerate(index):
+            ids = encode(model.tokenizer, [prompts[i]]).input_ids.to(device)
+            embeddings = model.embed(ids, _to(bank.observations(frame[None]), device))
+            tokens = greedy_decode(model.lm, embeddings, model.tokenizer.eos_token_id, 24)
+            written = str(model.tokenizer.decode(tokens)).strip()
+            tally = correct[bank.records[int(frame)]["kind"]]
+            tally[0] += written == targets[i]
+            tally[1] += 1
+    model.train()
+    metrics = {"eval_loss": round(sum(losses) / len(losses), 5)}
+    for kind, (right, seen) in correct.items():
+        if seen:
+            metrics[f"{kind}_accuracy"] = round(right / seen, 4)
+    return metrics
+
+
+def _to(observation: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {key: value.to(device) for key, value in observation.items()}
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size): one process unless launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train the planner; returns the last metrics (rank 0)."""
+    hf_logging.disable_progress_bar()
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if config.device == "auto"
+        else config.device
+    )
+    rank, world = _distributed(device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if config.batch_size % world:
+        raise ValueError(f"batch_size={config.batch_size} must divide among {world} processes")
+    torch.manual_seed(config.seed)
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    inputs = ENCODERS[config.encoder].inputs
+    bank = FrameBank(config.data, config.split, inputs, config.families)
+    eval_bank = FrameBank(config.data, config.eval_split, inputs, config.families)
+
+    checkpoint = output_dir / CHECKPOINT
+    found = latest_checkpoint(checkpoint) if config.resume else None
+    if found is not None:
+        model = PalmE.load(found, **asdict(config.model))
+    else:
+        if rank == 0:
+            model = build_model(config, bank, output_dir)
+        if world > 1:  # the others wait for rank 0's pretrained LM, then build the same model
+            dist.barrier()
+            if rank != 0:
+                torch.manual_seed(config.seed)
+                model = build_model(config, bank, output_dir)
+    model.to(device).train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    step = load_trainer_state(found, optimizer) if found is not None else 0
+    if found is not None and rank == 0:
+        print(f"resuming {found} at step {step}", flush=True)
+    # DistributedDataParallel starts every process from rank 0's weights (it broadcasts them).
+    network: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
+    if rank == 0:
+        print(
+            f"PaLM-E ({config.encoder}, {model.placement}): "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters, "
+            f"{sum(p.numel() for p in trainable):,} trained; {len(bank)} training frames, "
+            f"{len(eval_bank)} held-out; {world} process(es) on {device}",
+            flush=True,
+        )
+    started = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    tokens_seen = 0
+    with tqdm(total=config.steps, initial=step, disable=rank != 0 or not config.progress) as bar:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config.lr, config.warmup_steps, config.steps, step)
+            torch.manual_seed(config.seed * 1_000_003 + step)
+            index = bank.draw(config.batch_size, config.seed, step)[rank::world]
+            prompts, targets = prompts_and_targets(model.prompt, bank, index)
+            encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
+            loss = network(encoded.to(device), _to(bank.observations(index), device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            tokens_seen += int(encoded.attention_mask.sum())
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            last = step == config.steps
+            if rank == 0 and (step % config.eval_every == 0 or last):
+                elapsed = time.perf_counter() - started
+                metrics = {
+                    "step": step,
+                    "loss": round(loss.item(), 5),
+                    **evaluate(model, eval_bank, config),
+                    "tokens_per_s": round(tokens_seen * world / elapsed, 1),
+                    "elapsed_s": round(elapsed, 1),
+                }
+                log_metrics(output_dir, metrics)
+            if rank == 0 and (step % config.checkpoint_every == 0 or last):
+                save_checkpoint(model.save, optimizer, step, checkpoint)
+    if rank == 0:
+        model.save(output_dir / FINAL)
+        (output_dir / FINAL / RUN_CONFIG).write_text(json.dumps(asdict(config), indent=2))
+        print(f"done: {metrics}; model in {output_dir / FINAL}", flush=True)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name="train")
+def main(cfg: DictConfig) -> None:
+    config = to_config_or_exit(cfg)
+    try:
+        train(config)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""The PaLM-E model: injection, loss masking, save/load, frozen LM, decoding, a local Hugging Face
+LM, and a tiny train -> plan -> execute run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+import envs  # noqa: F401  (registers the environments)
+from embodied.config import (
+    GenerateConfig,
+    LMConfig,
+    ModelConfig,
+    TabletopEnvConfig,
+    TrainConfig,
+)
+from embodied.data.frames import FrameBank
+from embodied.decoding import TokenTrie, greedy_decode
+from embodied.episode import run_episode
+from embodied.generate import generate
+from embodied.lm import IMAGE, OBJECT_PLACEHOLDERS, load_lm, small_llama, train_tokenizer
+from embodied.model import PalmE
+from embodied.palme_planner import PalmEPlanner, valid_steps
+from embodied.sentence import IGNORE, OBJECTS, encode, inject, prompt_text
+from embodied.train import CHECKPOINT, FINAL, train
+from embodied.training import METRICS
+from encoders import make_encoder
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_LM = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=320, pretrain_steps=5)
+CORPUS = [
+    "obj_1 is <obj_1>. obj_2 is <obj_2>. Q: How to grasp obj_2? Next: pick(obj_2)",
+    "Q: What colour is obj_1? A: red",
+    "Done: pick(obj_1); place(obj_1, table) [failed]. Next: done()",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(CORPUS * 20, 320)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("data") / "tabletop"
+    generate(
+        GenerateConfig(
+            env=TabletopEnvConfig(image_size=32, views=["front"]),
+            tasks=["p1", "q1"],
+            episodes=16,
+            eval_episodes=6,
+            shard_size=8,
+            workers=1,
+            output_dir=str(root),
+            progress=False,
+        )
+    )
+    return str(root)
+
+
+def run_config(dataset: str, output: Path, **overrides) -> TrainConfig:
+    fields = {
+        "lm": TINY_LM,
+        "encoder_config": {"hidden": 16, "dim": 16},
+        "data": dataset,
+        "steps": 12,
+        "batch_size": 8,
+        "lr": 3e-3,
+        "warmup_steps": 2,
+        "eval_every": 6,
+        "eval_examples": 6,
+        "checkpoint_every": 6,
+        "output_dir": str(output),
+        "progress": False,
+    }
+    return TrainConfig(**{**fields, **overrides})
+
+
+def tiny_model(tokenizer, freeze_lm: bool = False) -> PalmE:
+    torch.manual_seed(0)
+    encoder = make_encoder("state", hidden=16, dim=16)
+    return PalmE(
+        small_llama(TINY_LM, tokenizer), tokenizer, encoder, ModelConfig(freeze_lm=freeze_lm)
+    )
+
+
+def state_batch(count: int = 2) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    objects = torch.randn(count, 8, 11, generator=generator)
+    mask = torch.zeros(count, 8, dtype=torch.int8)
+    mask[:, :3] = 1
+    return {"objects": objects, "object_mask": mask}
+
+
+def test_injection_puts_each_sensor_token_at_its_placeholder(tokenizer):
+    prompts = [
+        prompt_text("How to grasp obj_2?", "plan", ["obj_1", "obj_2", "obj_3"]),
+        prompt_text("What colour is obj_3?", "question", ["obj_1", "obj_2"]),
+    ]
+    assert prompts[0].startswith("obj_1 is <obj_1>. obj_2 is <obj_2>. obj_3 is <obj_3>. Q:")
+    ids = encode(tokenizer, prompts).input_ids  # (2, T)
+    text = torch.zeros(*ids.shape, 4)
+    sensor = torch.arange(2 * 8 * 4, dtype=torch.float32).reshape(2, 8, 4) + 1
+    out = inject(text, ids, tokenizer, OBJECTS, sensor)
+    for b in range(2):
+        for t in range(ids.shape[1]):
+            token = tokenizer.convert_ids_to_tokens(int(ids[b, t]))
+            if token in OBJECT_PLACEHOLDERS:
+                j = OBJECT_PLACEHOLDERS.index(token)
+                assert torch.equal(out[b, t], sensor[b, j]), (b, t, token)
+            else:
+                assert torch.equal(out[b, t], text[b, t])
+    assert int((out.abs().sum(-1) > 0).sum()) == 3 + 2  # one position per entity
+
+
+def test_image_placeholders_take_the_tokens_in_order(tokenizer):
+    prompt = prompt_text("Is obj_1 left?", "question", [], placement=IMAGE, n_tokens=5)
+    assert prompt.startswith(f"Scene: {IMAGE * 5}. Q:")
+    ids = encode(tokenizer, [prompt, prompt]).input_ids
+    sensor = torch.randn(2, 5, 3)
+    out = inject(torch.zeros(*ids.shape, 3), ids, tokenizer, IMAGE, sensor)
+    positions = (ids[0] == tokenizer.convert_tokens_to_ids(IMAGE)).nonzero().flatten()
+    assert len(positions) == 5
+    assert torch.equal(out[:, positions], sensor)
+    with pytest.raises(ValueError, match="more <img> placeholders"):
+        inject(torch.zeros(*ids.shape, 3), ids, tokenizer, IMAGE, sensor[:, :4])
+
+
+def test_the_loss_covers_the_target_only(tokenizer):
+    model = tiny_model(tokenizer)
+    prompts = [
+        prompt_text("How to grasp obj_2?", "plan", ["obj_1", "obj_2", "obj_3"]),
+        prompt_text("What colour is obj_1?", "question", ["obj_1", "obj_2", "obj_3"]),
+    ]
+    encoded = encode(tokenizer, prompts, ["pick(obj_2)", "red"])
+    for b, target in enumerate(["pick(obj_2)", "red"]):
+        labelled = encoded.labels[b][encoded.labels[b] != IGNORE].tolist()
+        assert labelled == [*tokenizer.encode(" " + target), tokenizer.eos_token_id]
+        assert (encoded.labels[b][encoded.attention_mask[b] == 0] == IGNORE).all()
+    batch = state_batch()
+    loss = model(encoded, batch)
+    logits = model.lm(inputs_embeds=model.embed(encoded.input_ids, batch)).logits
+    manual = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), encoded.labels[:, 1:].flatten(), ignore_index=IGNORE
+    )
+    assert torch.allclose(loss, manual, atol=1e-6)
+    # Changing the prompt's text tokens never changes which positions carry loss.
+    longer = encode(tokenizer, [prompts[0] + " Done: pick(obj_1)."], ["pick(obj_2)"])
+    assert (longer.labels != IGNORE).sum() == (encoded.labels[0] != IGNORE).sum()
+
+
+def test_save_and_load_give_the_same_model(tokenizer, tmp_path):
+    model = tiny_model(tokenizer).eval()
+    model.save(tmp_path)
+    assert {"config.json", "model.safetensors", "tokenizer.json", "palme.json"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    loaded = PalmE.load(tmp_path).eval()
+    encoded = encode(tokenizer, [prompt_text("How to grasp obj_2?", "plan", ["obj_1", "obj_2"])])
+    batch = state_batch(1)
+    with torch.no_grad():
+        a = model.lm(inputs_embeds=model.embed(encoded.input_ids, batch)).logits
+        b = loaded.lm(inputs_embeds=loaded.embed(encoded.input_ids, batch)).logits
+    assert torch.equal(a, b)
+    for (name, p), (_, q) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
+        assert torch.equal(p, q), name
+
+
+def test_a_frozen_lm_stays_bit_identical_while_the_rest_learns(tokenizer):
+    model = tiny_model(tokenizer, freeze_lm=True)
+    lm_before = {k: v.clone() for k, v in model.lm.state_dict().items()}
+    projector_before = {k: v.clone() for k, v in model.projector.state_dict().items()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.1)
+    prompts = [prompt_text("How to grasp obj_2?", "plan", ["obj_1", "obj_2", "obj_3"])] * 2
+    encoded = encode(tokenizer, prompts, ["pick(obj_2)", "pick(obj_2)"])
+    losses = []
+    for _ in range(5):
+        loss = model(encoded, state_batch())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    for name, value in model.lm.state_dict().items():
+        assert torch.equal(value, lm_before[name]), name
+    assert any(
+        not torch.equal(v, projector_before[k]) for k, v in model.projector.state_dict().items()
+    )
+    assert losses[-1] < losses[0]
+
+
+def test_greedy_decoding_with_the_cache_matches_generate(tokenizer):
+    model = tiny_model(tokenizer).eval()
+    encoded = encode(tokenizer, [prompt_text("How to grasp obj_2?", "plan", ["obj_1", "obj_2"])])
+    embeddings = model.embed(encoded.input_ids, state_batch(1))
+    ours = greedy_decode(model.lm, embeddings, eos_token_id=-1, max_new_tokens=8)
+    with torch.no_grad():
+        reference = model.lm.generate(
+            inputs_embeds=embeddings,
+            attention_mask=torch.ones(embeddings.shape[:2], dtype=torch.long),
+            max_new_tokens=8,
+            min_new_tokens=8,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    assert ours == reference[0, -8:].tolist()
+
+
+def test_constrained_decoding_only_writes_allowed_texts(tokenizer):
+    model = tiny_model(tokenizer).eval()  # untrained: free decoding writes noise
+    allowed = ["pick(obj_1)", "pick(obj_2)", "place(obj_1, obj_2)", "done()"]
+    trie = TokenTrie.of_texts(tokenizer, allowed)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        embeddings = torch.randn(1, 7, 32)
+        tokens = greedy_decode(model.lm, embeddings, tokenizer.eos_token_id, 24, trie)
+        assert tokenizer.decode(tokens).strip() in allowed
+
+
+def test_valid_steps_cover_the_scene(make_env):
+    env = make_env()
+    env.reset(seed=3)
+    steps = valid_steps(env.unwrapped)
+    entities = env.unwrapped.entities
+    assert "done()" in steps and all(f"pick({e})" in steps for e in entities)
+    assert f"place({entities[0]}, table)" in steps
+    assert f"place({entities[0]}, {entities[0]})" not in steps
+
+
+def foreign_tokenizer() -> PreTrainedTokenizerFast:
+    """A tokenizer made elsewhere: its own end token, no pad, none of our placeholders."""
+    bare = Tokenizer(models.BPE())
+    bare.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bare.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bare.train_from_iterator(CORPUS * 20, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bare, eos_token="<|endoftext|>")
+
+
+def test_a_local_hugging_face_lm_loads_and_trains(tmp_path, dataset):
+    tokenizer = foreign_tokenizer()
+    assert "<obj_3>" not in tokenizer.get_vocab() and tokenizer.pad_token is None
+    pretrained = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=24,
+            intermediate_size=48,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
+    pretrained.save_pretrained(tmp_path / "pretrained")
+    tokenizer.save_pretrained(tmp_path / "pretrained")
+    lm, loaded_tokenizer = load_lm(tmp_path / "pretrained")
+    assert "<obj_3>" in loaded_tokenizer.get_vocab() and loaded_tokenizer.pad_token is not None
+    assert lm.get_input_embeddings().weight.shape[0] >= len(loaded_tokenizer)
+    assert torch.equal(
+        lm.get_input_embeddings().weight[: len(tokenizer)],
+        pretrained.get_input_embeddings().weight,
+    ), "the pretrained embeddings are kept; only the new tokens' rows are added"
+    metrics = train(
+        run_config(dataset, tmp_path / "run", lm=LMConfig(path=str(tmp_path / "pretrained")))
+    )
+    assert metrics["step"] == 12
+    model = PalmE.load(tmp_path / "run" / FINAL)
+    assert model.lm.config.hidden_size == 24
+    assert not (tmp_path / "run" / "lm").exists(), "a given LM is not pretrained again"
+
+
+def test_training_lowers_the_held_out_loss_and_writes_hf_checkpoints(dataset, tmp_path):
+    train(run_config(dataset, tmp_path, steps=40, eval_every=20, lr=1e-2))
+    metrics = [json.loads(line) for line in (tmp_path / METRICS).read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [20, 40]
+    assert metrics[-1]["eval_loss"] < metrics[0]["eval_loss"], metrics
+    assert {"plan_accuracy", "question_accuracy", "tokens_per_s"} <= set(metrics[-1])
+    for directory in (tmp_path / FINAL, tmp_path / CHECKPOINT, tmp_path / "lm"):
+        assert (directory / "config.json").exists() and (directory / "model.safetensors").exists()
+    saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
+    assert saved["steps"] == 40
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monkeypatch):
+    train(run_config(dataset, tmp_path / "straight"))
+    real_draw = FrameBank.draw
+
+    def interrupted_at_9(self, size, seed, step):
+        if seed == 0 and step == 9:
+            raise KeyboardInterrupt("killed between checkpoints")
+        return real_draw(self, size, seed, step)
+
+    monkeypatch.setattr(FrameBank, "draw", interrupted_at_9)
+    with pytest.raises(KeyboardInterrupt):
+        train(run_config(dataset, tmp_path / "resumed"))
+    assert not (tmp_path / "resumed" / FINAL).exists()
+    monkeypatch.setattr(FrameBank, "draw", real_draw)
+    train(run_config(dataset, tmp_path / "resumed"))  # resumes at the step-6 checkpoint
+    a = PalmE.load(tmp_path / "straight" / FINAL).state_dict()
+    b = PalmE.load(tmp_path / "resumed" / FINAL).state_dict()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_tiny_train_plan_execute_end_to_end(dataset, tmp_path):
+    train(run_config(dataset, tmp_path, steps=20, lr=1e-2))
+    env = gym.make("embodied/Tabletop-v0", image_size=32, views=["front"], tasks=["p1"])
+    try:
+        for decoding in ("free", "constrained"):
+            planner = PalmEPlanner(tmp_path / FINAL, decoding=decoding)
+            result = run_episode(env, planner, seed=100_000, family="p1", max_plan_steps=4)
+            assert result.steps, "the planner wrote steps and the episode ran them"
+            assert planner.stats.calls >= 1 and planner.stats.seconds > 0
+            if decoding == "constrained":
+                assert result.parse_failures == 0
+                assert all(s.parse_error == "" for s in result.steps)
+                assert any(s.success is not None for s in result.steps) or result.plan == "done()"
+    finally:
+        env.close()
+
+
+def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "embodied.train",
+        f"data={dataset}",
+        f"output_dir={tmp_path}",
+        "steps=8",
+        "batch_size=8",
+        "eval_every=8",
+        "eval_examples=4",
+        "checkpoint_every=8",
+        "progress=false",
+        "lm.hidden=32",
+        "lm.layers=1",
+        "lm.heads=2",
+        "lm.intermediate=64",
+        "lm.vocab_size=320",
+        "lm.pretrain_steps=3",
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 process(es) on cpu" in done.stdout
+    metrics = [json.loads(line) for line in (tmp_path / METRICS).read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [8], "rank 0 alone logs"
+    assert torch.isfinite(torch.tensor(metrics[0]["eval_loss"]))
+    trained = PalmE.load(tmp_path / FINAL).lm.state_dict()
+    pretrained, _ = load_lm(tmp_path / "lm")  # rank 0's text-only LM, where both ranks began
+    changed = [k for k, v in pretrained.state_dict().items() if not torch.equal(v, trained[k])]
+    assert changed, "the DDP steps trained the LM"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"encoder": "sonar"}, "encoder='sonar': allowed"),
+        ({"steps": 0}, "steps=0: must be >= 1"),
+        ({"device": "tpu"}, "device='tpu': allowed"),
+    ],
+)
+def test_bad_train_configs_name_the_field(overrides, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        run_config("data", tmp_path, **overrides)
+
+
+def test_bad_model_settings_name_the_field():
+    with pytest.raises(ValueError, match=r"model\.projector='conv'"):
+        ModelConfig(projector="conv")
+    with pytest.raises(ValueError, match=r"lm\.hidden=30 must be a multiple of lm\.heads=4"):
+        LMConfig(hidden=30)
+
+
+def test_train_refuses_a_missing_dataset(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "embodied.train", f"data={tmp_path}/none", f"output_dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "generate a dataset there first" in done.stderr
