@@ -6,8 +6,10 @@ which runs every ``__post_init__`` check, so a bad override fails with the allow
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +22,31 @@ from embodied.planners import PLANNERS
 from envs.kitchen import KitchenConfig, KitchenEnv
 from envs.tabletop import TabletopConfig, TabletopEnv
 from envs.tasks import TaskFamily
+
+DEFAULT_PLANNER_CHECKPOINT = str(Path(__file__).resolve().parent / "checkpoints" / "palme")
+"""The PaLM-E planner shipped with the repo (tabletop, state tokens)."""
+DECODING = ("free", "constrained")
+FAILURE_DETECTION = ("skill", "model")
+TRAINED_ON = "trained_on.json"
+"""Written into every final checkpoint by embodied.train: the env id of its training data."""
+
+
+def check_planner_checkpoint(checkpoint: str, env_id: str) -> None:
+    """Raise ValueError unless ``checkpoint`` is a PaLM-E checkpoint trained in ``env_id``."""
+    path = Path(checkpoint)
+    if not (path / "palme.json").exists():
+        raise ValueError(
+            f"checkpoint={checkpoint}: not a PaLM-E checkpoint (palme.json missing); train one "
+            f"with python -m embodied.train, or use planner=oracle"
+        )
+    trained_on = path / TRAINED_ON
+    if trained_on.exists():
+        env = json.loads(trained_on.read_text())["env"]
+        if env != env_id:
+            raise ValueError(
+                f"checkpoint={checkpoint} was trained in {env}, not {env_id}: give a checkpoint "
+                f"trained on {env_id} data, or planner=oracle"
+            )
 
 
 def _make_kwargs(config: Any, fields: dict[str, Any]) -> dict[str, Any]:
@@ -64,8 +91,17 @@ class RolloutConfig:
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"env": "tabletop"}])
     env: Any = MISSING
     """The environment (config group ``env``: tabletop or kitchen)."""
-    planner: str = "oracle"
-    """Who writes the plan: one of embodied.planners.PLANNERS."""
+    planner: str = "palme"
+    """Who writes the plan: ``palme`` (the learned planner, ``checkpoint``) or ``oracle`` (the
+    task's privileged oracle)."""
+    checkpoint: str = DEFAULT_PLANNER_CHECKPOINT
+    """planner=palme: a checkpoint from ``python -m embodied.train`` (default: the one shipped
+    in the repo, trained on the tabletop by ``python -m experiments.train_default_planner``)."""
+    decoding: str = "free"
+    """planner=palme: ``free`` (PaLM-E's) or ``constrained`` to valid skill calls."""
+    failure_detection: str = "skill"
+    """planner=palme: mark failed steps by the skills' reports (``skill``) or by asking the
+    model "Was pick(can) successful?" after each attempt (``model``)."""
     task: str | None = None
     """Run only this task family (tabletop: p1, p2, q1-q4, sort, tower, line, pair, gather;
     kitchen: put_in_drawer, bring_from_cabinet, clear_counter, put_away, affordance,
@@ -86,6 +122,14 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         if self.planner not in PLANNERS:
             raise ValueError(f"planner={self.planner!r}: allowed {sorted(PLANNERS)}")
+        if self.decoding not in DECODING:
+            raise ValueError(f"decoding={self.decoding!r}: allowed {DECODING}")
+        if self.failure_detection not in FAILURE_DETECTION:
+            raise ValueError(
+                f"failure_detection={self.failure_detection!r}: allowed {FAILURE_DETECTION}"
+            )
+        if self.planner == "palme":
+            check_planner_checkpoint(self.checkpoint, self.env.id)
         if self.task is not None and self.task not in self.env.families:
             raise ValueError(
                 f"task={self.task!r}: allowed {sorted(self.env.families)} or null for {self.env.id}"
@@ -303,6 +347,10 @@ class ModelConfig:
     """Keep the sensor encoder as loaded (e.g. pretrained by embodied.train_encoder)."""
     max_length: int = 384
     """Longest example in tokens (prompt + target)."""
+    keep_placeholder: bool = True
+    """Add each sensor token to its placeholder's own learned embedding (``<obj_3>`` then also
+    says which object it is, and the question's ``obj_3`` finds it in one attention hop);
+    false replaces the embedding outright, as PaLM-E does."""
 
     def __post_init__(self) -> None:
         if self.projector not in PROJECTORS:

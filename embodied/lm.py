@@ -37,6 +37,9 @@ IMAGE, AUDIO, REGION = "<img>", "<audio>", "<region>"
 OBJECT_PLACEHOLDERS = tuple(f"<obj_{j}>" for j in range(1, OBJECT_CAPACITY + 1))
 """``<obj_j>`` stands for the token of obj_j (row j-1 of the objects observation)."""
 PLACEHOLDERS = (IMAGE, AUDIO, REGION, *OBJECT_PLACEHOLDERS)
+ENTITY_TOKENS = tuple(f"obj_{j}" for j in range(1, OBJECT_CAPACITY + 1))
+"""Entity names kept whole (one token each, not obj + _ + 3), so that the question's ``obj_3``
+and the prefix's ``obj_3 is <obj_3>`` meet in one token."""
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -55,6 +58,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD
     )
     wrapped.add_special_tokens({"additional_special_tokens": list(PLACEHOLDERS)})
+    wrapped.add_tokens(list(ENTITY_TOKENS))
     return wrapped
 
 
@@ -99,11 +103,12 @@ def embedding_table(model: PreTrainedModel) -> nn.Embedding:
 def with_placeholders(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedTokenizerBase:
-    """Add the placeholder tokens (and a pad, eos and bos token if missing) to ``tokenizer``,
-    growing ``model``'s embeddings to match."""
+    """Add the placeholder and entity tokens (and a pad, eos and bos token if missing) to
+    ``tokenizer``, growing ``model``'s embeddings to match."""
     missing = [p for p in PLACEHOLDERS if p not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    tokenizer.add_tokens([e for e in ENTITY_TOKENS if e not in tokenizer.get_vocab()])
     for role, token in (("eos_token", EOS), ("bos_token", BOS), ("pad_token", PAD)):
         if getattr(tokenizer, role) is None:
             tokenizer.add_special_tokens({role: token})

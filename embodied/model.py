@@ -89,7 +89,9 @@ class PalmE(nn.Module):
         """``(B, T)`` token ids + observation batch -> ``(B, T, D)`` input embeddings."""
         text = embedding_table(self.lm)(input_ids)  # (B, T, D)
         sensor = self.projector(self.encoder(observation))  # (B, N, D)
-        return inject(text, input_ids, self.tokenizer, self.placement, sensor)
+        return inject(
+            text, input_ids, self.tokenizer, self.placement, sensor, self.config.keep_placeholder
+        )
 
     def forward(self, encoded: Encoded, observation: dict[str, Tensor]) -> Tensor:
         """Mean cross-entropy over the target tokens (``encoded.labels``)."""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from embodied.config import DECODING, FAILURE_DETECTION
 from embodied.decoding import TokenTrie, greedy_decode
 from embodied.model import PalmE
 from embodied.planners import Planner
@@ -17,8 +18,6 @@ from embodied.sentence import encode
 from envs.base import ArmEnv
 from envs.plan import VERB_ARITY
 
-DECODING = ("free", "constrained")
-FAILURE_DETECTION = ("model", "skill")
 ATTEMPT_VERBS = ("pick", "open", "close")
 """Steps the kitchen's success-detection family asks about ("Was pick(can) successful?")."""
 

@@ -66,7 +66,8 @@ PLANNERS = ("oracle", "palme")
 
 
 def make_planner(name: str, checkpoint: str | Path | None = None, **options: Any) -> Planner:
-    """The oracle, or a PaLM-E checkpoint as planner (``options``: PalmEPlanner's)."""
+    """The oracle, or a PaLM-E checkpoint as planner (``options``: PalmEPlanner's; the oracle
+    needs none)."""
     if name == "oracle":
         return OraclePlanner()
     if name == "palme":

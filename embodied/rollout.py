@@ -38,7 +38,12 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
     families = [config.task] if config.task is not None else list(config.env.tasks)
     env_kwargs["tasks"] = families
     env = gym.make(config.env.id, render_mode="rgb_array" if config.video else None, **env_kwargs)
-    planner = make_planner(config.planner)
+    planner = make_planner(
+        config.planner,
+        config.checkpoint,
+        decoding=config.decoding,
+        failure_detection=config.failure_detection,
+    )
     started = time.perf_counter()
     results: list[EpisodeResult] = []
     videos: list[str] = []

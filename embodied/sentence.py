@@ -144,10 +144,13 @@ def inject(
     tokenizer: PreTrainedTokenizerBase,
     placement: str,
     sensor_tokens: Tensor,
+    keep_placeholder: bool = False,
 ) -> Tensor:
     """``(B, T, D)`` text embeddings with each placeholder position of ``placement`` replaced
     by its sensor token from ``(B, N, D)`` ``sensor_tokens`` (out of place: gradients reach
-    both). ``<obj_j>`` takes token j-1; the k-th ``<img>`` (``<audio>``, ``<region>``) token k."""
+    both). ``<obj_j>`` takes token j-1; the k-th ``<img>`` (``<audio>``, ``<region>``) token k.
+    ``keep_placeholder`` adds the sensor token to the placeholder's own embedding instead of
+    replacing it, so that ``<obj_3>``'s position also says "obj_3"."""
     if placement == OBJECTS:
         index = torch.full_like(input_ids, -1)  # (B, T): which token fills each position
         for j, token in enumerate(OBJECT_PLACEHOLDERS):
@@ -163,4 +166,6 @@ def inject(
             f"{sensor_tokens.shape[1]} tokens"
         )
     values = sensor_tokens[rows, token_index].to(embeddings.dtype)  # (P, D)
+    if keep_placeholder:
+        values = values + embeddings[rows, positions]
     return embeddings.index_put((rows, positions), values)

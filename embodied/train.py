@@ -32,6 +32,7 @@ import os
 import shutil
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -47,7 +48,8 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from embodied.config import TrainConfig, register_configs, to_config_or_exit
+from embodied.config import TRAINED_ON, TrainConfig, register_configs, to_config_or_exit
+from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
 from embodied.decoding import greedy_decode
 from embodied.lm import load_lm, small_llama, train_tokenizer
@@ -155,13 +157,14 @@ def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE
 
 
 def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, float]:
-    """Held-out loss and exact-match accuracy of greedy decoding (plan steps and answers)."""
+    """Held-out loss and exact-match accuracy of greedy decoding: for plan steps, answers, and
+    each task family."""
     model.eval()
     index = bank.draw(config.eval_examples, config.seed + 1, 0)
     prompts, targets = prompts_and_targets(model.prompt, bank, index)
     device = model.device
     losses: list[float] = []
-    correct = {"plan": [0, 0], "question": [0, 0]}
+    correct: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # name -> [right, seen]
     with torch.no_grad():
         for start in range(0, len(index), config.batch_size):
             chunk = slice(start, start + config.batch_size)
@@ -173,14 +176,14 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
             embeddings = model.embed(ids, _to(bank.observations(frame[None]), device))
             tokens = greedy_decode(model.lm, embeddings, model.tokenizer.eos_token_id, 24)
             written = str(model.tokenizer.decode(tokens)).strip()
-            tally = correct[bank.records[int(frame)]["kind"]]
-            tally[0] += written == targets[i]
-            tally[1] += 1
+            record = bank.records[int(frame)]
+            for name in (record["kind"], record["family"]):
+                correct[name][0] += written == targets[i]
+                correct[name][1] += 1
     model.train()
     metrics = {"eval_loss": round(sum(losses) / len(losses), 5)}
-    for kind, (right, seen) in correct.items():
-        if seen:
-            metrics[f"{kind}_accuracy"] = round(right / seen, 4)
+    for name, (right, seen) in sorted(correct.items()):
+        metrics[f"{name}_accuracy"] = round(right / seen, 4)
     return metrics
 
 
@@ -282,6 +285,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if rank == 0:
         model.save(output_dir / FINAL)
         (output_dir / FINAL / RUN_CONFIG).write_text(json.dumps(asdict(config), indent=2))
+        manifest = json.loads((Path(config.data) / MANIFEST).read_text())
+        trained_on = {"env": manifest["generator"]["env"]["id"], "data": config.data}
+        (output_dir / FINAL / TRAINED_ON).write_text(json.dumps(trained_on, indent=2))
         print(f"done: {metrics}; model in {output_dir / FINAL}", flush=True)
     if world > 1:
         dist.barrier()

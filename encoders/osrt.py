@@ -48,7 +48,7 @@ class OSRTConfig(EncoderConfig):
     """Frequencies of the ray positional encoding."""
     target_rays: int = 512
     """Rays of the unseen view rendered per example during pretraining."""
-    foreground_rays: float = 0.5
+    foreground_rays: float = 0.0
     """Share of the target rays drawn on object pixels (cubes cover ~2% of a 64 px view, so
     uniform rays barely see them). The simulator's masks choose only where the loss looks,
     never which slot a pixel belongs to: the decomposition stays unsupervised. 0: uniform."""

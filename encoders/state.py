@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from encoders.base import Batch, EncoderConfig, SensorEncoder, register
+from encoders.object_centric import WORKSPACE_CENTRE
 from envs import keys
 from envs.base import OBJECT_CAPACITY
 
@@ -20,6 +22,23 @@ class StateConfig(EncoderConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_positive("hidden")
+
+
+POSITION_SCALE = 10.0
+"""Positions enter in decimetres from the workspace centre: a 4 cm stack step is 0.4."""
+SIZE_SCALE = 20.0
+
+
+def normalized(objects: Tensor) -> Tensor:
+    """``(..., 11)`` object rows scaled to about unit range: position from the workspace centre,
+    quaternion as is, size, colour."""
+    centre = torch.tensor(WORKSPACE_CENTRE, device=objects.device)
+    scaled = objects.clone()
+    scaled[..., keys.OBJECT_POSITION] = (
+        objects[..., keys.OBJECT_POSITION] - centre
+    ) * POSITION_SCALE
+    scaled[..., keys.OBJECT_SIZE] = objects[..., keys.OBJECT_SIZE] * SIZE_SCALE
+    return scaled
 
 
 @register
@@ -45,8 +64,7 @@ class StateEncoder(SensorEncoder):
         return OBJECT_CAPACITY
 
     def forward(self, batch: Batch) -> Tensor:
-        objects = batch[keys.OBJECTS].float()  # (B, N, F)
-        tokens = self.mlp(objects)  # (B, N, D)
+        tokens = self.mlp(normalized(batch[keys.OBJECTS].float()))  # (B, N, D)
         return tokens * self.token_mask(batch).unsqueeze(-1)  # padding rows -> zero tokens
 
     def token_mask(self, batch: Batch) -> Tensor:

@@ -51,6 +51,16 @@ SECTIONS = (
         "python -m experiments.pretrain_encoders --collect (after the training runs it names)",
         "partial: OSRT trained 400 of its 1500 default steps only; see Status",
     ),
+    (
+        "default_planner",
+        "python -m experiments.train_default_planner",
+        "the shipped checkpoint, closed loop in physics",
+    ),
+    (
+        "benchmark_planner",
+        "python -m experiments.benchmark_planner",
+        "the shipped checkpoint",
+    ),
 )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import pytest
 
+from embodied.config import DEFAULT_PLANNER_CHECKPOINT, TRAINED_ON
 from embodied.video import HOLD_FINAL_FRAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +27,9 @@ def rollout(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]
 
 
 def test_rollout_writes_videos_and_a_summary(tmp_path):
-    run = rollout(tmp_path, "task=p2", "episodes=2", "video_every=3", "env.render_size=64")
+    run = rollout(
+        tmp_path, "planner=oracle", "task=p2", "episodes=2", "video_every=3", "env.render_size=64"
+    )
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["success_rate"] == 1.0
@@ -45,7 +48,9 @@ def test_rollout_writes_videos_and_a_summary(tmp_path):
 
 
 def test_rollout_runs_a_long_horizon_family(tmp_path):
-    run = rollout(tmp_path, "task=tower", "episodes=1", "video=false", "env.min_objects=4")
+    run = rollout(
+        tmp_path, "planner=oracle", "task=tower", "episodes=1", "video=false", "env.min_objects=4"
+    )
     assert run.returncode == 0, run.stderr
     episode = json.loads((tmp_path / "summary.json").read_text())["episodes"][0]
     assert episode["task"] == "tower" and episode["success"] and episode["progress"] == 1.0
@@ -53,7 +58,9 @@ def test_rollout_runs_a_long_horizon_family(tmp_path):
 
 
 def test_rollout_without_video(tmp_path):
-    run = rollout(tmp_path, "task=q3", "episodes=3", "video=false", "env.num_objects=6")
+    run = rollout(
+        tmp_path, "planner=oracle", "task=q3", "episodes=3", "video=false", "env.num_objects=6"
+    )
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["videos"] == [] and not (tmp_path / "videos").exists()
@@ -63,7 +70,10 @@ def test_rollout_without_video(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("planner=gpt", "allowed ['oracle']"),
+        ("planner=gpt", "allowed ['oracle', 'palme']"),
+        ("decoding=beam", "decoding='beam': allowed ('free', 'constrained')"),
+        ("checkpoint=/nowhere", "checkpoint=/nowhere: not a PaLM-E checkpoint"),
+        ("env=kitchen", "was trained in embodied/Tabletop-v0, not embodied/Kitchen-v0"),
         ("task=p9", "allowed ['gather', 'line', 'p1', 'p2', 'pair', 'q1', 'q2', 'q3', 'q4'"),
         ("env.num_objects=12", "allowed 1..8"),
         ("env.views=[front,ceiling]", "allowed ['back', 'front', 'left', 'overhead', 'right']"),
@@ -93,3 +103,25 @@ def test_kitchen_rejects_a_tabletop_task(tmp_path):
     run = rollout(tmp_path, "env=kitchen", "task=p1", "video=false")
     assert run.returncode == 2
     assert "allowed ['affordance', 'bring_from_cabinet'" in run.stderr
+
+
+def test_the_default_rollout_plans_with_the_shipped_palme_checkpoint(tmp_path):
+    run = rollout(tmp_path, "video=false")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["planner"] == "palme"
+    assert set(summary["per_task"]) == {"p1", "p2", "q1", "q2", "q3", "q4"}
+    # Six fixed seeds; the model is deterministic. Its success rate over 120 episodes is
+    # measured by experiments/train_default_planner.py (experiments/results/default_planner.md).
+    assert summary["success_rate"] >= 5 / 6, run.stdout
+    plans = [e for e in summary["episodes"] if e["kind"] == "plan"]
+    assert all(s["success"] is not None for e in plans for s in e["steps"] if not s["parse_error"])
+
+
+def test_the_shipped_checkpoint_is_small_and_self_describing():
+    checkpoint = Path(DEFAULT_PLANNER_CHECKPOINT)
+    size = sum(f.stat().st_size for f in checkpoint.rglob("*") if f.is_file())
+    assert size <= 25e6, f"{size / 1e6:.1f} MB"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "palme.json"):
+        assert (checkpoint / name).exists(), name
+    assert json.loads((checkpoint / TRAINED_ON).read_text())["env"] == "embodied/Tabletop-v0"

@@ -97,3 +97,33 @@ def test_osrt_saves_and_loads_exactly(batch, tmp_path):
     loaded = load_encoder(tmp_path).eval()
     with torch.no_grad():
         assert torch.equal(encoder(batch), loaded(batch))
+
+
+@pytest.mark.parametrize("decoder", ["slot_mixer", "broadcast"])
+def test_both_decoders_render_with_slot_weights_that_sum_to_one(batch, decoder):
+    encoder = make_encoder("osrt", **{**TINY, "decoder": decoder, "patch_size": 4})
+    rgb, weights = encoder.render(batch, [0, 1], 2)
+    assert rgb.shape == (4, SIZE, SIZE, 3) and weights.shape == (4, SIZE, SIZE, 4)
+    assert torch.allclose(weights.sum(-1), torch.ones(1), atol=1e-5)
+    assert encoder(batch).shape == (4, 4, 16)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 0.9])
+def test_target_rays_land_on_objects_at_the_configured_share(batch, share):
+    encoder = make_encoder("osrt", **{**TINY, "foreground_rays": share, "target_rays": 4000})
+    segmentation = batch[keys.SEGMENTATION][:, 0].reshape(4, -1)  # (B, H*W)
+    torch.manual_seed(0)
+    pixels = encoder._target_pixels(segmentation)  # (B, T)
+    on_objects = float((segmentation.gather(1, pixels) > 0).float().mean())
+    uniform = float((segmentation > 0).float().mean())
+    expected = uniform if share == 0.0 else share
+    assert on_objects == pytest.approx(expected, abs=0.03), (on_objects, uniform)
+
+
+def test_bad_osrt_options_name_the_field():
+    with pytest.raises(ValueError, match="decoder='nerf': allowed"):
+        make_encoder("osrt", **{**TINY, "decoder": "nerf"})
+    with pytest.raises(ValueError, match=r"foreground_rays=1\.0: must be in \[0, 1\)"):
+        make_encoder("osrt", **{**TINY, "foreground_rays": 1.0})
+    with pytest.raises(ValueError, match="patch_size=16: must be 4 or 8"):
+        make_encoder("osrt", **{**TINY, "patch_size": 16})
