@@ -402,3 +402,71 @@ def test_train_refuses_a_missing_dataset(tmp_path):
         timeout=120,
     )
     assert done.returncode == 2 and "generate a dataset there first" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def checkpoint(dataset, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("planner")
+    train(run_config(dataset, output, steps=2, eval_every=2, checkpoint_every=2))
+    return output / FINAL
+
+
+def scripted(planner: PalmEPlanner, answers: dict[str, list[str]], prompts: list[str]) -> None:
+    """Replace the model's decoding by scripted texts (per prompt kind), recording the prompts."""
+
+    def generate(env, observation, prompt, allowed):
+        prompts.append(prompt)
+        return answers["question" if prompt.endswith("A:") else "plan"].pop(0)
+
+    planner._generate = generate  # type: ignore[method-assign]
+
+
+def blocked_scene(env) -> tuple[int, str]:
+    """A seed whose scene has a cube under another one, and that cube's name."""
+    for seed in range(100):
+        env.reset(seed=seed, options={"task": "p1"})
+        state = env.unwrapped.symbolic_state()
+        for name in env.unwrapped.entities:
+            if not state.is_clear(name):
+                return seed, name
+    raise AssertionError("no stacked scene in 100 seeds")
+
+
+def test_a_failed_step_is_marked_in_the_next_prompt(checkpoint, make_env):
+    env = make_env(image_size=32, views=["front"], tasks=["p1"], stack_probability=1.0)
+    seed, blocked = blocked_scene(env)
+    planner = PalmEPlanner(checkpoint)
+    prompts: list[str] = []
+    scripted(planner, {"plan": [f"pick({blocked})", "done()"]}, prompts)
+    result = run_episode(env, planner, seed, "p1")
+    assert result.steps[0].success is False and "blocked" in result.steps[0].reason
+    assert prompts[1].endswith(f"Done: pick({blocked}) [failed]. Next:"), prompts[1]
+
+
+def test_model_failure_detection_asks_the_model_and_marks_its_answer(checkpoint, make_env):
+    env = make_env(image_size=32, views=["front"], tasks=["p1"])
+    env.reset(seed=0, options={"task": "p1"})
+    name = env.unwrapped.entities[0]
+    planner = PalmEPlanner(checkpoint, failure_detection="model")
+    prompts: list[str] = []
+    scripted(planner, {"plan": [f"pick({name})", "done()"], "question": ["no"]}, prompts)
+    result = run_episode(env, planner, 0, "p1")
+    assert result.steps[0].text == f"pick({name})"
+    assert prompts[1].endswith(f"Q: Was pick({name}) successful? A:"), prompts[1]
+    assert prompts[2].endswith(f"Done: pick({name}) [failed]. Next:"), "the model's 'no' counts"
+
+
+def test_a_rejected_free_step_is_decoded_again_constrained(checkpoint, make_env):
+    env = make_env(image_size=32, views=["front"], tasks=["p1"])
+    planner = PalmEPlanner(checkpoint, decoding="free")
+    allowed_per_call: list[bool] = []
+    texts = ["fly(obj_1)", "done()"]
+
+    def generate(env, observation, prompt, allowed):
+        allowed_per_call.append(allowed is not None)
+        return texts.pop(0)
+
+    planner._generate = generate  # type: ignore[method-assign]
+    result = run_episode(env, planner, 0, "p1")
+    assert result.parse_failures == 1 and result.steps[0].parse_error
+    assert allowed_per_call == [False, True], "free first, constrained after the rejection"
