@@ -347,6 +347,9 @@ class ModelConfig:
     """Keep the sensor encoder as loaded (e.g. pretrained by embodied.train_encoder)."""
     max_length: int = 384
     """Longest example in tokens (prompt + target)."""
+    mention_tokens: bool = True
+    """Also put an object's token where the instruction names it ("How to grasp obj_3
+    <obj_3>?"), besides PaLM-E's entity prefix ("obj_3 is <obj_3>.")."""
     keep_placeholder: bool = True
     """Add each sensor token to its placeholder's own learned embedding (``<obj_3>`` then also
     says which object it is, and the question's ``obj_3`` finds it in one attention hop);
@@ -378,7 +381,7 @@ class TrainConfig:
     eval_split: str = "eval"
     families: list[str] | None = None
     """Train on these task families only; None mixes every family of the dataset."""
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 32
     """Examples per optimizer step, summed over all processes."""
     lr: float = 1e-3

@@ -83,6 +83,7 @@ class PalmE(nn.Module):
             history_success or [],
             self.placement,
             self.encoder.n_tokens,
+            self.config.mention_tokens,
         )
 
     def embed(self, input_ids: Tensor, observation: dict[str, Tensor]) -> Tensor:

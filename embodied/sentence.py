@@ -16,6 +16,7 @@ covers the target only (``encode``'s labels are -100 elsewhere).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,9 +51,14 @@ def prompt_text(
     history_success: Sequence[bool] = (),
     placement: str = OBJECTS,
     n_tokens: int = 0,
+    mention_tokens: bool = False,
 ) -> str:
     """The prompt for one decision: sensor placeholders, the instruction, the steps so far (with
-    their failures), and the cue for the next step (``Next:``) or the answer (``A:``)."""
+    their failures), and the cue for the next step (``Next:``) or the answer (``A:``).
+
+    ``mention_tokens`` (per-object placements): each entity the instruction names is followed by
+    its token as well ("How to grasp obj_3 <obj_3>?"), so the model reads the object where the
+    question asks about it, not only in the prefix."""
     if kind not in ("plan", "question"):
         raise ValueError(f"kind={kind!r}: allowed 'plan' or 'question'")
     if placement == OBJECTS:
@@ -71,6 +77,9 @@ def prompt_text(
         )
     if placement == AUDIO:
         instruction = AUDIO * n_tokens
+    if placement == OBJECTS and mention_tokens:
+        for name, token in zip(entities, OBJECT_PLACEHOLDERS, strict=False):
+            instruction = re.sub(rf"\b{re.escape(name)}\b", f"{name} {token}", instruction)
     parts = [scene, f"Q: {instruction}"] if scene else [f"Q: {instruction}"]
     if kind == "question":
         return " ".join(parts) + " A:"

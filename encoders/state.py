@@ -57,6 +57,7 @@ class StateEncoder(SensorEncoder):
             nn.Linear(config.hidden, config.hidden),
             nn.GELU(),
             nn.Linear(config.hidden, config.dim),
+            nn.LayerNorm(config.dim),  # unit-scale tokens: the objects' differences stand out
         )
 
     @property

@@ -470,3 +470,22 @@ def test_a_rejected_free_step_is_decoded_again_constrained(checkpoint, make_env)
     result = run_episode(env, planner, 0, "p1")
     assert result.parse_failures == 1 and result.steps[0].parse_error
     assert allowed_per_call == [False, True], "free first, constrained after the rejection"
+
+
+def test_mention_tokens_follow_each_named_entity_in_the_instruction(tokenizer):
+    prompt = prompt_text(
+        "How to stack obj_2 on top of obj_1?",
+        "plan",
+        ["obj_1", "obj_2", "obj_3"],
+        ["pick(obj_3)"],
+        mention_tokens=True,
+    )
+    assert prompt == (
+        "obj_1 is <obj_1>. obj_2 is <obj_2>. obj_3 is <obj_3>. "
+        "Q: How to stack obj_2 <obj_2> on top of obj_1 <obj_1>? Done: pick(obj_3). Next:"
+    )
+    ids = encode(tokenizer, [prompt]).input_ids
+    sensor = torch.randn(1, 8, 4)
+    out = inject(torch.zeros(*ids.shape, 4), ids, tokenizer, OBJECTS, sensor)
+    obj_2 = (ids[0] == tokenizer.convert_tokens_to_ids("<obj_2>")).nonzero().flatten()
+    assert len(obj_2) == 2 and all(torch.equal(out[0, t], sensor[0, 1]) for t in obj_2)
