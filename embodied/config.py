@@ -239,7 +239,35 @@ class GenerateConfig:
 
 
 @dataclass
-class TrainEncoderConfig:
+class TrainingRun:
+    """What every training entry point shares: optimisation, evaluation and checkpoint cadence,
+    resuming."""
+
+    batch_size: int = 32
+    """Examples per optimizer step (for embodied.train: summed over all processes)."""
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    """Linear learning-rate warm-up, then cosine decay to zero at the last step."""
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    seed: int = 0
+    resume: bool = True
+    """Continue from ``output_dir/checkpoint`` when it exists."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr}: must be > 0")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps={self.warmup_steps}: must be >= 0")
+
+
+@dataclass
+class TrainEncoderConfig(TrainingRun):
     """``python -m embodied.train_encoder``: pretrain one sensor encoder on generated data."""
 
     encoder: str = "vit"
@@ -256,20 +284,10 @@ class TrainEncoderConfig:
     eval_split: str = "eval"
     steps: int | None = None
     """Optimizer steps; None takes the encoder's default (DEFAULT_ENCODER_STEPS)."""
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    """Linear learning-rate warm-up, then cosine decay to zero at ``steps``."""
-    eval_every: int = 250
     eval_batches: int = 4
-    checkpoint_every: int = 250
-    seed: int = 0
     output_dir: str = "runs/encoder_${encoder}"
-    """Checkpoints, metrics.jsonl and the final encoder (``final/``) go here."""
-    resume: bool = True
-    """Continue from ``output_dir/checkpoint`` when it exists (same encoder and model config)."""
-    progress: bool = True
+    """Checkpoints, metrics.jsonl and the final encoder (``final/``) go here; a checkpoint
+    there is resumed when it holds the same encoder and model config."""
 
     def __post_init__(self) -> None:
         from encoders import ENCODERS
@@ -282,15 +300,11 @@ class TrainEncoderConfig:
                 else ""
             )
             raise ValueError(f"encoder={self.encoder!r}: allowed {trainable}{hint}")
+        super().__post_init__()
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps={self.steps}: must be >= 1")
-        for name in ("batch_size", "eval_every", "eval_batches", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr}: must be > 0")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps={self.warmup_steps}: must be >= 0")
+        if self.eval_batches < 1:
+            raise ValueError(f"eval_batches={self.eval_batches}: must be >= 1")
 
     @property
     def total_steps(self) -> int:
@@ -363,7 +377,7 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(TrainingRun):
     """``python -m embodied.train``: train the PaLM-E planner on generated episodes."""
 
     encoder: str = "state"
@@ -382,38 +396,23 @@ class TrainConfig:
     families: list[str] | None = None
     """Train on these task families only; None mixes every family of the dataset."""
     steps: int = 3000
-    batch_size: int = 32
-    """Examples per optimizer step, summed over all processes."""
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    """Linear learning-rate warm-up, then cosine decay to zero at ``steps``."""
-    eval_every: int = 250
     eval_examples: int = 128
     """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly
     the target step or answer."""
-    checkpoint_every: int = 250
-    seed: int = 0
     device: str = "auto"
     """``auto`` (cuda when present), ``cpu`` or ``cuda``."""
     output_dir: str = "runs/planner_${encoder}"
     """``lm/`` (the pretrained default LM), ``checkpoint/``, ``final/``, metrics.jsonl."""
-    resume: bool = True
-    """Continue from ``output_dir/checkpoint`` when it exists."""
-    progress: bool = True
 
     def __post_init__(self) -> None:
         from encoders import ENCODERS
 
+        super().__post_init__()
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder={self.encoder!r}: allowed {sorted(ENCODERS)}")
-        for name in ("steps", "batch_size", "eval_every", "eval_examples", "checkpoint_every"):
+        for name in ("steps", "eval_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr}: must be > 0")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps={self.warmup_steps}: must be >= 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device={self.device!r}: allowed auto, cpu, cuda")
 

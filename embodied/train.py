@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -61,6 +60,7 @@ from embodied.training import (
     learning_rate,
     load_trainer_state,
     log_metrics,
+    run_or_exit,
     save_checkpoint,
 )
 from encoders import ENCODERS, load_encoder, make_encoder
@@ -297,12 +297,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=None, config_name="train")
 def main(cfg: DictConfig) -> None:
-    config = to_config_or_exit(cfg)
-    try:
-        train(config)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(train, to_config_or_exit(cfg))
 
 
 if __name__ == "__main__":

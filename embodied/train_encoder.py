@@ -19,7 +19,6 @@ run ends with the same weights as one that was never interrupted.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +37,7 @@ from embodied.training import (
     learning_rate,
     load_trainer_state,
     log_metrics,
+    run_or_exit,
     save_checkpoint,
 )
 from encoders import SensorEncoder, load_encoder, make_encoder
@@ -185,12 +185,7 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=None, config_name="train_encoder")
 def main(cfg: DictConfig) -> None:
-    config = to_config_or_exit(cfg)
-    try:
-        train(config)
-    except (TrainingConflict, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(train, to_config_or_exit(cfg))
 
 
 if __name__ == "__main__":

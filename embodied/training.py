@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,16 @@ def load_trainer_state(checkpoint: Path, optimizer: torch.optim.Optimizer) -> in
     state = torch.load(checkpoint / TRAINER_STATE, weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"])
+
+
+def run_or_exit(train: Callable[[Any], Any], config: Any) -> None:
+    """Run an entry point's ``train(config)``; a missing file or a bad value prints what was
+    wrong and exits with status 2 (no traceback)."""
+    try:
+        train(config)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def log_metrics(output_dir: Path, metrics: dict[str, Any]) -> None:
