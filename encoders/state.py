@@ -18,10 +18,19 @@ from envs.base import OBJECT_CAPACITY
 class StateConfig(EncoderConfig):
     hidden: int = 128
     """Width of the MLP's hidden layers."""
+    context_layers: int = 0
+    """Transformer layers over the scene's object tokens after the MLP (0: PaLM-E's plain
+    per-object MLP). With them each token also carries its relations (what rests on it, what
+    is near), which a planner otherwise has to work out inside the LM."""
+    heads: int = 4
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_positive("hidden")
+        self.check_positive("hidden", "heads")
+        if self.context_layers < 0:
+            raise ValueError(f"context_layers={self.context_layers}: must be >= 0")
+        if self.dim % self.heads:
+            raise ValueError(f"dim={self.dim} must be a multiple of heads={self.heads}")
 
 
 POSITION_SCALE = 10.0
@@ -59,6 +68,17 @@ class StateEncoder(SensorEncoder):
             nn.Linear(config.hidden, config.dim),
             nn.LayerNorm(config.dim),  # unit-scale tokens: the objects' differences stand out
         )
+        self.context = (
+            nn.TransformerEncoder(
+                nn.TransformerEncoderLayer(
+                    config.dim, config.heads, 2 * config.dim, 0.0, batch_first=True, norm_first=True
+                ),
+                config.context_layers,
+                enable_nested_tensor=False,
+            )
+            if config.context_layers
+            else None
+        )
 
     @property
     def n_tokens(self) -> int:
@@ -66,6 +86,8 @@ class StateEncoder(SensorEncoder):
 
     def forward(self, batch: Batch) -> Tensor:
         tokens = self.mlp(normalized(batch[keys.OBJECTS].float()))  # (B, N, D)
+        if self.context is not None:  # objects attend to the scene's other objects, not padding
+            tokens = self.context(tokens, src_key_padding_mask=~self.token_mask(batch))
         return tokens * self.token_mask(batch).unsqueeze(-1)  # padding rows -> zero tokens
 
     def token_mask(self, batch: Batch) -> Tensor:
