@@ -6,9 +6,10 @@
 1. The data: ``python -m embodied.generate episodes=5000 output_dir=data/tabletop_5k`` (p1, p2,
    q1-q4 as the default rollout; 5000 training and 200 held-out episodes, ~10 minutes with 2
    workers), skipped when already there.
-2. ``python -m embodied.train data=data/tabletop_5k`` at its other defaults (state tokens, the
-   small Llama pretrained on the task text first), into ``runs/planner_state``; its ``final/``
-   is copied to the shipped path.
+2. ``python -m embodied.train data=data/tabletop_5k +encoder_config.context_layers=2`` at its
+   other defaults (state tokens with two transformer layers over the objects, the small Llama
+   pretrained on the task text first), into ``runs/planner_state``; its ``final/`` is copied
+   to the shipped path.
 3. Closed-loop episodes of the default rollout (tabletop, every family in turn) on the
    evaluation seeds, in physics: success per family, parse failures, planning time.
 """
@@ -19,6 +20,7 @@ import argparse
 import shutil
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ import envs  # noqa: F401  (registers the environments)
 from embodied.config import (
     DEFAULT_PLANNER_CHECKPOINT,
     GenerateConfig,
+    LMConfig,
     TabletopEnvConfig,
     TrainConfig,
 )
@@ -40,6 +43,8 @@ from experiments.common import RESULTS_DIR, machine, write_results
 
 DATA = "data/tabletop_5k"
 EPISODES = 5000
+ENCODER_CONFIG = {"context_layers": 2}
+"""The state encoder with two transformer layers over the objects (relations in each token)."""
 RUN = "runs/planner_state"
 
 
@@ -97,24 +102,40 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=120)
+    parser.add_argument("--episodes", type=int, default=120, help="evaluation episodes")
     parser.add_argument("--evaluate-only", action="store_true")
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--run", default=RUN)
+    parser.add_argument("--checkpoint", default=DEFAULT_PLANNER_CHECKPOINT, help="copied here")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny data and model")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
+    generating = GenerateConfig(env=TabletopEnvConfig(), episodes=EPISODES, output_dir=args.data)
+    training = TrainConfig(data=args.data, output_dir=args.run, encoder_config=ENCODER_CONFIG)
+    if args.quick:
+        generating = replace(generating, episodes=6, eval_episodes=3, shard_size=3, workers=1)
+        training = replace(
+            training,
+            steps=4,
+            eval_every=2,
+            eval_examples=2,
+            checkpoint_every=2,
+            lm=LMConfig(hidden=32, layers=1, heads=2, intermediate=64, pretrain_steps=2),
+        )
+        args.episodes = 2
     results: dict[str, Any] = {"machine": machine()}
     if not args.evaluate_only:
-        if not (Path(DATA) / MANIFEST).exists():
-            generate(GenerateConfig(env=TabletopEnvConfig(), episodes=EPISODES, output_dir=DATA))
+        if not (Path(args.data) / MANIFEST).exists():
+            generate(generating)
         started = time.perf_counter()
-        metrics = train(TrainConfig(data=DATA, output_dir=RUN))
+        metrics = train(training)
         results["training"] = {"metrics": metrics, "seconds": round(time.perf_counter() - started)}
-        shutil.rmtree(DEFAULT_PLANNER_CHECKPOINT, ignore_errors=True)
-        shutil.copytree(Path(RUN) / FINAL, DEFAULT_PLANNER_CHECKPOINT)
-    size = sum(f.stat().st_size for f in Path(DEFAULT_PLANNER_CHECKPOINT).rglob("*") if f.is_file())
+        shutil.rmtree(args.checkpoint, ignore_errors=True)
+        shutil.copytree(Path(args.run) / FINAL, args.checkpoint)
+    size = sum(f.stat().st_size for f in Path(args.checkpoint).rglob("*") if f.is_file())
     results["checkpoint_mb"] = round(size / 1e6, 2)
     results["evaluations"] = [
-        evaluate(DEFAULT_PLANNER_CHECKPOINT, args.episodes, decoding)
-        for decoding in ("free", "constrained")
+        evaluate(args.checkpoint, args.episodes, decoding) for decoding in ("free", "constrained")
     ]
     print(to_markdown(results), flush=True)
     write_results("default_planner", results, to_markdown(results), args.output_dir)

@@ -125,3 +125,38 @@ def test_pretrain_encoders_smoke(tmp_path):
     measures = {r["encoder"]: set(r["metrics"]) for r in rows}
     assert {"psnr", "fg_ari"} <= measures["osrt"] and "cer" in measures["audio"]
     assert "| osrt | 4 |" in (tmp_path / "pretrain_encoders.md").read_text()
+
+
+def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    run = run_script(
+        "experiments.train_default_planner",
+        tmp_path,
+        "--data",
+        str(tmp_path / "data"),
+        "--run",
+        str(tmp_path / "run"),
+        "--checkpoint",
+        str(checkpoint),
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "default_planner.json").read_text())
+    assert [e["decoding"] for e in results["evaluations"]] == ["free", "constrained"]
+    assert all(e["episodes"] == 2 for e in results["evaluations"])
+    assert results["evaluations"][1]["parse_failures"] == 0, "constrained steps always parse"
+    assert (checkpoint / "palme.json").exists() and results["checkpoint_mb"] > 0
+    bench = run_script(
+        "experiments.benchmark_planner",
+        tmp_path,
+        "--checkpoint",
+        str(checkpoint),
+        "--data",
+        str(tmp_path / "data"),
+    )
+    assert bench.returncode == 0, bench.stderr
+    measured = json.loads((tmp_path / "benchmark_planner.json").read_text())
+    assert measured["training"]["full_tokens_per_s"] > 0
+    assert measured["training"]["bare_lm_tokens_per_s"] > 0
+    assert measured["planning"]["latency_ms_median"] > 0
+    assert 0 < measured["planning"]["planning_share_of_wall_time"] < 1
+    assert "injection overhead" in (tmp_path / "benchmark_planner.md").read_text()
