@@ -147,6 +147,7 @@ def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE
         encoder = make_encoder(
             config.encoder, **encoder_fields(config.encoder, config.data, config.encoder_config)
         )
+        encoder.fit(bank.arrays)
     if config.lm.path is not None:
         lm, tokenizer = load_lm(config.lm.path)
     else:

@@ -75,6 +75,10 @@ class SensorEncoder(nn.Module, ABC):
         """Held-out measures beside the loss (the audio encoder's character error rate)."""
         return {}
 
+    def fit(self, batch: Batch) -> None:
+        """Set data-dependent constants (input standardisation) from training data, before
+        training; most encoders have none."""
+
     @classmethod
     def pretrainable(cls) -> bool:
         """Whether the class defines a pretraining objective."""

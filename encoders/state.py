@@ -9,7 +9,6 @@ import torch
 from torch import Tensor, nn
 
 from encoders.base import Batch, EncoderConfig, SensorEncoder, register
-from encoders.object_centric import WORKSPACE_CENTRE
 from envs import keys
 from envs.base import OBJECT_CAPACITY
 
@@ -33,23 +32,6 @@ class StateConfig(EncoderConfig):
             raise ValueError(f"dim={self.dim} must be a multiple of heads={self.heads}")
 
 
-POSITION_SCALE = 10.0
-"""Positions enter in decimetres from the workspace centre: a 4 cm stack step is 0.4."""
-SIZE_SCALE = 20.0
-
-
-def normalized(objects: Tensor) -> Tensor:
-    """``(..., 11)`` object rows scaled to about unit range: position from the workspace centre,
-    quaternion as is, size, colour."""
-    centre = torch.tensor(WORKSPACE_CENTRE, device=objects.device)
-    scaled = objects.clone()
-    scaled[..., keys.OBJECT_POSITION] = (
-        objects[..., keys.OBJECT_POSITION] - centre
-    ) * POSITION_SCALE
-    scaled[..., keys.OBJECT_SIZE] = objects[..., keys.OBJECT_SIZE] * SIZE_SCALE
-    return scaled
-
-
 @register
 class StateEncoder(SensorEncoder):
     """``objects (B, 8, 11)`` -> ``(B, 8, dim)``: one token per object row, padding masked."""
@@ -60,6 +42,13 @@ class StateEncoder(SensorEncoder):
 
     def __init__(self, config: StateConfig) -> None:
         super().__init__(config)
+        # Per-feature standardisation of the object rows, set from training data by ``fit``
+        # (saved with the weights): a cube's colour or a 4 cm stacking step then weighs as much
+        # as its place on the table.
+        self.feature_mean: Tensor
+        self.feature_std: Tensor
+        self.register_buffer("feature_mean", torch.zeros(keys.OBJECT_FEATURES))
+        self.register_buffer("feature_std", torch.ones(keys.OBJECT_FEATURES))
         self.mlp = nn.Sequential(
             nn.Linear(keys.OBJECT_FEATURES, config.hidden),
             nn.GELU(),
@@ -85,10 +74,19 @@ class StateEncoder(SensorEncoder):
         return OBJECT_CAPACITY
 
     def forward(self, batch: Batch) -> Tensor:
-        tokens = self.mlp(normalized(batch[keys.OBJECTS].float()))  # (B, N, D)
+        objects = (batch[keys.OBJECTS].float() - self.feature_mean) / self.feature_std  # (B,N,F)
+        tokens = self.mlp(objects)  # (B, N, D)
         if self.context is not None:  # objects attend to the scene's other objects, not padding
             tokens = self.context(tokens, src_key_padding_mask=~self.token_mask(batch))
         return tokens * self.token_mask(batch).unsqueeze(-1)  # padding rows -> zero tokens
+
+    def fit(self, batch: Batch) -> None:
+        """Set the standardisation from the real (unpadded) object rows of ``batch``."""
+        rows = batch[keys.OBJECTS].float()[batch[keys.OBJECT_MASK].bool()]  # (M, F)
+        if len(rows) < 2:
+            raise ValueError(f"fit needs at least 2 object rows, got {len(rows)}")
+        self.feature_mean.copy_(rows.mean(0))
+        self.feature_std.copy_(rows.std(0).clamp(min=1e-3))
 
     def token_mask(self, batch: Batch) -> Tensor:
         return batch[keys.OBJECT_MASK].bool()  # (B, N)
