@@ -73,6 +73,7 @@ class PalmEPlanner(Planner):
         self.stats = PlanningStats()
         self._retry_constrained = False
         self._detected: dict[tuple[int, str], bool] = {}
+        self._tries: dict[tuple[str, ...], TokenTrie] = {}  # allowed texts -> their trie
 
     def _generate(
         self,
@@ -82,16 +83,26 @@ class PalmEPlanner(Planner):
         allowed: list[str] | None,
     ) -> str:
         started = time.perf_counter()
-        batch = {
-            key: torch.from_numpy(np.asarray(value)[None]).to(self.model.device)
-            for key, value in observation.items()
-            if isinstance(value, np.ndarray)
+        missing = [key for key in self.model.encoder.inputs if key not in observation]
+        if missing:
+            raise ValueError(
+                f"the observation lacks {missing}, which the planner's {self.model.encoder.name} "
+                f"encoder reads: make the env render them (observe_images=true)"
+            )
+        batch = {  # only what the sensor reads, with a batch dimension
+            key: torch.from_numpy(np.asarray(observation[key])[None]).to(self.model.device)
+            for key in self.model.encoder.inputs
         }
         tokenizer = self.model.tokenizer
         input_ids = encode(tokenizer, [prompt]).input_ids.to(self.model.device)  # (1, T)
         with torch.no_grad():
             embeddings = self.model.embed(input_ids, batch)  # (1, T, D)
-        trie = TokenTrie.of_texts(tokenizer, allowed) if allowed is not None else None
+        trie = None
+        if allowed is not None:
+            key = tuple(allowed)
+            if key not in self._tries:
+                self._tries[key] = TokenTrie.of_texts(tokenizer, allowed)
+            trie = self._tries[key]
         tokens = greedy_decode(
             self.model.lm, embeddings, tokenizer.eos_token_id, self.max_new_tokens, trie
         )
