@@ -128,8 +128,6 @@ class RolloutConfig:
             raise ValueError(
                 f"failure_detection={self.failure_detection!r}: allowed {FAILURE_DETECTION}"
             )
-        if self.planner == "palme":
-            check_planner_checkpoint(self.checkpoint, self.env.id)
         if self.task is not None and self.task not in self.env.families:
             raise ValueError(
                 f"task={self.task!r}: allowed {sorted(self.env.families)} or null for {self.env.id}"
@@ -144,6 +142,8 @@ class RolloutConfig:
             raise ValueError(f"seed={self.seed}: must be >= 0")
         if self.env.id not in gym.registry:
             raise ValueError(f"env.id={self.env.id!r} is not a registered gymnasium id")
+        if self.planner == "palme":
+            check_planner_checkpoint(self.checkpoint, self.env.id)
 
 
 @dataclass

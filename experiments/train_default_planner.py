@@ -6,10 +6,9 @@
 1. The data: ``python -m embodied.generate episodes=5000 output_dir=data/tabletop_5k`` (p1, p2,
    q1-q4 as the default rollout; 5000 training and 200 held-out episodes, ~10 minutes with 2
    workers), skipped when already there.
-2. ``python -m embodied.train data=data/tabletop_5k +encoder_config.context_layers=2`` at its
-   other defaults (state tokens with two transformer layers over the objects, the small Llama
-   pretrained on the task text first), into ``runs/planner_state``; its ``final/`` is copied
-   to the shipped path.
+2. ``python -m embodied.train data=data/tabletop_5k`` at its other defaults (state tokens from
+   PaLM-E's per-object MLP, the small Llama pretrained on the task text first, 3000 steps),
+   into ``runs/planner_state``; its ``final/`` is copied to the shipped path.
 3. Closed-loop episodes of the default rollout (tabletop, every family in turn) on the
    evaluation seeds, in physics: success per family, parse failures, planning time.
 """
@@ -43,8 +42,6 @@ from experiments.common import RESULTS_DIR, machine, write_results
 
 DATA = "data/tabletop_5k"
 EPISODES = 5000
-ENCODER_CONFIG = {"context_layers": 2}
-"""The state encoder with two transformer layers over the objects (relations in each token)."""
 RUN = "runs/planner_state"
 
 
@@ -111,7 +108,7 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     generating = GenerateConfig(env=TabletopEnvConfig(), episodes=EPISODES, output_dir=args.data)
-    training = TrainConfig(data=args.data, output_dir=args.run, encoder_config=ENCODER_CONFIG)
+    training = TrainConfig(data=args.data, output_dir=args.run)
     if args.quick:
         generating = replace(generating, episodes=6, eval_episodes=3, shard_size=3, workers=1)
         training = replace(

@@ -46,7 +46,7 @@ class ScriptedTextPlanner(Planner):
     def __init__(self, texts: list[str]) -> None:
         self.texts = list(texts)
 
-    def next_step(self, env, observation, history):
+    def next_step(self, env, observation, history, outcomes=None):
         return self.texts.pop(0) if self.texts else "done()"
 
     def answer(self, env, observation):
@@ -94,5 +94,5 @@ def test_success_is_the_final_state_predicate(make_env):
 
 
 def test_make_planner_names_the_allowed_planners():
-    with pytest.raises(ValueError, match=r"allowed \['oracle'\]"):
+    with pytest.raises(ValueError, match=r"allowed \('oracle', 'palme'\)"):
         make_planner("gpt")

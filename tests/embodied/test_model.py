@@ -452,7 +452,8 @@ def test_model_failure_detection_asks_the_model_and_marks_its_answer(checkpoint,
     scripted(planner, {"plan": [f"pick({name})", "done()"], "question": ["no"]}, prompts)
     result = run_episode(env, planner, 0, "p1")
     assert result.steps[0].text == f"pick({name})"
-    assert prompts[1].endswith(f"Q: Was pick({name}) successful? A:"), prompts[1]
+    entities = list(env.unwrapped.entities)
+    assert prompts[1] == planner.model.prompt(f"Was pick({name}) successful?", "question", entities)
     assert prompts[2].endswith(f"Done: pick({name}) [failed]. Next:"), "the model's 'no' counts"
 
 

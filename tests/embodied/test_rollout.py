@@ -90,7 +90,14 @@ def test_bad_override_fails_and_names_the_allowed_values(tmp_path, override, mes
 
 
 def test_kitchen_rollout_writes_videos_and_a_summary(tmp_path):
-    run = rollout(tmp_path, "env=kitchen", "episodes=2", "video_every=4", "env.render_size=64")
+    run = rollout(
+        tmp_path,
+        "planner=oracle",
+        "env=kitchen",
+        "episodes=2",
+        "video_every=4",
+        "env.render_size=64",
+    )
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["env"] == "embodied/Kitchen-v0" and summary["success_rate"] == 1.0
@@ -100,7 +107,7 @@ def test_kitchen_rollout_writes_videos_and_a_summary(tmp_path):
 
 
 def test_kitchen_rejects_a_tabletop_task(tmp_path):
-    run = rollout(tmp_path, "env=kitchen", "task=p1", "video=false")
+    run = rollout(tmp_path, "planner=oracle", "env=kitchen", "task=p1", "video=false")
     assert run.returncode == 2
     assert "allowed ['affordance', 'bring_from_cabinet'" in run.stderr
 
