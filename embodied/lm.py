@@ -105,10 +105,11 @@ def with_placeholders(
 ) -> PreTrainedTokenizerBase:
     """Add the placeholder and entity tokens (and a pad, eos and bos token if missing) to
     ``tokenizer``, growing ``model``'s embeddings to match."""
-    missing = [p for p in PLACEHOLDERS if p not in tokenizer.get_vocab()]
+    vocabulary = tokenizer.get_vocab()  # built anew by every call: once here
+    missing = [p for p in PLACEHOLDERS if p not in vocabulary]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
-    tokenizer.add_tokens([e for e in ENTITY_TOKENS if e not in tokenizer.get_vocab()])
+    tokenizer.add_tokens([e for e in ENTITY_TOKENS if e not in vocabulary])
     for role, token in (("eos_token", EOS), ("bos_token", BOS), ("pad_token", PAD)):
         if getattr(tokenizer, role) is None:
             tokenizer.add_special_tokens({role: token})
