@@ -49,6 +49,24 @@ def check_planner_checkpoint(checkpoint: str, env_id: str) -> None:
             )
 
 
+def check_splits(splits: list[str], env_id: str, tasks: list[str]) -> None:
+    """Raise ValueError unless ``splits`` are distinct known splits of ``env_id``, each holding
+    some of ``tasks``."""
+    for name in splits:
+        if name not in SPLITS:
+            raise ValueError(f"splits: {name!r} is unknown: allowed {list(SPLITS)}")
+        if env_id not in SPLITS[name].worlds:
+            allowed = [n for n, s in SPLITS.items() if env_id in s.worlds]
+            raise ValueError(f"splits: {name!r} does not exist for {env_id}: allowed {allowed}")
+        if not SPLITS[name].families(tasks):
+            raise ValueError(
+                f"splits: {name!r} holds only families whose instructions name single "
+                f"objects, and tasks={tasks} has none"
+            )
+    if len(set(splits)) != len(splits) or not splits:
+        raise ValueError(f"splits={list(splits)}: must be non-empty, without repeats")
+
+
 def _make_kwargs(config: Any, fields: dict[str, Any]) -> dict[str, Any]:
     kwargs = {name: getattr(config, name) for name in fields}
     return {name: list(v) if isinstance(v, list) else v for name, v in kwargs.items()}
@@ -85,8 +103,9 @@ class KitchenEnvConfig(KitchenConfig):
 
 
 @dataclass
-class RolloutConfig:
-    """``python -m embodied.rollout``: run and record closed-loop episodes."""
+class EpisodesConfig:
+    """What every entry point that runs closed-loop episodes shares: the world, the planner and
+    how it decodes, the step budget and video cadence."""
 
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"env": "tabletop"}])
     env: Any = MISSING
@@ -102,6 +121,38 @@ class RolloutConfig:
     failure_detection: str = "skill"
     """planner=palme: mark failed steps by the skills' reports (``skill``) or by asking the
     model "Was pick(can) successful?" after each attempt (``model``)."""
+    video_every: int = 2
+    """Keep every k-th control step as a video frame."""
+    max_plan_steps: int = 24
+    """Most skill calls per episode before it is cut off."""
+    output_dir: str = "${hydra:runtime.output_dir}"
+    """Where videos and the summary go (Hydra's run directory by default)."""
+
+    def __post_init__(self) -> None:
+        """Checks the shared fields; subclasses check theirs first, then call this (the
+        checkpoint, which loads a file, is checked last)."""
+        if self.planner not in PLANNERS:
+            raise ValueError(f"planner={self.planner!r}: allowed {sorted(PLANNERS)}")
+        if self.decoding not in DECODING:
+            raise ValueError(f"decoding={self.decoding!r}: allowed {DECODING}")
+        if self.failure_detection not in FAILURE_DETECTION:
+            raise ValueError(
+                f"failure_detection={self.failure_detection!r}: allowed {FAILURE_DETECTION}"
+            )
+        if self.video_every < 1:
+            raise ValueError(f"video_every={self.video_every}: must be >= 1")
+        if self.max_plan_steps < 1:
+            raise ValueError(f"max_plan_steps={self.max_plan_steps}: must be >= 1")
+        if self.env.id not in gym.registry:
+            raise ValueError(f"env.id={self.env.id!r} is not a registered gymnasium id")
+        if self.planner == "palme":
+            check_planner_checkpoint(self.checkpoint, self.env.id)
+
+
+@dataclass
+class RolloutConfig(EpisodesConfig):
+    """``python -m embodied.rollout``: run and record closed-loop episodes."""
+
     task: str | None = None
     """Run only this task family (tabletop: p1, p2, q1-q4, sort, tower, line, pair, gather;
     kitchen: put_in_drawer, bring_from_cabinet, clear_counter, put_away, affordance,
@@ -112,38 +163,53 @@ class RolloutConfig:
     """Seed of the first episode; episode i uses seed + i (evaluation seeds start at 100000)."""
     video: bool = True
     """Write one mp4 per episode."""
-    video_every: int = 2
-    """Keep every k-th control step as a video frame."""
-    max_plan_steps: int = 24
-    """Most skill calls per episode before it is cut off."""
-    output_dir: str = "${hydra:runtime.output_dir}"
-    """Where videos and summary.json go (Hydra's run directory by default)."""
 
     def __post_init__(self) -> None:
-        if self.planner not in PLANNERS:
-            raise ValueError(f"planner={self.planner!r}: allowed {sorted(PLANNERS)}")
-        if self.decoding not in DECODING:
-            raise ValueError(f"decoding={self.decoding!r}: allowed {DECODING}")
-        if self.failure_detection not in FAILURE_DETECTION:
-            raise ValueError(
-                f"failure_detection={self.failure_detection!r}: allowed {FAILURE_DETECTION}"
-            )
         if self.task is not None and self.task not in self.env.families:
             raise ValueError(
                 f"task={self.task!r}: allowed {sorted(self.env.families)} or null for {self.env.id}"
             )
         if self.episodes < 1:
             raise ValueError(f"episodes={self.episodes}: must be >= 1")
-        if self.video_every < 1:
-            raise ValueError(f"video_every={self.video_every}: must be >= 1")
-        if self.max_plan_steps < 1:
-            raise ValueError(f"max_plan_steps={self.max_plan_steps}: must be >= 1")
         if self.seed < 0:
             raise ValueError(f"seed={self.seed}: must be >= 0")
-        if self.env.id not in gym.registry:
-            raise ValueError(f"env.id={self.env.id!r} is not a registered gymnasium id")
-        if self.planner == "palme":
-            check_planner_checkpoint(self.checkpoint, self.env.id)
+        super().__post_init__()
+
+
+@dataclass
+class EvaluateConfig(EpisodesConfig):
+    """``python -m embodied.evaluate``: success rates on fixed seeds, per split and family."""
+
+    tasks: list[str] | None = None
+    """Task families to evaluate; None takes env.tasks."""
+    splits: list[str] = field(default_factory=lambda: ["eval"])
+    """Splits (embodied.data.splits.SPLITS): their fixed seed ranges and scene options, e.g.
+    objects_8 (8 cubes) or colour_referral (objects named by colour). Episode i of a split uses
+    the split's seed i, so every run sees the same scenes."""
+    episodes: int = 20
+    """Episodes per task family and split (families take turns)."""
+    workers: int = 2
+    """Worker processes (one env and one planner each); 1 runs in this process."""
+    videos: int = 0
+    """Record the first ``videos`` episodes of every split (mp4, in ``videos/``)."""
+
+    def __post_init__(self) -> None:
+        tasks = self.family_names
+        unknown = [t for t in tasks if t not in self.env.families]
+        if unknown or not tasks:
+            allowed = sorted(self.env.families)
+            raise ValueError(f"tasks={tasks}: allowed {allowed} for {self.env.id}")
+        check_splits(self.splits, self.env.id, tasks)
+        for name in ("episodes", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.videos < 0:
+            raise ValueError(f"videos={self.videos}: must be >= 0")
+        super().__post_init__()
+
+    @property
+    def family_names(self) -> list[str]:
+        return list(self.tasks if self.tasks is not None else self.env.tasks)
 
 
 @dataclass
@@ -194,21 +260,7 @@ class GenerateConfig:
         if unknown or not tasks:
             allowed = sorted(self.env.families)
             raise ValueError(f"tasks={tasks}: allowed {allowed} for {self.env.id}")
-        for name in self.splits:
-            if name not in SPLITS:
-                raise ValueError(f"splits: {name!r} is unknown: allowed {list(SPLITS)}")
-            if self.env.id not in SPLITS[name].worlds:
-                allowed = [n for n, s in SPLITS.items() if self.env.id in s.worlds]
-                raise ValueError(
-                    f"splits: {name!r} does not exist for {self.env.id}: allowed {allowed}"
-                )
-            if not SPLITS[name].families(tasks):
-                raise ValueError(
-                    f"splits: {name!r} holds only families whose instructions name single "
-                    f"objects, and tasks={tasks} has none"
-                )
-        if len(set(self.splits)) != len(self.splits) or not self.splits:
-            raise ValueError(f"splits={list(self.splits)}: must be non-empty, without repeats")
+        check_splits(self.splits, self.env.id, tasks)
         for name in ("episodes", "eval_episodes", "shard_size", "workers", "max_plan_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
@@ -395,6 +447,11 @@ class TrainConfig(TrainingRun):
     eval_split: str = "eval"
     families: list[str] | None = None
     """Train on these task families only; None mixes every family of the dataset."""
+    balance_families: bool = True
+    """Draw every task family equally often (training and held-out batches; the text-only LM
+    pretraining reads every frame equally). False draws frames uniformly, so the planning
+    families, with 2-6 frames per episode against a question's one, fill ~2/3 of every batch:
+    the colour questions (q1) were then not learned in 3000 steps."""
     steps: int = 3000
     eval_examples: int = 128
     """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly
@@ -431,6 +488,7 @@ DEFAULT_ENCODER_STEPS = {
 def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="rollout", node=RolloutConfig)
+    store.store(name="evaluate", node=EvaluateConfig)
     store.store(name="generate", node=GenerateConfig)
     store.store(name="train_encoder", node=TrainEncoderConfig)
     store.store(name="train", node=TrainConfig)

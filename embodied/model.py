@@ -29,12 +29,27 @@ from transformers.utils import logging as hf_logging
 
 from embodied.config import ModelConfig
 from embodied.lm import embedding_table, load_lm
-from embodied.sentence import PLACEMENTS, Encoded, inject, prompt_text
+from embodied.sentence import IGNORE, PLACEMENTS, Encoded, inject, prompt_text
 from encoders import SensorEncoder, load_encoder
 
 MODEL_CONFIG = "palme.json"
 PROJECTOR = "projector.safetensors"
 ENCODER_DIR = "encoder"
+
+
+def example_mean_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """``logits (B, T, V)``, ``labels (B, T)`` -> the mean over examples of each example's mean
+    cross-entropy on its target tokens (``IGNORE`` elsewhere).
+
+    Every example weighs the same, however long its target: averaging over tokens instead would
+    count a plan step (``pick(obj_3)``: 5 tokens with EOS) 2.5 times as much as a colour answer
+    (2 tokens), and the short answers were then learned last or not at all."""
+    targets = labels[:, 1:]  # (B, T-1): the token at t+1 is predicted at t
+    token_loss = nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2).float(), targets, ignore_index=IGNORE, reduction="none"
+    )  # (B, T-1), zero where ignored
+    counted = (targets != IGNORE).sum(1).clamp(min=1)  # (B,)
+    return (token_loss.sum(1) / counted).mean()
 
 
 class PalmE(nn.Module):
@@ -95,12 +110,11 @@ class PalmE(nn.Module):
         )
 
     def forward(self, encoded: Encoded, observation: dict[str, Tensor]) -> Tensor:
-        """Mean cross-entropy over the target tokens (``encoded.labels``)."""
+        """Cross-entropy on the target tokens (``encoded.labels``), each example weighing the
+        same (``example_mean_loss``)."""
         embeddings = self.embed(encoded.input_ids, observation)
-        output = self.lm(
-            inputs_embeds=embeddings, attention_mask=encoded.attention_mask, labels=encoded.labels
-        )
-        return output.loss
+        logits = self.lm(inputs_embeds=embeddings, attention_mask=encoded.attention_mask).logits
+        return example_mean_loss(logits, encoded.labels)
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

@@ -30,7 +30,7 @@ import torch
 import envs  # noqa: F401  (registers the environments)
 from embodied.data.frames import FrameBank
 from embodied.episode import EVAL_SEED_START, run_episode
-from embodied.model import PalmE
+from embodied.model import PalmE, example_mean_loss
 from embodied.palme_planner import PalmEPlanner
 from embodied.sentence import IGNORE, encode
 from embodied.train import prompts_and_targets
@@ -60,11 +60,10 @@ def training_throughput(checkpoint: Path, data: str, steps: int, batch_size: int
                 optimizer = full_optimizer
             else:
                 labels = encoded.labels.masked_fill(encoded.attention_mask == 0, IGNORE)
-                loss = model.lm(
-                    input_ids=encoded.input_ids,
-                    attention_mask=encoded.attention_mask,
-                    labels=labels,
-                ).loss
+                logits = model.lm(
+                    input_ids=encoded.input_ids, attention_mask=encoded.attention_mask
+                ).logits
+                loss = example_mean_loss(logits, labels)
                 optimizer = bare_optimizer
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -8,7 +8,9 @@ the same batch, which is what makes a resumed training run exactly equal to an u
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +47,22 @@ class FrameBank:
     def __len__(self) -> int:
         return len(self.records)
 
-    def draw(self, size: int, seed: int, step: int) -> Tensor:
-        """``size`` frame indices drawn (without replacement) by ``(seed, step)``."""
+    def draw(self, size: int, seed: int, step: int, balance_families: bool = False) -> Tensor:
+        """``size`` frame indices drawn (without replacement) by ``(seed, step)``: every frame
+        equally likely, or with ``balance_families`` every task family (a family's frames share
+        its 1 / families of the draw; a p2 episode has ~4 frames, a question one)."""
         rng = np.random.default_rng([seed, step])
-        return torch.from_numpy(rng.choice(len(self), size=min(size, len(self)), replace=False))
+        weights = self.family_balanced_weights if balance_families else None
+        index = rng.choice(len(self), size=min(size, len(self)), replace=False, p=weights)
+        return torch.from_numpy(index)
+
+    @cached_property
+    def family_balanced_weights(self) -> np.ndarray:
+        """``(F,)`` draw probabilities giving every task family the same total."""
+        families = [record["family"] for record in self.records]
+        counts = Counter(families)
+        weights = np.array([1.0 / (len(counts) * counts[family]) for family in families])
+        return weights / weights.sum()
 
     def observations(self, index: Tensor) -> dict[str, Tensor]:
         """The observation arrays of the frames ``index``."""

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import gymnasium as gym
@@ -34,6 +35,7 @@ from embodied.sentence import IGNORE, OBJECTS, encode, inject, prompt_text
 from embodied.train import CHECKPOINT, FINAL, train
 from embodied.training import METRICS
 from encoders import make_encoder
+from envs import keys
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LM = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=320, pretrain_steps=5)
@@ -149,10 +151,13 @@ def test_the_loss_covers_the_target_only(tokenizer):
     batch = state_batch()
     loss = model(encoded, batch)
     logits = model.lm(inputs_embeds=model.embed(encoded.input_ids, batch)).logits
-    manual = torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1), encoded.labels[:, 1:].flatten(), ignore_index=IGNORE
-    )
-    assert torch.allclose(loss, manual, atol=1e-6)
+    per_example = [
+        torch.nn.functional.cross_entropy(
+            logits[b, :-1], encoded.labels[b, 1:], ignore_index=IGNORE
+        )  # this example's mean over its own target tokens
+        for b in range(2)
+    ]
+    assert torch.allclose(loss, torch.stack(per_example).mean(), atol=1e-6)
     # Changing the prompt's text tokens never changes which positions carry loss.
     longer = encode(tokenizer, [prompts[0] + " Done: pick(obj_1)."], ["pick(obj_2)"])
     assert (longer.labels != IGNORE).sum() == (encoded.labels[0] != IGNORE).sum()
@@ -284,6 +289,25 @@ def test_a_local_hugging_face_lm_loads_and_trains(tmp_path, dataset):
     assert not (tmp_path / "run" / "lm").exists(), "a given LM is not pretrained again"
 
 
+def test_balanced_draws_give_every_family_the_same_share(dataset):
+    bank = FrameBank(dataset, "train", (keys.OBJECTS, keys.OBJECT_MASK))
+    frames = Counter(record["family"] for record in bank.records)
+    assert frames["p1"] > 1.5 * frames["q1"], frames  # plans have several frames, questions one
+
+    def shares(balance: bool) -> dict[str, float]:
+        drawn = Counter(
+            bank.records[int(i)]["family"]
+            for step in range(300)
+            for i in bank.draw(4, 0, step, balance_families=balance)
+        )
+        return {family: count / drawn.total() for family, count in drawn.items()}
+
+    assert shares(True) == pytest.approx({"p1": 0.5, "q1": 0.5}, abs=0.05)
+    uniform = frames["q1"] / frames.total()
+    assert shares(False)["q1"] == pytest.approx(uniform, abs=0.05)
+    assert torch.equal(bank.draw(4, 0, 7, True), bank.draw(4, 0, 7, True)), "same (seed, step)"
+
+
 def test_training_lowers_the_held_out_loss_and_writes_hf_checkpoints(dataset, tmp_path):
     train(run_config(dataset, tmp_path, steps=40, eval_every=20, lr=1e-2))
     metrics = [json.loads(line) for line in (tmp_path / METRICS).read_text().splitlines()]
@@ -300,10 +324,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monke
     train(run_config(dataset, tmp_path / "straight"))
     real_draw = FrameBank.draw
 
-    def interrupted_at_9(self, size, seed, step):
+    def interrupted_at_9(self, size, seed, step, balance_families=False):
         if seed == 0 and step == 9:
             raise KeyboardInterrupt("killed between checkpoints")
-        return real_draw(self, size, seed, step)
+        return real_draw(self, size, seed, step, balance_families)
 
     monkeypatch.setattr(FrameBank, "draw", interrupted_at_9)
     with pytest.raises(KeyboardInterrupt):
