@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from embodied.statistics import wilson_interval
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -32,20 +32,6 @@ def _git_commit() -> str:
         return out.stdout.strip()
     except OSError:
         return "unknown"
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    if trials == 0:
-        return (0.0, 1.0)
-    rate = successes / trials
-    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = (
-        z
-        * np.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials))
-        / (1 + z * z / trials)
-    )
-    return (max(0.0, float(centre - half)), min(1.0, float(centre + half)))
 
 
 def success_summary(successes: int, calls: int) -> dict[str, Any]:

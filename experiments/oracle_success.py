@@ -21,8 +21,9 @@ import gymnasium as gym
 import envs  # noqa: F401  (registers the environments)
 from embodied.episode import EVAL_SEED_START, run_episode
 from embodied.planners import OraclePlanner
+from embodied.statistics import wilson_interval
 from envs.tasks import KITCHEN_FAMILIES, TABLETOP_FAMILIES
-from experiments.common import RESULTS_DIR, machine, wilson_interval, write_results
+from experiments.common import RESULTS_DIR, machine, write_results
 
 ENVS = {"tabletop": "embodied/Tabletop-v0", "kitchen": "embodied/Kitchen-v0"}
 FAMILIES = {"tabletop": tuple(TABLETOP_FAMILIES), "kitchen": tuple(KITCHEN_FAMILIES)}
