@@ -421,7 +421,17 @@ class ModelConfig:
     says which object it is, and the question's ``obj_3`` finds it in one attention hop);
     false replaces the embedding outright, as PaLM-E does."""
 
+    entity_prefix: bool = True
+    """PaLM-E's entity referrals: "obj_1 is <obj_1>. obj_2 is <obj_2>. ..." before the question.
+    False lists the object tokens unnamed ("Scene: <obj_1><obj_2>..."), the ablation of PaLM-E's
+    Table 7; it needs mention_tokens and keep_placeholder off, which would name the tokens."""
+
     def __post_init__(self) -> None:
+        if not self.entity_prefix and (self.mention_tokens or self.keep_placeholder):
+            raise ValueError(
+                "model.entity_prefix=false needs model.mention_tokens=false and "
+                "model.keep_placeholder=false: both tell the LM which token is which object"
+            )
         if self.projector not in PROJECTORS:
             raise ValueError(f"model.projector={self.projector!r}: allowed {PROJECTORS}")
         if self.max_length < 8:

@@ -99,6 +99,7 @@ class PalmE(nn.Module):
             self.placement,
             self.encoder.n_tokens,
             self.config.mention_tokens,
+            self.config.entity_prefix,
         )
 
     def embed(self, input_ids: Tensor, observation: dict[str, Tensor]) -> Tensor:

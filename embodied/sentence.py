@@ -52,21 +52,29 @@ def prompt_text(
     placement: str = OBJECTS,
     n_tokens: int = 0,
     mention_tokens: bool = False,
+    entity_prefix: bool = True,
 ) -> str:
     """The prompt for one decision: sensor placeholders, the instruction, the steps so far (with
     their failures), and the cue for the next step (``Next:``) or the answer (``A:``).
 
     ``mention_tokens`` (per-object placements): each entity the instruction names is followed by
     its token as well ("How to grasp obj_3 <obj_3>?"), so the model reads the object where the
-    question asks about it, not only in the prefix."""
+    question asks about it, not only in the prefix.
+
+    ``entity_prefix=False`` drops PaLM-E's entity referrals ("obj_3 is <obj_3>."): the object
+    tokens come as one unnamed sequence ("Scene: <obj_1><obj_2><obj_3>."), and which token is
+    obj_3 must be inferred from its place in it."""
     if kind not in ("plan", "question"):
         raise ValueError(f"kind={kind!r}: allowed 'plan' or 'question'")
     if placement == OBJECTS:
         if len(entities) > len(OBJECT_PLACEHOLDERS):
             raise ValueError(f"{len(entities)} entities: at most {len(OBJECT_PLACEHOLDERS)}")
-        scene = " ".join(
-            f"{n} is {p}." for n, p in zip(entities, OBJECT_PLACEHOLDERS, strict=False)
-        )
+        if entity_prefix:
+            scene = " ".join(
+                f"{n} is {p}." for n, p in zip(entities, OBJECT_PLACEHOLDERS, strict=False)
+            )
+        else:
+            scene = f"Scene: {''.join(OBJECT_PLACEHOLDERS[: len(entities)])}."
     elif placement == IMAGE:
         scene = f"Scene: {IMAGE * n_tokens}."
     elif placement in (AUDIO, REGION):

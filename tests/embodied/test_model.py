@@ -514,3 +514,21 @@ def test_mention_tokens_follow_each_named_entity_in_the_instruction(tokenizer):
     out = inject(torch.zeros(*ids.shape, 4), ids, tokenizer, OBJECTS, sensor)
     obj_2 = (ids[0] == tokenizer.convert_tokens_to_ids("<obj_2>")).nonzero().flatten()
     assert len(obj_2) == 2 and all(torch.equal(out[0, t], sensor[0, 1]) for t in obj_2)
+
+
+def test_without_entity_referrals_the_object_tokens_come_unnamed(tokenizer):
+    prompt = prompt_text(
+        "How to grasp obj_2?", "plan", ["obj_1", "obj_2", "obj_3"], entity_prefix=False
+    )
+    assert prompt == "Scene: <obj_1><obj_2><obj_3>. Q: How to grasp obj_2? Next:"
+    ids = encode(tokenizer, [prompt]).input_ids
+    sensor = torch.randn(1, 8, 4)
+    out = inject(torch.zeros(*ids.shape, 4), ids, tokenizer, OBJECTS, sensor)
+    for j in range(3):  # the j-th token of the sequence is still object j's
+        position = (ids[0] == tokenizer.convert_tokens_to_ids(f"<obj_{j + 1}>")).nonzero()
+        assert torch.equal(out[0, int(position)], sensor[0, j])
+    with pytest.raises(ValueError, match="entity_prefix=false needs"):
+        ModelConfig(entity_prefix=False)  # the mentions and placeholders would name the tokens
+    model = tiny_model(tokenizer)
+    model.config = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
+    assert model.prompt("How to grasp obj_1?", "plan", ["obj_1"]).startswith("Scene: <obj_1>.")
