@@ -64,7 +64,7 @@ from embodied.training import (
     run_or_exit,
     save_checkpoint,
 )
-from encoders import ENCODERS, load_encoder, make_encoder
+from encoders import ENCODERS, SensorEncoder, load_encoder, make_encoder
 
 register_configs()
 
@@ -135,8 +135,9 @@ def pretrain_lm(
     return lm, tokenizer
 
 
-def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE:
-    """A fresh PaLM-E: the encoder (new or from ``encoder_checkpoint``), the LM, a projector."""
+def build_encoder(config: TrainConfig, bank: FrameBank | None) -> SensorEncoder:
+    """The sensor encoder: from ``encoder_checkpoint``, or new and fitted to ``bank``'s frames
+    (its input statistics; None leaves it unfitted)."""
     if config.encoder_checkpoint is not None:
         encoder = load_encoder(config.encoder_checkpoint)
         if encoder.name != config.encoder:
@@ -144,11 +145,18 @@ def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE
                 f"encoder_checkpoint={config.encoder_checkpoint} holds {encoder.name!r}, "
                 f"not encoder={config.encoder!r}"
             )
-    else:
-        encoder = make_encoder(
-            config.encoder, **encoder_fields(config.encoder, config.data, config.encoder_config)
-        )
+        return encoder
+    encoder = make_encoder(
+        config.encoder, **encoder_fields(config.encoder, config.data, config.encoder_config)
+    )
+    if bank is not None:
         encoder.fit(bank.arrays)
+    return encoder
+
+
+def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE:
+    """A fresh PaLM-E: the encoder (new or from ``encoder_checkpoint``), the LM, a projector."""
+    encoder = build_encoder(config, bank)
     if config.lm.path is not None:
         lm, tokenizer = load_lm(config.lm.path)
     else:

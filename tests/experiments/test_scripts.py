@@ -160,3 +160,36 @@ def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
     assert measured["planning"]["latency_ms_median"] > 0
     assert 0 < measured["planning"]["planning_share_of_wall_time"] < 1
     assert "injection overhead" in (tmp_path / "benchmark_planner.md").read_text()
+
+
+def test_palme_studies_smoke(tmp_path):
+    run = run_script(
+        "experiments.palme_studies",
+        tmp_path,
+        "--study",
+        "entity_referrals",
+        "--runs",
+        str(tmp_path),
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "study_entity_referrals_quick.json").read_text())
+    rows = {row["variant"]: row for row in results["rows"]}
+    assert set(rows) == {"state_entity_referrals", "state_no_entity_referrals"}
+    trained = json.loads(
+        (tmp_path / "quick_state_no_entity_referrals" / "final" / "palme.json").read_text()
+    )
+    assert trained["entity_prefix"] is False
+    for row in rows.values():
+        overall = row["evaluation"]["eval"]["overall"]
+        assert overall["trials"] == 6  # one episode of each default family
+        assert 0.0 <= overall["ci95"][0] <= overall["rate"] <= overall["ci95"][1] <= 1.0
+    assert not (ROOT / "runs" / "quick_state_entity_referrals").exists(), "stays in --runs"
+    table = (tmp_path / "study_entity_referrals_quick.md").read_text()
+    assert "| state_no_entity_referrals | **" in table
+
+
+def test_palme_studies_reject_an_unknown_variant(tmp_path):
+    run = run_script(
+        "experiments.palme_studies", tmp_path, "--study", "frozen_lm", "--variants", "x"
+    )
+    assert run.returncode != 0 and "--variants ['x']: study frozen_lm has" in run.stderr

@@ -1,0 +1,274 @@
+"""PaLM-E's planner studies at small scale, in physics: one command per study.
+
+    python -m experiments.palme_studies --study decoding          # free vs constrained
+    python -m experiments.palme_studies --study entity_referrals  # and 6 / 8 objects, colours
+    python -m experiments.palme_studies --study frozen_lm         # frozen vs finetuned LM
+    python -m experiments.palme_studies --study representations   # state, ViT, object-centric,
+                                                                   #   OSRT at ~1% and full data
+    python -m experiments.palme_studies --study decoding --quick  # smoke run: tiny everything
+    python -m experiments.palme_studies --study representations --variants vit_full vit_1pct
+
+Every variant is a planner trained by ``embodied.train`` (``runs/study_<variant>``: a finished
+run is only evaluated, an interrupted one resumes) and evaluated by ``embodied.evaluate`` on the
+fixed seeds of each split the study names (every family of the default tabletop in turn,
+``--episodes`` per family and split). The state-token planner at the full budget is the
+recipe of the shipped default (``runs/planner_state``, ``experiments.train_default_planner``).
+
+The "pretrained LLM" every variant starts from is the same for all budgets: the small Llama
+pretrained on the text of the full corpus (``runs/lm_<data>_<placement>``), as PaLM-E's LLM is
+pretrained once, whatever the robot data. Vision encoders start from their pretraining
+(``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists.
+
+Results: ``experiments/results/study_<study>.json`` and ``.md`` (success per family and split
+with 95% intervals, training and evaluation wall time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from embodied.config import (
+    EvaluateConfig,
+    GenerateConfig,
+    LMConfig,
+    ModelConfig,
+    TabletopEnvConfig,
+    TrainConfig,
+)
+from embodied.data.dataset import MANIFEST
+from embodied.data.frames import FrameBank
+from embodied.evaluate import evaluate
+from embodied.generate import generate
+from embodied.sentence import PLACEMENTS
+from embodied.train import FINAL, build_encoder, pretrain_lm, train
+from encoders import ENCODERS
+from experiments.common import RESULTS_DIR, machine, write_results
+
+BUDGETS = {"full": ("data/tabletop_5k", 5000), "1pct": ("data/tabletop_50", 50)}
+"""Data budget -> (corpus, training episodes): the full one of the shipped planner, and about
+1% of it (PaLM-E's data-efficiency axis)."""
+SMALL_STEPS = 1000
+"""Steps at ~1% of the data: 3000 would revisit each of its ~90 frames a thousand times."""
+SHIPPED_RUN = "runs/planner_state"
+NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One planner of a study: how it is trained, and how it is evaluated."""
+
+    name: str
+    budget: str = "full"
+    """A key of BUDGETS: the training corpus (``1pct`` also trains SMALL_STEPS steps)."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """TrainConfig fields beyond the defaults."""
+    evaluate: dict[str, Any] = field(default_factory=dict)
+    """EvaluateConfig fields (decoding, ...)."""
+    run: str | None = None
+    """The run directory; None: ``runs/study_<name>``."""
+
+    @property
+    def run_dir(self) -> str:
+        return self.run or f"runs/study_{self.name}"
+
+
+GENERALIZATION_SPLITS = ["eval", "objects_6", "objects_8", "unseen_colours", "colour_referral"]
+STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
+    "decoding": (
+        ["eval", "objects_8"],
+        [
+            Variant("state_free", run=SHIPPED_RUN, evaluate={"decoding": "free"}),
+            Variant("state_constrained", run=SHIPPED_RUN, evaluate={"decoding": "constrained"}),
+        ],
+    ),
+    "entity_referrals": (
+        GENERALIZATION_SPLITS,
+        [
+            Variant("state_entity_referrals", run=SHIPPED_RUN),
+            Variant("state_no_entity_referrals", train={"model": NO_REFERRALS}),
+        ],
+    ),
+    "frozen_lm": (
+        ["eval"],
+        [
+            Variant("state_finetuned_lm", run=SHIPPED_RUN),
+            Variant("state_frozen_lm", train={"model": ModelConfig(freeze_lm=True)}),
+        ],
+    ),
+    "representations": (
+        ["eval"],
+        [
+            Variant("state_full", run=SHIPPED_RUN),
+            Variant("state_1pct", "1pct"),
+            *[
+                Variant(f"{encoder}_{budget}", budget, {"encoder": encoder})
+                for encoder in ("vit", "object_centric", "osrt")
+                for budget in BUDGETS
+            ],
+        ],
+    ),
+}
+"""Study -> (evaluation splits, variants)."""
+
+
+def ensure_data(path: str, episodes: int, quick: bool) -> None:
+    """Generate the default tabletop corpus at ``path`` unless it is there."""
+    if (Path(path) / MANIFEST).exists():
+        return
+    config = GenerateConfig(env=TabletopEnvConfig(), episodes=episodes, output_dir=path)
+    if quick:
+        config = replace(config, episodes=6, eval_episodes=3, shard_size=3, workers=1)
+    generate(config)
+
+
+def shared_lm(config: TrainConfig, full_data: str, runs: Path) -> str:
+    """The variant's starting LM: pretrained once on the full corpus's text in this encoder's
+    prompt format, shared by every budget (built on first use)."""
+    directory = runs / f"lm_{Path(full_data).name}_{config.encoder}"
+    if not (directory / "config.json").exists():
+        full = replace(config, data=full_data)
+        bank = FrameBank(full_data, "train", ENCODERS[config.encoder].inputs)
+        n_tokens = build_encoder(full, None).n_tokens
+        pretrain_lm(full, bank, PLACEMENTS[config.encoder], n_tokens, directory)
+    return str(directory)
+
+
+def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool) -> TrainConfig:
+    """``data``: budget -> corpus path."""
+    fields: dict[str, Any] = {
+        "data": data[variant.budget],
+        **({"steps": SMALL_STEPS} if variant.budget == "1pct" else {}),
+        **variant.train,
+        "output_dir": variant.run_dir,
+        "progress": False,
+    }
+    encoder = fields.get("encoder", "state")
+    pretrained = runs / f"encoder_{encoder}" / FINAL
+    if encoder != "state" and pretrained.exists() and not quick:
+        fields["encoder_checkpoint"] = str(pretrained)
+    config = TrainConfig(**fields)
+    if quick:
+        tiny = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, pretrain_steps=2)
+        return replace(config, steps=4, eval_every=2, eval_examples=2, checkpoint_every=2, lm=tiny)
+    return replace(config, lm=replace(config.lm, path=shared_lm(config, data["full"], runs)))
+
+
+def run_variant(
+    variant: Variant,
+    splits: list[str],
+    episodes: int,
+    data: dict[str, str],
+    runs: Path,
+    quick: bool,
+) -> dict[str, Any]:
+    """Train (unless finished) and evaluate one variant."""
+    row: dict[str, Any] = {"variant": variant.name, "budget": variant.budget}
+    row["run"] = variant.run_dir
+    final = Path(variant.run_dir) / FINAL
+    if not final.exists():
+        config = train_config(variant, data, runs, quick)
+        started = time.perf_counter()
+        row["train_metrics"] = train(config)
+        row["train_s"] = round(time.perf_counter() - started)
+    metrics = Path(variant.run_dir) / "metrics.jsonl"
+    if "train_metrics" not in row and metrics.exists():
+        row["train_metrics"] = json.loads(metrics.read_text().splitlines()[-1])
+    started = time.perf_counter()
+    info = evaluate(
+        EvaluateConfig(
+            env=TabletopEnvConfig(),
+            checkpoint=str(final),
+            splits=splits,
+            episodes=episodes,
+            workers=2,
+            output_dir=str(Path(variant.run_dir) / "evaluation"),
+            **variant.evaluate,
+        )
+    )
+    row["evaluation"] = info["summary"]
+    row["evaluate_s"] = round(time.perf_counter() - started)
+    return row
+
+
+def to_markdown(study: str, results: dict[str, Any]) -> str:
+    lines = [f"## Study `{study}` (`python -m experiments.palme_studies --study {study}`)", ""]
+    for split in results["splits"]:
+        families = sorted(
+            {f for row in results["rows"] for f in row["evaluation"][split]["families"]}
+        )
+        lines += [
+            f"### split `{split}`",
+            "",
+            "| variant | all | " + " | ".join(families) + " |",
+            "|---|---|" + "---|" * len(families),
+        ]
+        for row in results["rows"]:
+            table = row["evaluation"][split]
+            cells = [_cell(table["overall"], bold=True)]
+            cells += [
+                _cell(table["families"][f]) if f in table["families"] else "" for f in families
+            ]
+            lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(
+        f"Success rate (question families: answer accuracy) [95% Wilson interval], "
+        f"{results['episodes']} episodes per family and split on the split's fixed seeds, "
+        f"closed loop in physics. Wall time: "
+        + ", ".join(
+            f"{row['variant']} {row.get('train_s', 'trained earlier')} s training + "
+            f"{row['evaluate_s']} s evaluation"
+            for row in results["rows"]
+        )
+        + f". {results['machine']['cpus']} CPUs, commit {results['machine']['commit']}."
+    )
+    return "\n".join(lines)
+
+
+def _cell(row: dict[str, Any], bold: bool = False) -> str:
+    low, high = row["ci95"]
+    rate = f"**{row['rate']:.2f}**" if bold else f"{row['rate']:.2f}"
+    return f"{rate} [{low:.2f}, {high:.2f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", required=True, choices=sorted(STUDIES))
+    parser.add_argument("--variants", nargs="+", help="only these variants of the study")
+    parser.add_argument("--episodes", type=int, default=20, help="per family and split")
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--quick", action="store_true", help="tiny data, model and evaluation")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    splits, variants = STUDIES[args.study]
+    if args.variants:
+        unknown = sorted(set(args.variants) - {v.name for v in variants})
+        if unknown:
+            allowed = [v.name for v in variants]
+            raise SystemExit(f"--variants {unknown}: study {args.study} has {allowed}")
+        variants = [v for v in variants if v.name in args.variants]
+    data = {budget: path for budget, (path, _) in BUDGETS.items()}
+    if args.quick:  # everything under --runs, nothing in data/ or the real runs
+        variants = [replace(v, run=str(args.runs / f"quick_{v.name}")) for v in variants]
+        data = {budget: str(args.runs / f"quick_data_{budget}") for budget in BUDGETS}
+        args.episodes, splits = 1, splits[:1]
+    for budget in sorted({v.budget for v in variants} | {"full"}):
+        ensure_data(data[budget], BUDGETS[budget][1], args.quick)
+    rows = [run_variant(v, splits, args.episodes, data, args.runs, args.quick) for v in variants]
+    results = {
+        "study": args.study,
+        "splits": splits,
+        "episodes": args.episodes,
+        "machine": machine(),
+        "rows": rows,
+    }
+    name = f"study_{args.study}" + ("_quick" if args.quick else "")
+    write_results(name, results, to_markdown(args.study, results), args.output_dir)
+
+
+if __name__ == "__main__":
+    main()
