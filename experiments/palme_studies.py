@@ -19,8 +19,9 @@ pretrained on the text of the full corpus (``runs/lm_<data>_<placement>``), as P
 pretrained once, whatever the robot data. Vision encoders start from their pretraining
 (``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists.
 
-Results: ``experiments/results/study_<study>.json`` and ``.md`` (success per family and split
-with 95% intervals, training and evaluation wall time).
+Results: ``experiments/results/study_<study>.json``, ``.md`` (success per family and split
+with 95% intervals, training and evaluation wall time) and ``.png`` (overall success per
+variant and split).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from matplotlib.figure import Figure
 
 from embodied.config import (
     EvaluateConfig,
@@ -229,6 +232,28 @@ def to_markdown(study: str, results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plot(study: str, results: dict[str, Any], path: Path) -> None:
+    """Overall success per variant (bars) and split (groups), 95% intervals as error bars."""
+    splits, rows = results["splits"], results["rows"]
+    width = 0.8 / len(rows)
+    figure = Figure(figsize=(max(6.0, 1.6 * len(splits) + 2), 3.6))
+    axes = figure.subplots()
+    for k, row in enumerate(rows):
+        xs = [i + (k - (len(rows) - 1) / 2) * width for i in range(len(splits))]
+        overall = [row["evaluation"][split]["overall"] for split in splits]
+        rates = [o["rate"] for o in overall]
+        errors = [[r - o["ci95"][0] for r, o in zip(rates, overall, strict=True)]]
+        errors.append([o["ci95"][1] - r for r, o in zip(rates, overall, strict=True)])
+        axes.bar(xs, rates, width, yerr=errors, capsize=3, label=row["variant"])
+    axes.set_xticks(range(len(splits)), splits)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("success, all families (95% CI)")
+    axes.set_title(f"study {study}", fontsize=10)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def _cell(row: dict[str, Any], bold: bool = False) -> str:
     low, high = row["ci95"]
     rate = f"**{row['rate']:.2f}**" if bold else f"{row['rate']:.2f}"
@@ -268,6 +293,7 @@ def main() -> None:
     }
     name = f"study_{args.study}" + ("_quick" if args.quick else "")
     write_results(name, results, to_markdown(args.study, results), args.output_dir)
+    plot(args.study, results, args.output_dir / f"{name}.png")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Copy the result tables in experiments/results/ into the README, between its result markers.
+"""Copy the result tables in experiments/results/ into the README (between its result markers)
+and gather the PaLM-E studies into RESULTS.md.
 
 python -m experiments.update_readme
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 from experiments.common import RESULTS_DIR
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS = README.with_name("RESULTS.md")
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 SECTIONS = (
     (
@@ -76,7 +78,58 @@ def results_block() -> str:
     return "\n\n".join(parts)
 
 
+STUDIES = (
+    ("default_planner", "python -m experiments.train_default_planner", "the shipped planner"),
+    (
+        "study_decoding",
+        "python -m experiments.palme_studies --study decoding",
+        "PaLM-E: free; beyond it: constrained to valid skill calls",
+    ),
+    (
+        "study_entity_referrals",
+        "python -m experiments.palme_studies --study entity_referrals",
+        "PaLM-E Table 7's entity referrals, and generalization to 6 and 8 objects, unseen colour "
+        "pairs and objects named by colour",
+    ),
+    (
+        "study_frozen_lm",
+        "python -m experiments.palme_studies --study frozen_lm",
+        "PaLM-E Fig. 4: frozen vs finetuned LM",
+    ),
+    (
+        "study_representations",
+        "python -m experiments.palme_studies --study representations",
+        "PaLM-E Table 1: input representations at about 1% and the full data budget",
+    ),
+)
+RESULTS_HEAD = """# Results: PaLM-E's studies at small scale
+
+Every number here comes from the command above its table, run on this project's machine (2 CPU
+cores, no GPU), closed loop in physics: the planner writes a step, the scripted skill runs it in
+PyBullet, the planner sees the new observation. Rates carry 95% Wilson intervals; each table
+names its episodes and wall time. Regenerate this file with `python -m experiments.update_readme`
+after rerunning a study.
+"""
+
+
+def results_document() -> str:
+    parts = [RESULTS_HEAD.strip()]
+    for name, command, remark in STUDIES:
+        path = RESULTS_DIR / f"{name}.md"
+        if not path.exists():
+            parts.append(f"## `{command}`\n\nNot run yet ({remark}).")
+            continue
+        table = re.sub(r"^## .*\n", "", path.read_text().strip()).strip()
+        section = f"## `{command}`\n\n{remark[0].upper()}{remark[1:]}.\n\n{table}"
+        if (RESULTS_DIR / f"{name}.png").exists():
+            section += f"\n\n![{name}](experiments/results/{name}.png)"
+        parts.append(section)
+    return "\n\n".join(parts) + "\n"
+
+
 def main() -> None:
+    RESULTS.write_text(results_document())
+    print(f"wrote {RESULTS}")
     text = README.read_text()
     if START not in text or END not in text:
         raise SystemExit(f"{README} has no {START} ... {END} block to fill")

@@ -186,6 +186,7 @@ def test_palme_studies_smoke(tmp_path):
     assert not (ROOT / "runs" / "quick_state_entity_referrals").exists(), "stays in --runs"
     table = (tmp_path / "study_entity_referrals_quick.md").read_text()
     assert "| state_no_entity_referrals | **" in table
+    assert (tmp_path / "study_entity_referrals_quick.png").stat().st_size > 0
 
 
 def test_palme_studies_reject_an_unknown_variant(tmp_path):
