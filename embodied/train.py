@@ -15,7 +15,7 @@ default is built here: a byte-level BPE tokenizer trained on the corpus's text, 
 placeholders left as plain tokens (this project's stand-in for a pretrained LLM; saved in
 ``output_dir/lm``). (2) The multimodal model: sensor tokens projected into the prompts, loss on the
 targets only (every example weighing the same), every task family of the data mixed (or
-``families``), each drawn equally often (``balance_families``).
+``families``), in shares set by ``family_alpha``.
 
 Progress bar; ``metrics.jsonl`` (train loss; held-out loss and the share of held-out frames whose
 greedy decode is exactly the target); ``checkpoint/`` every ``checkpoint_every`` steps in Hugging
@@ -170,7 +170,7 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
     """Held-out loss and exact-match accuracy of greedy decoding: for plan steps, answers, and
     each task family."""
     model.eval()
-    index = bank.draw(config.eval_examples, config.seed + 1, 0, config.balance_families)
+    index = bank.draw(config.eval_examples, config.seed + 1, 0, config.family_alpha)
     prompts, targets = prompts_and_targets(model.prompt, bank, index)
     device = model.device
     losses: list[float] = []
@@ -267,7 +267,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config.lr, config.warmup_steps, config.steps, step)
             torch.manual_seed(config.seed * 1_000_003 + step)
-            index = bank.draw(config.batch_size, config.seed, step, config.balance_families)
+            index = bank.draw(config.batch_size, config.seed, step, config.family_alpha)
             index = index[rank::world]
             prompts, targets = prompts_and_targets(model.prompt, bank, index)
             encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)

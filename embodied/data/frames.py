@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,26 +42,32 @@ class FrameBank:
         self.records: list[dict[str, Any]] = [
             {k: v for k, v in e.items() if k != "observation"} for e in examples
         ]
+        self._families = [record["family"] for record in self.records]
+        self._weights: dict[float, np.ndarray] = {}  # family_alpha -> draw probabilities
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def draw(self, size: int, seed: int, step: int, balance_families: bool = False) -> Tensor:
-        """``size`` frame indices drawn (without replacement) by ``(seed, step)``: every frame
-        equally likely, or with ``balance_families`` every task family (a family's frames share
-        its 1 / families of the draw; a p2 episode has ~4 frames, a question one)."""
+    def draw(self, size: int, seed: int, step: int, family_alpha: float = 1.0) -> Tensor:
+        """``size`` frame indices drawn (without replacement) by ``(seed, step)``.
+
+        A task family with n frames gets a share of the draw proportional to n ** family_alpha
+        (XLM's and mT5's temperature sampling of a mixture), its frames equally likely within
+        it: 1 draws every frame equally (a p2 episode has ~4 frames, a question one, so plans
+        dominate), 0 gives every family the same share."""
         rng = np.random.default_rng([seed, step])
-        weights = self.family_balanced_weights if balance_families else None
+        weights = None if family_alpha == 1.0 else self.family_weights(family_alpha)
         index = rng.choice(len(self), size=min(size, len(self)), replace=False, p=weights)
         return torch.from_numpy(index)
 
-    @cached_property
-    def family_balanced_weights(self) -> np.ndarray:
-        """``(F,)`` draw probabilities giving every task family the same total."""
-        families = [record["family"] for record in self.records]
-        counts = Counter(families)
-        weights = np.array([1.0 / (len(counts) * counts[family]) for family in families])
-        return weights / weights.sum()
+    def family_weights(self, family_alpha: float) -> np.ndarray:
+        """``(F,)`` draw probabilities: family share ~ frames ** family_alpha."""
+        if family_alpha not in self._weights:
+            counts = Counter(self._families)
+            share = {family: count**family_alpha for family, count in counts.items()}
+            weights = np.array([share[f] / counts[f] for f in self._families])
+            self._weights[family_alpha] = weights / weights.sum()
+        return self._weights[family_alpha]
 
     def observations(self, index: Tensor) -> dict[str, Tensor]:
         """The observation arrays of the frames ``index``."""

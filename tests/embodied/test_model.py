@@ -289,23 +289,28 @@ def test_a_local_hugging_face_lm_loads_and_trains(tmp_path, dataset):
     assert not (tmp_path / "run" / "lm").exists(), "a given LM is not pretrained again"
 
 
-def test_balanced_draws_give_every_family_the_same_share(dataset):
+def test_family_alpha_sets_each_familys_share_of_the_draws(dataset):
     bank = FrameBank(dataset, "train", (keys.OBJECTS, keys.OBJECT_MASK))
     frames = Counter(record["family"] for record in bank.records)
     assert frames["p1"] > 1.5 * frames["q1"], frames  # plans have several frames, questions one
 
-    def shares(balance: bool) -> dict[str, float]:
+    def q1_share(alpha: float) -> float:
         drawn = Counter(
             bank.records[int(i)]["family"]
             for step in range(300)
-            for i in bank.draw(4, 0, step, balance_families=balance)
+            for i in bank.draw(4, 0, step, family_alpha=alpha)
         )
-        return {family: count / drawn.total() for family, count in drawn.items()}
+        return drawn["q1"] / drawn.total()
 
-    assert shares(True) == pytest.approx({"p1": 0.5, "q1": 0.5}, abs=0.05)
-    uniform = frames["q1"] / frames.total()
-    assert shares(False)["q1"] == pytest.approx(uniform, abs=0.05)
-    assert torch.equal(bank.draw(4, 0, 7, True), bank.draw(4, 0, 7, True)), "same (seed, step)"
+    def expected(alpha: float) -> float:
+        return frames["q1"] ** alpha / (frames["q1"] ** alpha + frames["p1"] ** alpha)
+
+    for alpha in (0.0, 0.5, 1.0):  # equal shares, between, every frame equally likely
+        assert q1_share(alpha) == pytest.approx(expected(alpha), abs=0.04), alpha
+    assert q1_share(0.0) > q1_share(0.5) > q1_share(1.0)
+    assert torch.equal(bank.draw(4, 0, 7, 0.5), bank.draw(4, 0, 7, 0.5)), "same (seed, step)"
+    with pytest.raises(ValueError, match=r"family_alpha=1.5: must be in \[0, 1\]"):
+        run_config(dataset, Path("unused"), family_alpha=1.5)
 
 
 def test_training_lowers_the_held_out_loss_and_writes_hf_checkpoints(dataset, tmp_path):
@@ -324,10 +329,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monke
     train(run_config(dataset, tmp_path / "straight"))
     real_draw = FrameBank.draw
 
-    def interrupted_at_9(self, size, seed, step, balance_families=False):
+    def interrupted_at_9(self, size, seed, step, family_alpha=1.0):
         if seed == 0 and step == 9:
             raise KeyboardInterrupt("killed between checkpoints")
-        return real_draw(self, size, seed, step, balance_families)
+        return real_draw(self, size, seed, step, family_alpha)
 
     monkeypatch.setattr(FrameBank, "draw", interrupted_at_9)
     with pytest.raises(KeyboardInterrupt):
