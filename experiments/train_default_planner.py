@@ -9,34 +9,33 @@
 2. ``python -m embodied.train data=data/tabletop_5k`` at its other defaults (state tokens from
    PaLM-E's per-object MLP, the small Llama pretrained on the task text first, 3000 steps),
    into ``runs/planner_state``; its ``final/`` is copied to the shipped path.
-3. Closed-loop episodes of the default rollout (tabletop, every family in turn) on the
-   evaluation seeds, in physics: success per family, parse failures, planning time.
+3. ``embodied.evaluate``: closed-loop episodes of the default rollout's families (in turn) on
+   the eval split's fixed seeds, in physics, free and constrained: success per family with
+   95% intervals, parse failures, wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
-from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
-import envs  # noqa: F401  (registers the environments)
 from embodied.config import (
     DEFAULT_PLANNER_CHECKPOINT,
+    EvaluateConfig,
     GenerateConfig,
     LMConfig,
     TabletopEnvConfig,
     TrainConfig,
 )
 from embodied.data.dataset import MANIFEST
-from embodied.episode import EVAL_SEED_START, run_episode
+from embodied.episode import EVAL_SEED_START
+from embodied.evaluate import evaluate as evaluate_planner
 from embodied.generate import generate
-from embodied.palme_planner import PalmEPlanner
 from embodied.train import FINAL, train
 from experiments.common import RESULTS_DIR, machine, write_results
 
@@ -45,30 +44,29 @@ EPISODES = 5000
 RUN = "runs/planner_state"
 
 
-def evaluate(checkpoint: str, episodes: int, decoding: str) -> dict[str, Any]:
-    """Success per family over ``episodes`` default tabletop episodes (families in turn)."""
-    planner = PalmEPlanner(checkpoint, decoding=decoding)
-    families = TabletopEnvConfig().tasks
-    env = gym.make("embodied/Tabletop-v0")
-    outcomes: dict[str, list[bool]] = defaultdict(list)
-    parse_failures, wall = 0, 0.0
-    try:
-        for i in range(episodes):
-            result = run_episode(env, planner, EVAL_SEED_START + i, families[i % len(families)])
-            outcomes[result.task].append(result.success)
-            parse_failures += result.parse_failures
-            wall += result.wall_time_s
-    finally:
-        env.close()
-    successes = sum(sum(v) for v in outcomes.values())
+def evaluate(checkpoint: str, episodes: int, decoding: str, output_dir: Path) -> dict[str, Any]:
+    """Success per family (``embodied.evaluate``: the eval split's fixed seeds, families in
+    turn, ``episodes`` per family) with 95% intervals."""
+    info = evaluate_planner(
+        EvaluateConfig(
+            env=TabletopEnvConfig(),
+            checkpoint=checkpoint,
+            decoding=decoding,
+            episodes=episodes,
+            workers=2,
+            output_dir=str(output_dir),
+        )
+    )
+    summary = info["summary"]["eval"]
     return {
         "decoding": decoding,
-        "episodes": episodes,
-        "success_rate": round(successes / episodes, 4),
-        "per_family": {f: round(sum(v) / len(v), 4) for f, v in sorted(outcomes.items())},
-        "parse_failures": parse_failures,
-        "planning_s": round(planner.stats.seconds, 2),
-        "wall_s": round(wall, 2),
+        "episodes": summary["overall"]["trials"],
+        "success_rate": round(summary["overall"]["rate"], 4),
+        "ci95": summary["overall"]["ci95"],
+        "per_family": {f: round(row["rate"], 4) for f, row in summary["families"].items()},
+        "parse_failures": sum(e["parse_failures"] for e in info["episodes"]),
+        "planning_s": round(sum(e["planning_s"] for e in info["episodes"]), 2),
+        "wall_s": info["wall_time_s"],
     }
 
 
@@ -77,29 +75,33 @@ def to_markdown(results: dict[str, Any]) -> str:
     lines = [
         "## The shipped PaLM-E planner (`python -m experiments.train_default_planner`)",
         "",
-        "| decoding | episodes | success | " + " | ".join(families) + " | parse failures |",
-        "|---|---|---|" + "---|" * len(families) + "---|",
+        "| decoding | episodes | success | 95% CI | "
+        + " | ".join(families)
+        + " | parse failures | wall s |",
+        "|---|---|---|---|" + "---|" * len(families) + "---|---|",
     ]
     for e in results["evaluations"]:
         cells = " | ".join(str(e["per_family"].get(f, "")) for f in families)
+        low, high = e["ci95"]
         lines.append(
-            f"| {e['decoding']} | {e['episodes']} | **{e['success_rate']}** | {cells} | "
-            f"{e['parse_failures']} |"
+            f"| {e['decoding']} | {e['episodes']} | **{e['success_rate']}** | "
+            f"[{low:.2f}, {high:.2f}] | {cells} | {e['parse_failures']} | {e['wall_s']} |"
         )
     training = results.get("training", {})
     lines += [
         "",
         f"Closed-loop episodes in physics on the evaluation seeds ({EVAL_SEED_START}+), the "
-        f"default rollout's families in turn. Training: {training.get('metrics', 'not rerun')}; "
-        f"{training.get('seconds', '?')} s. Checkpoint {results['checkpoint_mb']} MB. "
-        f"{results['machine']['cpus']} CPUs, commit {results['machine']['commit']}.",
+        f"default rollout's families in turn (`python -m embodied.evaluate`, 2 workers). "
+        f"Training: {training.get('metrics', 'not rerun')}; {training.get('seconds', '?')} s. "
+        f"Checkpoint {results['checkpoint_mb']} MB. {results['machine']['cpus']} CPUs, commit "
+        f"{results['machine']['commit']}.",
     ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=120, help="evaluation episodes")
+    parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per family")
     parser.add_argument("--evaluate-only", action="store_true")
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--run", default=RUN)
@@ -119,8 +121,11 @@ def main() -> None:
             checkpoint_every=2,
             lm=LMConfig(hidden=32, layers=1, heads=2, intermediate=64, pretrain_steps=2),
         )
-        args.episodes = 2
+        args.episodes = 1
     results: dict[str, Any] = {"machine": machine()}
+    previous = args.output_dir / "default_planner.json"
+    if args.evaluate_only and previous.exists():  # keep the record of how it was trained
+        results["training"] = json.loads(previous.read_text()).get("training", {})
     if not args.evaluate_only:
         if not (Path(args.data) / MANIFEST).exists():
             generate(generating)
@@ -132,7 +137,8 @@ def main() -> None:
     size = sum(f.stat().st_size for f in Path(args.checkpoint).rglob("*") if f.is_file())
     results["checkpoint_mb"] = round(size / 1e6, 2)
     results["evaluations"] = [
-        evaluate(args.checkpoint, args.episodes, decoding) for decoding in ("free", "constrained")
+        evaluate(args.checkpoint, args.episodes, mode, Path(args.run) / f"evaluation_{mode}")
+        for mode in ("free", "constrained")
     ]
     print(to_markdown(results), flush=True)
     write_results("default_planner", results, to_markdown(results), args.output_dir)
