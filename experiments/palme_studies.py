@@ -189,7 +189,7 @@ def run_variant(
             splits=splits,
             episodes=episodes,
             workers=2,
-            output_dir=str(Path(variant.run_dir) / "evaluation"),
+            output_dir=str(Path(variant.run_dir) / f"evaluation_{variant.name}"),
             **variant.evaluate,
         )
     )
@@ -223,8 +223,9 @@ def to_markdown(study: str, results: dict[str, Any]) -> str:
         f"{results['episodes']} episodes per family and split on the split's fixed seeds, "
         f"closed loop in physics. Wall time: "
         + ", ".join(
-            f"{row['variant']} {row.get('train_s', 'trained earlier')} s training + "
-            f"{row['evaluate_s']} s evaluation"
+            f"{row['variant']} "
+            + (f"{row['train_s']} s training + " if "train_s" in row else "(trained earlier) ")
+            + f"{row['evaluate_s']} s evaluation"
             for row in results["rows"]
         )
         + f". {results['machine']['cpus']} CPUs, commit {results['machine']['commit']}."
