@@ -102,41 +102,40 @@ STUDIES = (
         "PaLM-E Table 1: input representations at about 1% and the full data budget",
     ),
 )
-RESULTS_HEAD = """# Results: PaLM-E's studies at small scale
-
-Every number here comes from the command above its table, run on this project's machine (2 CPU
-cores, no GPU), closed loop in physics: the planner writes a step, the scripted skill runs it in
-PyBullet, the planner sees the new observation. Rates carry 95% Wilson intervals; each table
-names its episodes and wall time. Regenerate this file with `python -m experiments.update_readme`
-after rerunning a study.
-"""
 
 
-def results_document() -> str:
-    parts = [RESULTS_HEAD.strip()]
+def studies_block() -> str:
+    """The studies' tables and plots, for RESULTS.md (its prose around them is written by hand)."""
+    parts = []
     for name, command, remark in STUDIES:
         path = RESULTS_DIR / f"{name}.md"
         if not path.exists():
-            parts.append(f"## `{command}`\n\nNot run yet ({remark}).")
+            parts.append(f"### `{command}`\n\nNot run yet ({remark}).")
             continue
         table = re.sub(r"^## .*\n", "", path.read_text().strip()).strip()
-        section = f"## `{command}`\n\n{remark[0].upper()}{remark[1:]}.\n\n{table}"
+        table = table.replace("\n### ", "\n#### ")
+        table = re.sub(r"^### ", "#### ", table)
+        section = f"### `{command}`\n\n{remark[0].upper()}{remark[1:]}.\n\n{table}"
         if (RESULTS_DIR / f"{name}.png").exists():
             section += f"\n\n![{name}](experiments/results/{name}.png)"
         parts.append(section)
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(parts)
+
+
+def fill(path: Path, block: str) -> None:
+    """Replace what lies between ``path``'s result markers with ``block``."""
+    text = path.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{path} has no {START} ... {END} block to fill")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+    print(f"updated {path}")
 
 
 def main() -> None:
-    RESULTS.write_text(results_document())
-    print(f"wrote {RESULTS}")
-    text = README.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{README} has no {START} ... {END} block to fill")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{START}\n{results_block()}\n{END}{tail}")
-    print(f"updated {README}")
+    fill(README, results_block())
+    fill(RESULTS, studies_block())
 
 
 if __name__ == "__main__":
