@@ -49,9 +49,13 @@ def check_planner_checkpoint(checkpoint: str, env_id: str) -> None:
             )
 
 
-def check_splits(splits: list[str], env_id: str, tasks: list[str]) -> None:
-    """Raise ValueError unless ``splits`` are distinct known splits of ``env_id``, each holding
-    some of ``tasks``."""
+def check_tasks_and_splits(tasks: list[str], splits: list[str], env: Any) -> None:
+    """Raise ValueError unless ``tasks`` are families of ``env`` (an env config) and ``splits``
+    distinct known splits of it, each holding some of ``tasks``."""
+    env_id = env.id
+    unknown = [t for t in tasks if t not in env.families]
+    if unknown or not tasks:
+        raise ValueError(f"tasks={tasks}: allowed {sorted(env.families)} for {env_id}")
     for name in splits:
         if name not in SPLITS:
             raise ValueError(f"splits: {name!r} is unknown: allowed {list(SPLITS)}")
@@ -194,12 +198,7 @@ class EvaluateConfig(EpisodesConfig):
     """Record the first ``videos`` episodes of every split (mp4, in ``videos/``)."""
 
     def __post_init__(self) -> None:
-        tasks = self.family_names
-        unknown = [t for t in tasks if t not in self.env.families]
-        if unknown or not tasks:
-            allowed = sorted(self.env.families)
-            raise ValueError(f"tasks={tasks}: allowed {allowed} for {self.env.id}")
-        check_splits(self.splits, self.env.id, tasks)
+        check_tasks_and_splits(self.family_names, self.splits, self.env)
         for name in ("episodes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
@@ -255,12 +254,7 @@ class GenerateConfig:
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        tasks = self.family_names
-        unknown = [t for t in tasks if t not in self.env.families]
-        if unknown or not tasks:
-            allowed = sorted(self.env.families)
-            raise ValueError(f"tasks={tasks}: allowed {allowed} for {self.env.id}")
-        check_splits(self.splits, self.env.id, tasks)
+        check_tasks_and_splits(self.family_names, self.splits, self.env)
         for name in ("episodes", "eval_episodes", "shard_size", "workers", "max_plan_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
