@@ -124,7 +124,7 @@ class PalmEPlanner(Planner):
             key = (i, step)
             if key not in self._detected:  # asked once, right after the step ran
                 question = self.model.prompt(
-                    f"Was {step} successful?", "question", list(env.entities)
+                    f"Was {step} successful?", "question", list(env.observed_names)
                 )
                 self._detected[key] = (
                     self._generate(env, observation, question, ["yes", "no"]) == "yes"
@@ -145,7 +145,9 @@ class PalmEPlanner(Planner):
         task = env.task
         assert task is not None
         marks = self._history_success(env, observation, history, outcomes)
-        prompt = self.model.prompt(task.instruction, "plan", list(env.entities), history, marks)
+        prompt = self.model.prompt(
+            task.instruction, "plan", list(env.observed_names), history, marks
+        )
         constrained = self.decoding == "constrained" or self._retry_constrained
         self._retry_constrained = False
         return self._generate(env, observation, prompt, valid_steps(env) if constrained else None)
@@ -156,5 +158,5 @@ class PalmEPlanner(Planner):
     def answer(self, env: ArmEnv, observation: dict[str, Any]) -> str:
         task = env.task
         assert task is not None
-        prompt = self.model.prompt(task.instruction, "question", list(env.entities))
+        prompt = self.model.prompt(task.instruction, "question", list(env.observed_names))
         return self._generate(env, observation, prompt, None)

@@ -46,6 +46,24 @@ class Entity(Protocol):
     def rgb(self) -> tuple[float, float, float]: ...
 
 
+@dataclass(frozen=True)
+class FixtureRow:
+    """A piece of furniture with a moving part, shown in the objects observation after the
+    objects (the kitchen's drawer and cabinet): the planner sees whether it is open from where
+    its handle is and how its moving part is turned."""
+
+    name: str
+    body: int
+    """The furniture's body id (its pixels are labelled with this row's segmentation code)."""
+    position: np.ndarray
+    """(3,) the handle's centre, world frame, metres."""
+    quaternion: np.ndarray
+    """(4,) xyzw of the moving part (drawer tray, door)."""
+    size: float
+    """Largest extent of the moving part, metres."""
+    rgb: tuple[float, float, float]
+
+
 @dataclass
 class ArmEnvConfig:
     """Sensing, control and failure injection: the settings every world shares."""
@@ -211,6 +229,10 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
     @abstractmethod
     def entity_specs(self) -> Sequence[Entity]:
         """The objects of the scene, in the order of ``self.bodies``."""
+
+    def fixture_rows(self) -> list[FixtureRow]:
+        """The furniture the objects observation shows after the objects (none by default)."""
+        return []
 
     @abstractmethod
     def symbolic_state(self) -> Any:
@@ -443,8 +465,15 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
 
     @property
     def entities(self) -> tuple[str, ...]:
-        """Object names in the order of the objects observation's rows (obj_j is row j-1)."""
+        """Object names in the order of the objects observation's rows (obj_j is row j-1): the
+        names skill calls take as objects."""
         return tuple(spec.name for spec in self.entity_specs())
+
+    @property
+    def observed_names(self) -> tuple[str, ...]:
+        """The name of every row of the objects observation (obj_j is row j-1): the entities,
+        then the furniture of ``fixture_rows`` (what the planner's entity prefix names)."""
+        return self.entities + tuple(row.name for row in self.fixture_rows())
 
     def is_success(self, state: Any = None) -> bool:
         """The planning task's success predicate on the current state (False for questions)."""
@@ -456,8 +485,10 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
         """Raw PyBullet body id (+1, so that -1 'nothing' maps to index 0) -> segmentation code."""
         lookup = np.full(self.client.getNumBodies() + 1, keys.SEG_BACKGROUND, dtype=np.int32)
         lookup[self.robot.body + 1] = keys.SEG_ROBOT
-        for index, spec in enumerate(self.entity_specs()):
-            lookup[self.bodies[spec.name] + 1] = index + 1
+        bodies = [self.bodies[spec.name] for spec in self.entity_specs()]
+        bodies += [row.body for row in self.fixture_rows()]
+        for index, body in enumerate(bodies):
+            lookup[body + 1] = index + 1
         return lookup
 
     def current_observation(self, images: bool | None = None) -> dict[str, np.ndarray]:
@@ -474,6 +505,13 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
             objects[row, keys.OBJECT_QUATERNION] = quaternion
             objects[row, keys.OBJECT_SIZE] = spec.size
             objects[row, keys.OBJECT_COLOUR] = spec.rgb
+            mask[row] = 1
+        first = len(self.entity_specs())
+        for row, fixture in enumerate(self.fixture_rows(), start=first):
+            objects[row, keys.OBJECT_POSITION] = fixture.position
+            objects[row, keys.OBJECT_QUATERNION] = fixture.quaternion
+            objects[row, keys.OBJECT_SIZE] = fixture.size
+            objects[row, keys.OBJECT_COLOUR] = fixture.rgb
             mask[row] = 1
         joints = self.robot.state()  # (15,) angles, velocities, gripper width
         joints[keys.PROPRIO_JOINT_VELOCITIES] = np.clip(

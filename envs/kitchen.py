@@ -14,6 +14,7 @@ from envs.base import (
     ArmEnv,
     ArmEnvConfig,
     Entity,
+    FixtureRow,
     GraspGoal,
     HandleMotion,
     PlaceGoal,
@@ -95,7 +96,10 @@ class KitchenEnv(ArmEnv):
     ## Observation Space
     The tabletop's contract (``envs.keys``): views, ``objects`` (one row per object: position,
     quaternion, largest extent, colour) with ``object_mask``, ``proprio``, cameras, optional point
-    cloud. The drawer and door positions are in ``info["symbolic_state"]``.
+    cloud. After the objects' rows come two rows of furniture (``observed_names`` ends with
+    "drawer", "cabinet"): the drawer's handle position and tray orientation, the cabinet door's
+    rod position and door orientation, so state tokens show what is open; segmentation labels
+    the drawer unit and the cabinet with those rows' codes.
 
     ## Rewards
     1.0 on steps where the planning task's success predicate holds, else 0.0.
@@ -182,6 +186,37 @@ class KitchenEnv(ArmEnv):
 
     def entity_specs(self) -> Sequence[Entity]:
         return self.kinds
+
+    def fixture_rows(self) -> list[FixtureRow]:
+        """The drawer (its handle bar, the tray's orientation) and the cabinet (its door's rod,
+        the door's orientation): where the handles are says how far each is open."""
+        f = self.fixtures
+        tray = self.client.getLinkState(f.drawer, Fixtures.DRAWER_JOINT)
+        door = self.client.getLinkState(f.cabinet, Fixtures.DOOR_JOINT)
+        rod = self.client.getLinkState(f.cabinet, Fixtures.ROD_JOINT)
+        return [
+            FixtureRow(
+                "drawer",
+                f.drawer,
+                self._drawer_handle(),
+                np.array(tray[5]),
+                ks.DRAWER_HOUSING_Y[1] - ks.DRAWER_HOUSING_Y[0],
+                ks.WOOD_RGBA[:3],
+            ),
+            FixtureRow(
+                "cabinet",
+                f.cabinet,
+                np.array(rod[0]),
+                np.array(door[5]),
+                ks.CABINET_Y[1] - ks.CABINET_Y[0],
+                ks.METAL_RGBA[:3],
+            ),
+        ]
+
+    def _drawer_handle(self) -> np.ndarray:
+        """(3,) where the fingertips take the drawer's handle bar, world frame."""
+        tray = np.array(self.client.getLinkState(self.fixtures.drawer, Fixtures.DRAWER_JOINT)[4])
+        return tray + [-ks.PLATE - ks.DRAWER_HANDLE_STANDOFF, 0.0, DRAWER_GRASP_Z]
 
     def scene_config(self) -> str:
         """How many objects, how many inside the drawer or cabinet, and which of those is open."""
@@ -291,8 +326,7 @@ class KitchenEnv(ArmEnv):
         if not opening and state.is_closed(fixture):
             return f"the {fixture} is already closed"
         if fixture == "drawer":
-            bar = np.array(self.client.getLinkState(self.fixtures.drawer, 0)[4])
-            bar += [-ks.PLATE - ks.DRAWER_HANDLE_STANDOFF, 0.0, DRAWER_GRASP_Z]
+            bar = self._drawer_handle()
             goal = ks.DRAWER_TRAVEL + DRAWER_PULL_PAST if opening else -DRAWER_PULL_PAST
             distance = goal - state.drawer_opening  # + is toward the robot, -x
             steps = max(1, int(np.ceil(abs(distance) / HANDLE_STEP)))

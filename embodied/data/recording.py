@@ -89,7 +89,7 @@ def record_episode(
         success=result.success,
         progress=result.progress,
         scene_config=recorder.scene_config,
-        entities=list(sim.entities),
+        entities=list(sim.observed_names),
     )
     if result.kind == "question":
         record.frames = [recorder.capture(result.expected_answer or "")]

@@ -34,15 +34,35 @@ def test_observation_follows_the_tabletop_contract(make_kitchen):
     assert obs[keys.RGB].shape == (2, 48, 48, 3)
     assert obs[keys.OBJECTS].shape == (OBJECT_CAPACITY, keys.OBJECT_FEATURES)
     names = env.unwrapped.entities
-    assert 4 <= len(names) <= 6 and int(obs[keys.OBJECT_MASK].sum()) == len(names)
+    assert env.unwrapped.observed_names == (*names, "drawer", "cabinet")
+    assert 4 <= len(names) <= 6 and int(obs[keys.OBJECT_MASK].sum()) == len(names) + 2
     assert set(names) <= set(OBJECT_KINDS) and set(info[keys.ENTITIES]) == set(names)
     for row, name in enumerate(names):  # row j-1 is the j-th entity; colour and size match it
         features, kind = obs[keys.OBJECTS][row], OBJECT_KINDS[name]
         np.testing.assert_allclose(features[keys.OBJECT_COLOUR], kind.rgb)
         assert features[keys.OBJECT_SIZE][0] == pytest.approx(kind.size)
     labels = set(np.unique(obs[keys.SEGMENTATION]).tolist())
-    assert labels <= {keys.SEG_ROBOT, keys.SEG_BACKGROUND, *range(1, len(names) + 1)}
+    assert labels <= {keys.SEG_ROBOT, keys.SEG_BACKGROUND, *range(1, len(names) + 3)}
     assert len(labels - {keys.SEG_ROBOT, keys.SEG_BACKGROUND}) >= 2, "objects are seen"
+    assert {len(names) + 1, len(names) + 2} <= labels, "the drawer and the cabinet are seen"
+
+
+def test_fixture_rows_show_how_far_the_drawer_and_door_are_open(make_kitchen):
+    env = make_kitchen(observe_images=False)
+    env.reset(seed=0)
+    sim = env.unwrapped
+    n = len(sim.entities)
+    sim.client.resetJointState(sim.fixtures.drawer, Fixtures.DRAWER_JOINT, 0.0)
+    sim.client.resetJointState(sim.fixtures.cabinet, Fixtures.DOOR_JOINT, 0.0)
+    closed = sim.current_observation()[keys.OBJECTS][n : n + 2]  # (2, F) drawer, cabinet
+    sim.client.resetJointState(sim.fixtures.drawer, Fixtures.DRAWER_JOINT, 0.1)
+    sim.client.resetJointState(sim.fixtures.cabinet, Fixtures.DOOR_JOINT, 1.2)
+    opened = sim.current_observation()[keys.OBJECTS][n : n + 2]
+    drawer_moved = closed[0, keys.OBJECT_POSITION] - opened[0, keys.OBJECT_POSITION]
+    np.testing.assert_allclose(drawer_moved, [0.1, 0.0, 0.0], atol=1e-5)  # toward the robot
+    assert opened[1, 2] - closed[1, 2] > 0.15, "the door's rod rises as the door opens"
+    door_turn = 2 * np.arccos(abs(np.dot(closed[1, keys.OBJECT_QUATERNION], opened[1, 3:7])))
+    assert door_turn == pytest.approx(1.2, abs=1e-4)
 
 
 def test_objects_are_distinct_in_shape_and_colour():
