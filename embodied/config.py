@@ -19,12 +19,20 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from embodied.data.splits import SPLITS
 from embodied.episode import EVAL_SEED_START
 from embodied.planners import PLANNERS
+from envs import KITCHEN_ID, TABLETOP_ID
 from envs.kitchen import KitchenConfig, KitchenEnv
 from envs.tabletop import TabletopConfig, TabletopEnv
 from envs.tasks import TaskFamily
 
-DEFAULT_PLANNER_CHECKPOINT = str(Path(__file__).resolve().parent / "checkpoints" / "palme")
-"""The PaLM-E planner shipped with the repo (tabletop, state tokens)."""
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_PLANNER_CHECKPOINT = str(CHECKPOINTS / "palme")
+"""The PaLM-E planner shipped with the repo for the tabletop (state tokens)."""
+DEFAULT_KITCHEN_PLANNER_CHECKPOINT = str(CHECKPOINTS / "palme_kitchen")
+"""The PaLM-E planner shipped for the kitchen (state tokens, trained with injected failures)."""
+DEFAULT_PLANNER_CHECKPOINTS = {
+    TABLETOP_ID: DEFAULT_PLANNER_CHECKPOINT,
+    KITCHEN_ID: DEFAULT_KITCHEN_PLANNER_CHECKPOINT,
+}
 DECODING = ("free", "constrained")
 FAILURE_DETECTION = ("skill", "model")
 TRAINED_ON = "trained_on.json"
@@ -80,7 +88,7 @@ def _make_kwargs(config: Any, fields: dict[str, Any]) -> dict[str, Any]:
 class TabletopEnvConfig(TabletopConfig):
     """The tabletop env: its registered id plus every TabletopConfig field."""
 
-    id: str = "embodied/Tabletop-v0"
+    id: str = TABLETOP_ID
 
     def make_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for gym.make (everything but the id)."""
@@ -95,7 +103,7 @@ class TabletopEnvConfig(TabletopConfig):
 class KitchenEnvConfig(KitchenConfig):
     """The kitchen env: its registered id plus every KitchenConfig field."""
 
-    id: str = "embodied/Kitchen-v0"
+    id: str = KITCHEN_ID
 
     def make_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for gym.make (everything but the id)."""
@@ -117,9 +125,10 @@ class EpisodesConfig:
     planner: str = "palme"
     """Who writes the plan: ``palme`` (the learned planner, ``checkpoint``) or ``oracle`` (the
     task's privileged oracle)."""
-    checkpoint: str = DEFAULT_PLANNER_CHECKPOINT
-    """planner=palme: a checkpoint from ``python -m embodied.train`` (default: the one shipped
-    in the repo, trained on the tabletop by ``python -m experiments.train_default_planner``)."""
+    checkpoint: str | None = None
+    """planner=palme: a checkpoint from ``python -m embodied.train``; None (the default): the
+    one shipped in the repo for the env (``DEFAULT_PLANNER_CHECKPOINTS``, trained by
+    ``python -m experiments.train_default_planner [--env kitchen]``)."""
     decoding: str = "free"
     """planner=palme: ``free`` (PaLM-E's) or ``constrained`` to valid skill calls."""
     failure_detection: str = "skill"
@@ -150,7 +159,12 @@ class EpisodesConfig:
         if self.env.id not in gym.registry:
             raise ValueError(f"env.id={self.env.id!r} is not a registered gymnasium id")
         if self.planner == "palme":
-            check_planner_checkpoint(self.checkpoint, self.env.id)
+            check_planner_checkpoint(self.planner_checkpoint, self.env.id)
+
+    @property
+    def planner_checkpoint(self) -> str:
+        """The checkpoint planner=palme loads: ``checkpoint``, or the one shipped for the env."""
+        return self.checkpoint or DEFAULT_PLANNER_CHECKPOINTS[self.env.id]
 
 
 @dataclass
@@ -458,6 +472,11 @@ class TrainConfig(TrainingRun):
     planning families, with 2-6 frames per episode against a question's one, then fill ~2/3 of
     every batch, and the colour questions (q1) were not learned in 3000 steps; 0 (every family
     equal) learned q1 but left the plans at 0.6 exact match after 2000 steps."""
+    relabel_entities: bool = False
+    """Rename each training example's obj_j entities to random distinct labels of obj_1..obj_8
+    (``embodied.train.relabel_entities``), so that the planner learns to write every label the
+    entity prefix may bind, not only the obj_1..obj_5 of 1-5-object training scenes. Needs
+    ``model.entity_prefix`` (without it nothing binds a label to its object)."""
     steps: int = 3000
     eval_examples: int = 128
     """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly
@@ -478,6 +497,11 @@ class TrainConfig(TrainingRun):
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
         if not 0.0 <= self.family_alpha <= 1.0:
             raise ValueError(f"family_alpha={self.family_alpha}: must be in [0, 1]")
+        if self.relabel_entities and not self.model.entity_prefix:
+            raise ValueError(
+                "relabel_entities=true needs model.entity_prefix=true: only the entity prefix "
+                "tells the LM which object a relabelled obj_j is"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device={self.device!r}: allowed auto, cpu, cuda")
 

@@ -88,7 +88,7 @@ class Evaluator:
         self.env = gym.make(config.env.id, render_mode=render, **env_kwargs)
         self.planner: Planner = make_planner(
             config.planner,
-            config.checkpoint,
+            config.planner_checkpoint,
             decoding=config.decoding,
             failure_detection=config.failure_detection,
         )
@@ -258,7 +258,7 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     todo = jobs(config)
-    planner = "the oracle" if config.planner == "oracle" else f"{config.checkpoint}"
+    planner = "the oracle" if config.planner == "oracle" else config.planner_checkpoint
     if config.planner == "palme":
         planner += f" ({config.decoding} decoding, failure detection: {config.failure_detection})"
     title = f"{planner} on {config.env.id}"

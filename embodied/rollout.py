@@ -40,7 +40,7 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
     env = gym.make(config.env.id, render_mode="rgb_array" if config.video else None, **env_kwargs)
     planner = make_planner(
         config.planner,
-        config.checkpoint,
+        config.planner_checkpoint,
         decoding=config.decoding,
         failure_detection=config.failure_detection,
     )

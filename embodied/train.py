@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections import defaultdict
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
@@ -65,6 +67,7 @@ from embodied.training import (
     save_checkpoint,
 )
 from encoders import ENCODERS, SensorEncoder, load_encoder, make_encoder
+from envs.base import OBJECT_CAPACITY
 
 register_configs()
 
@@ -74,11 +77,47 @@ FINAL = "final"
 RUN_CONFIG = "train_config.json"
 
 
+ENTITY_LABEL = re.compile(r"\bobj_(\d+)\b")
+"""A tabletop entity label in any text of a record (instruction, history, target)."""
+
+
+def relabel_entities(record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """The record with its ``obj_j`` entities renamed to distinct labels drawn from obj_1 ..
+    obj_{OBJECT_CAPACITY} (kept ascending, as scenes list them), in every text it holds.
+
+    The entity-referral prefix ("obj_7 is <obj_2>.") is what binds a label to an object's
+    token, so the label is free to choose; scenes of n objects name them obj_1..obj_n in
+    order, so without this a planner trained on 1-5 objects has never written obj_6..obj_8.
+    Records whose entities are not all ``obj_j`` (the kitchen's words) are returned as is."""
+    entities = record["entities"]
+    if not entities or not all(ENTITY_LABEL.fullmatch(e) for e in entities):
+        return record
+    labels = np.sort(rng.choice(OBJECT_CAPACITY, len(entities), replace=False)) + 1
+    renamed = {e: f"obj_{j}" for e, j in zip(entities, labels, strict=True)}
+
+    def rename(text: str) -> str:
+        return ENTITY_LABEL.sub(lambda m: renamed.get(m.group(0), m.group(0)), text)
+
+    return {
+        **record,
+        "instruction": rename(record["instruction"]),
+        "entities": [renamed[e] for e in entities],
+        "history": [rename(step) for step in record["history"]],
+        "target": rename(record["target"]),
+    }
+
+
 def prompts_and_targets(
-    model_prompt: Any, bank: FrameBank, index: Tensor | Sequence[int]
+    model_prompt: Any,
+    bank: FrameBank,
+    index: Tensor | Sequence[int],
+    relabel: np.random.Generator | None = None,
 ) -> tuple[list[str], list[str]]:
-    """The prompt (``model_prompt``: PalmE.prompt or alike) and target of each frame."""
+    """The prompt (``model_prompt``: PalmE.prompt or alike) and target of each frame, its
+    entities relabelled by ``relabel_entities`` when a generator is given."""
     records = [bank.records[int(i)] for i in index]
+    if relabel is not None:
+        records = [relabel_entities(r, relabel) for r in records]
     prompts = [
         model_prompt(r["instruction"], r["kind"], r["entities"], r["history"], r["history_success"])
         for r in records
@@ -99,7 +138,8 @@ def pretrain_lm(
     ) -> str:
         return prompt_text(instruction, kind, entities, history, success, placement, n_tokens)
 
-    prompts, targets = prompts_and_targets(text_prompt, bank, range(len(bank)))
+    relabel = np.random.default_rng(config.seed + 11) if config.relabel_entities else None
+    prompts, targets = prompts_and_targets(text_prompt, bank, range(len(bank)), relabel)
     tokenizer = train_tokenizer(
         [f"{p} {t}" for p, t in zip(prompts, targets, strict=True)], config.lm.vocab_size
     )
@@ -269,7 +309,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
             torch.manual_seed(config.seed * 1_000_003 + step)
             index = bank.draw(config.batch_size, config.seed, step, config.family_alpha)
             index = index[rank::world]
-            prompts, targets = prompts_and_targets(model.prompt, bank, index)
+            relabel = (
+                np.random.default_rng([config.seed, step]) if config.relabel_entities else None
+            )
+            prompts, targets = prompts_and_targets(model.prompt, bank, index, relabel)
             encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
             loss = network(encoded.to(device), _to(bank.observations(index), device))
             optimizer.zero_grad(set_to_none=True)

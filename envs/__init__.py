@@ -5,13 +5,16 @@ Importing this package registers ``embodied/Tabletop-v0`` and ``embodied/Kitchen
 
 from gymnasium.envs.registration import register
 
+TABLETOP_ID = "embodied/Tabletop-v0"
+KITCHEN_ID = "embodied/Kitchen-v0"
+
 register(
-    id="embodied/Tabletop-v0",
+    id=TABLETOP_ID,
     entry_point="envs.tabletop:TabletopEnv",
     max_episode_steps=2500,
 )
 register(
-    id="embodied/Kitchen-v0",
+    id=KITCHEN_ID,
     entry_point="envs.kitchen:KitchenEnv",
     max_episode_steps=4000,
 )

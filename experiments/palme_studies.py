@@ -94,6 +94,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         [
             Variant("state_entity_referrals", run=SHIPPED_RUN),
             Variant("state_no_entity_referrals", train={"model": NO_REFERRALS}),
+            Variant("state_relabelled_entities", train={"relabel_entities": True}),
         ],
     ),
     "frozen_lm": (

@@ -1,17 +1,19 @@
-"""Reproduce the PaLM-E planner shipped in ``embodied/checkpoints/palme``, and measure it.
+"""Reproduce the PaLM-E planners shipped in ``embodied/checkpoints``, and measure them.
 
-    python -m experiments.train_default_planner              # data, training, evaluation
+    python -m experiments.train_default_planner              # tabletop: data, training, evaluation
+    python -m experiments.train_default_planner --env kitchen
     python -m experiments.train_default_planner --evaluate-only
 
-1. The data: ``python -m embodied.generate episodes=5000 output_dir=data/tabletop_5k`` (p1, p2,
-   q1-q4 as the default rollout; 5000 training and 200 held-out episodes, ~10 minutes with 2
-   workers), skipped when already there.
-2. ``python -m embodied.train data=data/tabletop_5k`` at its other defaults (state tokens from
-   PaLM-E's per-object MLP, the small Llama pretrained on the task text first, 3000 steps),
-   into ``runs/planner_state``; its ``final/`` is copied to the shipped path.
-3. ``embodied.evaluate``: closed-loop episodes of the default rollout's families (in turn) on
-   the eval split's fixed seeds, in physics, free and constrained: success per family with
-   95% intervals, parse failures, wall time.
+1. The data: ``python -m embodied.generate`` (tabletop: p1, p2, q1-q4 as the default rollout,
+   5000 training and 200 held-out episodes, ~10 minutes with 2 workers; kitchen: its six
+   families, 1000 episodes with ``env.failure_rate=0.2`` so that plans hold failed steps and
+   the recoveries after them, ~35 minutes: its physics is slower), skipped when already there.
+2. ``python -m embodied.train data=...`` at its other defaults (state tokens from PaLM-E's
+   per-object MLP, the small Llama pretrained on the task text first, 3000 steps); its
+   ``final/`` is copied to the shipped path.
+3. ``embodied.evaluate``: closed-loop episodes of every family (in turn) on the eval split's
+   fixed seeds, in physics: tabletop free and constrained; kitchen with skill failures injected
+   at the training rate, failures detected by the skills' reports or by the model itself.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from embodied.config import (
+    DEFAULT_KITCHEN_PLANNER_CHECKPOINT,
     DEFAULT_PLANNER_CHECKPOINT,
     EvaluateConfig,
     GenerateConfig,
+    KitchenEnvConfig,
     LMConfig,
     TabletopEnvConfig,
     TrainConfig,
@@ -39,19 +43,59 @@ from embodied.generate import generate
 from embodied.train import FINAL, train
 from experiments.common import RESULTS_DIR, machine, write_results
 
-DATA = "data/tabletop_5k"
-EPISODES = 5000
-RUN = "runs/planner_state"
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one env's shipped planner is made and measured."""
+
+    env: TabletopEnvConfig | KitchenEnvConfig
+    data: str
+    episodes: int
+    run: str
+    checkpoint: str
+    evaluations: tuple[tuple[str, str], ...]
+    """(decoding, failure detection) of every evaluation."""
+    results: str
 
 
-def evaluate(checkpoint: str, episodes: int, decoding: str, output_dir: Path) -> dict[str, Any]:
+RECIPES = {
+    "tabletop": Recipe(
+        TabletopEnvConfig(),
+        "data/tabletop_5k",
+        5000,
+        "runs/planner_state",
+        DEFAULT_PLANNER_CHECKPOINT,
+        (("free", "skill"), ("constrained", "skill")),
+        "default_planner",
+    ),
+    "kitchen": Recipe(
+        KitchenEnvConfig(failure_rate=0.2),
+        "data/kitchen_1k",
+        1000,
+        "runs/planner_kitchen",
+        DEFAULT_KITCHEN_PLANNER_CHECKPOINT,
+        (("free", "skill"), ("free", "model"), ("constrained", "skill")),
+        "default_planner_kitchen",
+    ),
+}
+
+
+def evaluate(
+    recipe: Recipe,
+    checkpoint: str,
+    episodes: int,
+    decoding: str,
+    failure_detection: str,
+    output_dir: Path,
+) -> dict[str, Any]:
     """Success per family (``embodied.evaluate``: the eval split's fixed seeds, families in
-    turn, ``episodes`` per family) with 95% intervals."""
+    turn, ``episodes`` per family) with 95% intervals, re-plans and yes/no F1."""
     info = evaluate_planner(
         EvaluateConfig(
-            env=TabletopEnvConfig(),
+            env=recipe.env,
             checkpoint=checkpoint,
             decoding=decoding,
+            failure_detection=failure_detection,
             episodes=episodes,
             workers=2,
             output_dir=str(output_dir),
@@ -60,10 +104,13 @@ def evaluate(checkpoint: str, episodes: int, decoding: str, output_dir: Path) ->
     summary = info["summary"]["eval"]
     return {
         "decoding": decoding,
+        "failure_detection": failure_detection,
         "episodes": summary["overall"]["trials"],
         "success_rate": round(summary["overall"]["rate"], 4),
         "ci95": summary["overall"]["ci95"],
         "per_family": {f: round(row["rate"], 4) for f, row in summary["families"].items()},
+        "f1": {f: row["f1"] for f, row in summary["families"].items() if row["f1"] is not None},
+        "mean_replans": summary["overall"]["mean_replans"],
         "parse_failures": sum(e["parse_failures"] for e in info["episodes"]),
         "planning_s": round(sum(e["planning_s"] for e in info["episodes"]), 2),
         "wall_s": info["wall_time_s"],
@@ -72,45 +119,55 @@ def evaluate(checkpoint: str, episodes: int, decoding: str, output_dir: Path) ->
 
 def to_markdown(results: dict[str, Any]) -> str:
     families = sorted(results["evaluations"][0]["per_family"])
+    command = "python -m experiments.train_default_planner" + (
+        f" --env {results['env']}" if results["env"] != "tabletop" else ""
+    )
     lines = [
-        "## The shipped PaLM-E planner (`python -m experiments.train_default_planner`)",
+        f"## The shipped PaLM-E planner, {results['env']} (`{command}`)",
         "",
-        "| decoding | episodes | success | 95% CI | "
+        "| decoding | failure detection | episodes | success | 95% CI | "
         + " | ".join(families)
-        + " | parse failures | wall s |",
-        "|---|---|---|---|" + "---|" * len(families) + "---|---|",
+        + " | re-plans | yes/no F1 | parse failures | wall s |",
+        "|---|---|---|---|---|" + "---|" * len(families) + "---|---|---|---|",
     ]
     for e in results["evaluations"]:
         cells = " | ".join(str(e["per_family"].get(f, "")) for f in families)
         low, high = e["ci95"]
+        f1 = ", ".join(f"{f} {v:.3f}" for f, v in e["f1"].items())
         lines.append(
-            f"| {e['decoding']} | {e['episodes']} | **{e['success_rate']}** | "
-            f"[{low:.2f}, {high:.2f}] | {cells} | {e['parse_failures']} | {e['wall_s']} |"
+            f"| {e['decoding']} | {e['failure_detection']} | {e['episodes']} | "
+            f"**{e['success_rate']}** | [{low:.2f}, {high:.2f}] | {cells} | "
+            f"{e['mean_replans']} | {f1} | {e['parse_failures']} | {e['wall_s']} |"
         )
     training = results.get("training", {})
     lines += [
         "",
-        f"Closed-loop episodes in physics on the evaluation seeds ({EVAL_SEED_START}+), the "
-        f"default rollout's families in turn (`python -m embodied.evaluate`, 2 workers). "
-        f"Training: {training.get('metrics', 'not rerun')}; {training.get('seconds', '?')} s. "
-        f"Checkpoint {results['checkpoint_mb']} MB. {results['machine']['cpus']} CPUs, commit "
-        f"{results['machine']['commit']}.",
+        f"Closed-loop episodes in physics on the evaluation seeds ({EVAL_SEED_START}+), every "
+        f"family in turn (`python -m embodied.evaluate`, 2 workers), skill failures injected at "
+        f"rate {results['failure_rate']}; re-plans are planner calls after a failed step, per "
+        f"plan episode. Training: {training.get('metrics', 'not rerun')}; "
+        f"{training.get('seconds', '?')} s. Checkpoint {results['checkpoint_mb']} MB. "
+        f"{results['machine']['cpus']} CPUs, commit {results['machine']['commit']}.",
     ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", choices=sorted(RECIPES), default="tabletop")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per family")
     parser.add_argument("--evaluate-only", action="store_true")
-    parser.add_argument("--data", default=DATA)
-    parser.add_argument("--run", default=RUN)
-    parser.add_argument("--checkpoint", default=DEFAULT_PLANNER_CHECKPOINT, help="copied here")
+    parser.add_argument("--data", help="the recipe's data directory unless given")
+    parser.add_argument("--run", help="the recipe's run directory unless given")
+    parser.add_argument("--checkpoint", help="copied here (default: the env's shipped path)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny data and model")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    generating = GenerateConfig(env=TabletopEnvConfig(), episodes=EPISODES, output_dir=args.data)
-    training = TrainConfig(data=args.data, output_dir=args.run)
+    recipe = RECIPES[args.env]
+    data, run = args.data or recipe.data, args.run or recipe.run
+    checkpoint = args.checkpoint or recipe.checkpoint
+    generating = GenerateConfig(env=recipe.env, episodes=recipe.episodes, output_dir=data)
+    training = TrainConfig(data=data, output_dir=run)
     if args.quick:
         generating = replace(generating, episodes=6, eval_episodes=3, shard_size=3, workers=1)
         training = replace(
@@ -122,26 +179,37 @@ def main() -> None:
             lm=LMConfig(hidden=32, layers=1, heads=2, intermediate=64, pretrain_steps=2),
         )
         args.episodes = 1
-    results: dict[str, Any] = {"machine": machine()}
-    previous = args.output_dir / "default_planner.json"
+    results: dict[str, Any] = {
+        "env": args.env,
+        "failure_rate": recipe.env.failure_rate,
+        "machine": machine(),
+    }
+    previous = args.output_dir / f"{recipe.results}.json"
     if args.evaluate_only and previous.exists():  # keep the record of how it was trained
         results["training"] = json.loads(previous.read_text()).get("training", {})
     if not args.evaluate_only:
-        if not (Path(args.data) / MANIFEST).exists():
+        if not (Path(data) / MANIFEST).exists():
             generate(generating)
         started = time.perf_counter()
         metrics = train(training)
         results["training"] = {"metrics": metrics, "seconds": round(time.perf_counter() - started)}
-        shutil.rmtree(args.checkpoint, ignore_errors=True)
-        shutil.copytree(Path(args.run) / FINAL, args.checkpoint)
-    size = sum(f.stat().st_size for f in Path(args.checkpoint).rglob("*") if f.is_file())
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        shutil.copytree(Path(run) / FINAL, checkpoint)
+    size = sum(f.stat().st_size for f in Path(checkpoint).rglob("*") if f.is_file())
     results["checkpoint_mb"] = round(size / 1e6, 2)
     results["evaluations"] = [
-        evaluate(args.checkpoint, args.episodes, mode, Path(args.run) / f"evaluation_{mode}")
-        for mode in ("free", "constrained")
+        evaluate(
+            recipe,
+            checkpoint,
+            args.episodes,
+            decoding,
+            detection,
+            Path(run) / f"evaluation_{decoding}_{detection}",
+        )
+        for decoding, detection in recipe.evaluations
     ]
     print(to_markdown(results), flush=True)
-    write_results("default_planner", results, to_markdown(results), args.output_dir)
+    write_results(recipe.results, results, to_markdown(results), args.output_dir)
 
 
 if __name__ == "__main__":

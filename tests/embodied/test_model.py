@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -32,10 +33,11 @@ from embodied.lm import IMAGE, OBJECT_PLACEHOLDERS, load_lm, small_llama, train_
 from embodied.model import PalmE
 from embodied.palme_planner import PalmEPlanner, valid_steps
 from embodied.sentence import IGNORE, OBJECTS, encode, inject, prompt_text
-from embodied.train import CHECKPOINT, FINAL, train
+from embodied.train import CHECKPOINT, FINAL, relabel_entities, train
 from embodied.training import METRICS
 from encoders import make_encoder
 from envs import keys
+from envs.base import OBJECT_CAPACITY
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LM = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=320, pretrain_steps=5)
@@ -408,11 +410,46 @@ def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
         ({"encoder": "sonar"}, "encoder='sonar': allowed"),
         ({"steps": 0}, "steps=0: must be >= 1"),
         ({"device": "tpu"}, "device='tpu': allowed"),
+        (
+            {
+                "relabel_entities": True,
+                "model": ModelConfig(
+                    entity_prefix=False, mention_tokens=False, keep_placeholder=False
+                ),
+            },
+            "relabel_entities=true needs model.entity_prefix=true",
+        ),
     ],
 )
 def test_bad_train_configs_name_the_field(overrides, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         run_config("data", tmp_path, **overrides)
+
+
+def test_relabelling_renames_every_entity_consistently_and_covers_every_label():
+    record = {
+        "instruction": "Stack obj_3 on obj_1.",
+        "kind": "plan",
+        "entities": ["obj_1", "obj_2", "obj_3"],
+        "history": ["pick(obj_3)"],
+        "history_success": [True],
+        "target": "place(obj_3, obj_1)",
+    }
+    rng = np.random.default_rng(0)
+    seen: set[str] = set()
+    for _ in range(40):
+        out = relabel_entities(record, rng)
+        first, _, third = out["entities"]
+        assert len(set(out["entities"])) == 3
+        assert sorted(out["entities"], key=lambda e: int(e[4:])) == out["entities"]
+        assert out["instruction"] == f"Stack {third} on {first}."
+        assert out["history"] == [f"pick({third})"]
+        assert out["target"] == f"place({third}, {first})"
+        assert out["history_success"] == [True] and record["entities"][0] == "obj_1"
+        seen |= set(out["entities"])
+    assert seen == {f"obj_{j}" for j in range(1, OBJECT_CAPACITY + 1)}
+    kitchen = {**record, "entities": ["apple", "drawer"], "target": "pick(apple)"}
+    assert relabel_entities(kitchen, rng) is kitchen, "word-named entities stay"
 
 
 def test_bad_model_settings_name_the_field():
