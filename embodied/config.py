@@ -23,6 +23,8 @@ from envs import KITCHEN_ID, TABLETOP_ID
 from envs.kitchen import KitchenConfig, KitchenEnv
 from envs.tabletop import TabletopConfig, TabletopEnv
 from envs.tasks import TaskFamily
+from policies.factory import SKILL_KINDS
+from policies.learned import POLICY_CONFIG, SkillPolicyConfig
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_PLANNER_CHECKPOINT = str(CHECKPOINTS / "palme")
@@ -134,6 +136,11 @@ class EpisodesConfig:
     failure_detection: str = "skill"
     """planner=palme: mark failed steps by the skills' reports (``skill``) or by asking the
     model "Was pick(can) successful?" after each attempt (``model``)."""
+    skills: str = "scripted"
+    """What executes the plan's steps: ``scripted`` skills or ``learned`` (a behaviour-cloned
+    policy, ``skills_checkpoint``)."""
+    skills_checkpoint: str | None = None
+    """skills=learned: the ``final/`` of ``python -m embodied.train_skills``."""
     video_every: int = 2
     """Keep every k-th control step as a video frame."""
     max_plan_steps: int = 24
@@ -151,6 +158,15 @@ class EpisodesConfig:
         if self.failure_detection not in FAILURE_DETECTION:
             raise ValueError(
                 f"failure_detection={self.failure_detection!r}: allowed {FAILURE_DETECTION}"
+            )
+        if self.skills not in SKILL_KINDS:
+            raise ValueError(f"skills={self.skills!r}: allowed {SKILL_KINDS}")
+        if self.skills == "learned" and not (
+            self.skills_checkpoint and (Path(self.skills_checkpoint) / POLICY_CONFIG).exists()
+        ):
+            raise ValueError(
+                f"skills=learned needs skills_checkpoint=<dir with {POLICY_CONFIG}> (got "
+                f"{self.skills_checkpoint}): train one with python -m embodied.train_skills"
             )
         if self.video_every < 1:
             raise ValueError(f"video_every={self.video_every}: must be >= 1")
@@ -260,6 +276,11 @@ class GenerateConfig:
     """Candidate scenes surveyed per wanted episode before balancing (grown if too few are kept)."""
     seed: int = 0
     """Seed of the balancing draws (scene seeds come from the split)."""
+    demos: bool = False
+    """Also keep every skill call of every episode step by step (views, segmentation, proprio
+    and the tool target commanded at each control step): behaviour-cloning demonstrations for
+    the learned skills (``python -m embodied.train_skills``). Renders the views at every control
+    step, so it is slower and its shards are larger."""
     max_plan_steps: int = 24
     """Most skill calls per episode before it is cut off."""
     output_dir: str = "data/${hydra:runtime.choices.env}"
@@ -506,6 +527,32 @@ class TrainConfig(TrainingRun):
             raise ValueError(f"device={self.device!r}: allowed auto, cpu, cuda")
 
 
+@dataclass
+class TrainSkillsConfig(TrainingRun):
+    """``python -m embodied.train_skills``: behaviour-clone the learned skills from the scripted
+    skills' demonstrations."""
+
+    data: str = "data/tabletop_demos"
+    """A dataset written by ``python -m embodied.generate demos=true``."""
+    policy: SkillPolicyConfig = field(default_factory=SkillPolicyConfig)
+    """The network (``policies.learned``); its views and image size are the dataset's."""
+    batch_size: int = 64
+    steps: int = 4000
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    done_weight: float = 10.0
+    """Weight of a done step in the done loss: one step of a demonstration in ~40 is its stop."""
+    output_dir: str = "runs/skills"
+    """Checkpoints, metrics.jsonl and the final policy (``final/``) go here."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.steps < 1:
+            raise ValueError(f"steps={self.steps}: must be >= 1")
+        if self.done_weight <= 0:
+            raise ValueError(f"done_weight={self.done_weight}: must be > 0")
+
+
 DEFAULT_ENCODER_STEPS = {
     "vit": 1500,
     "object_centric": 1500,
@@ -524,6 +571,7 @@ def register_configs() -> None:
     store.store(name="generate", node=GenerateConfig)
     store.store(name="train_encoder", node=TrainEncoderConfig)
     store.store(name="train", node=TrainConfig)
+    store.store(name="train_skills", node=TrainSkillsConfig)
     store.store(group="env", name="tabletop", node=TabletopEnvConfig)
     store.store(group="env", name="kitchen", node=KitchenEnvConfig)
 

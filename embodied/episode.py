@@ -13,7 +13,7 @@ import numpy as np
 from envs.base import ArmEnv
 from envs.plan import ParseFailure, SkillCall, format_step, parse_step, validate_step
 from envs.tasks import AttemptQuestion, PlanTask, QuestionTask
-from policies.base import SkillOutcome, run_skill
+from policies.base import SkillFactory, SkillOutcome, run_skill
 from policies.factory import make_skill
 
 TRAIN_SEED_START = 0
@@ -78,8 +78,10 @@ def run_episode(
     max_parse_failures: int = 3,
     observer: EpisodeObserver | None = None,
     options: dict[str, Any] | None = None,
+    skills: SkillFactory = make_skill,
 ) -> EpisodeResult:
-    """Run one episode with ``planner`` choosing steps and scripted skills executing them.
+    """Run one episode with ``planner`` choosing steps and ``skills`` executing them (the
+    scripted ones by default; ``policies.learned.LearnedSkills`` for learned policies).
 
     ``family`` names the task family; None lets the env draw one from its configured families.
     ``options`` are further reset options (``num_objects``, ``referral``, ...).
@@ -109,7 +111,7 @@ def run_episode(
                 observer.on_plan_step(1, step.text)
             run = run_skill(
                 env,
-                make_skill(sim, task.attempt),
+                skills(sim, task.attempt),
                 observation,
                 info,
                 _control_observer(sim, observer),
@@ -149,7 +151,7 @@ def run_episode(
             if parsed.verb == "done":
                 break
             outcomes.append(True)
-            skill = make_skill(sim, parsed)
+            skill = skills(sim, parsed)
             run = run_skill(env, skill, observation, info, _control_observer(sim, observer))
             observation, info = run.observation, run.info
             _record_outcome(step, run.outcome, result, observer)

@@ -45,6 +45,7 @@ from embodied.episode import run_episode
 from embodied.planners import Planner, make_planner
 from embodied.statistics import YES_NO, macro_f1, rate_summary
 from embodied.video import VideoRecorder
+from policies.factory import make_skills
 
 register_configs()
 
@@ -92,6 +93,7 @@ class Evaluator:
             decoding=config.decoding,
             failure_detection=config.failure_detection,
         )
+        self.skills = make_skills(config.skills, config.skills_checkpoint)
         self.config = config
 
     def run(self, job: Job) -> dict[str, Any]:
@@ -108,6 +110,7 @@ class Evaluator:
             max_plan_steps=self.config.max_plan_steps,
             observer=recorder,
             options=dict(SPLITS[job.split].options),
+            skills=self.skills,
         )
         planning = (stats.seconds if stats is not None else 0.0) - planning_before
         return {
@@ -261,6 +264,8 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     planner = "the oracle" if config.planner == "oracle" else config.planner_checkpoint
     if config.planner == "palme":
         planner += f" ({config.decoding} decoding, failure detection: {config.failure_detection})"
+    if config.skills == "learned":
+        planner += f", learned skills {config.skills_checkpoint}"
     title = f"{planner} on {config.env.id}"
     print(f"evaluating {title}: {len(todo)} episodes, {config.workers} worker(s)", flush=True)
     started = time.perf_counter()

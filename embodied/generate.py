@@ -125,6 +125,8 @@ def plan_config(config: GenerateConfig) -> dict[str, Any]:
         "pool_factor": config.pool_factor,
         "seed": config.seed,
         "max_plan_steps": config.max_plan_steps,
+        # Named only when on, so that datasets made before the option stay resumable.
+        **({"demos": True} if config.demos else {}),
     }
 
 
@@ -292,7 +294,7 @@ class Worker:
             self.report(1)
         return found
 
-    def generate(self, job: ShardJob, max_plan_steps: int) -> ShardStats:
+    def generate(self, job: ShardJob, max_plan_steps: int, demos: bool) -> ShardStats:
         started = time.perf_counter()
         path = Path(job.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -315,6 +317,7 @@ class Worker:
                     job.options,
                     self.images,
                     max_plan_steps,
+                    demos,
                 )
                 if scene.scene_config and record.scene_config != scene.scene_config:
                     raise RuntimeError(
@@ -354,7 +357,7 @@ def _pool_survey(args: tuple[list[Scene], dict[str, Any]]) -> list[Scene]:
     return _worker.survey(*args)
 
 
-def _pool_generate(args: tuple[ShardJob, int]) -> ShardStats:
+def _pool_generate(args: tuple[ShardJob, int, bool]) -> ShardStats:
     assert _worker is not None
     return _worker.generate(*args)
 
@@ -395,14 +398,17 @@ class Workers:
         parts = [(scenes[i : i + chunk], options) for i in range(0, len(scenes), chunk)]
         return [s for part in self.pool.imap(_pool_survey, parts) for s in part]
 
-    def generate(self, jobs: list[ShardJob], max_plan_steps: int) -> Iterator[ShardStats]:
+    def generate(
+        self, jobs: list[ShardJob], max_plan_steps: int, demos: bool
+    ) -> Iterator[ShardStats]:
         self.start_stage("generate", sum(len(job.scenes) for job in jobs))
         if self.local is not None:
-            yield from (self.local.generate(job, max_plan_steps) for job in jobs)
+            yield from (self.local.generate(job, max_plan_steps, demos) for job in jobs)
             return
         # Largest shards first, so that no process waits alone at the end.
         jobs = sorted(jobs, key=lambda job: -len(job.scenes))
-        yield from self.pool.imap_unordered(_pool_generate, [(job, max_plan_steps) for job in jobs])
+        work = [(job, max_plan_steps, demos) for job in jobs]
+        yield from self.pool.imap_unordered(_pool_generate, work)
 
     def close(self) -> None:
         if self.local is not None:
@@ -464,7 +470,7 @@ def generate(config: GenerateConfig) -> dict[str, Any]:
                 )
                 for s in pending
             ]
-            stats = list(workers.generate(jobs, config.max_plan_steps))
+            stats = list(workers.generate(jobs, config.max_plan_steps, config.demos))
     finally:
         workers.close()
     finished = time.perf_counter()

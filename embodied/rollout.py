@@ -26,6 +26,7 @@ from embodied.config import RolloutConfig, register_configs, to_config_or_exit
 from embodied.episode import EpisodeResult, run_episode
 from embodied.planners import make_planner
 from embodied.video import VideoRecorder
+from policies.factory import make_skills
 
 register_configs()
 
@@ -44,6 +45,7 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
         decoding=config.decoding,
         failure_detection=config.failure_detection,
     )
+    skills = make_skills(config.skills, config.skills_checkpoint)
     started = time.perf_counter()
     results: list[EpisodeResult] = []
     videos: list[str] = []
@@ -58,7 +60,13 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
                 )
             family = families[index % len(families)]  # every family in turn
             result = run_episode(
-                env, planner, seed, family, max_plan_steps=config.max_plan_steps, observer=recorder
+                env,
+                planner,
+                seed,
+                family,
+                max_plan_steps=config.max_plan_steps,
+                observer=recorder,
+                skills=skills,
             )
             results.append(result)
             if recorder is not None:

@@ -526,13 +526,7 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
             keys.EXTRINSICS: self._extrinsics.copy(),
         }
         if images:
-            rgbs, depths, segs = zip(
-                *(cam.render(self.client) for cam in self.cameras), strict=True
-            )
-            obs[keys.RGB] = np.stack(rgbs)  # (V, H, W, 3)
-            obs[keys.DEPTH] = np.stack(depths)  # (V, H, W)
-            raw = np.stack(segs)  # (V, H, W) body ids, -1 where nothing was hit
-            obs[keys.SEGMENTATION] = self._segmentation_lookup[np.clip(raw, -1, None) + 1]
+            obs[keys.RGB], obs[keys.DEPTH], obs[keys.SEGMENTATION] = self.render_views(self.cameras)
         if images and self.config.point_cloud:
             points, labels, point_mask = fuse_point_cloud(
                 obs, self.config.voxel_size, self.config.point_cloud_points, self.point_cloud_bounds
@@ -543,6 +537,15 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
                 point_mask,
             )
         return obs
+
+    def render_views(self, cameras: Sequence[Camera]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """rgb (V, H, W, 3) uint8, depth (V, H, W) float32 and segmentation codes (V, H, W)
+        int32 (``keys.SEGMENTATION``) of the current state from ``cameras`` (the env's own, or
+        a policy's)."""
+        rgbs, depths, segs = zip(*(cam.render(self.client) for cam in cameras), strict=True)
+        raw = np.stack(segs)  # (V, H, W) body ids, -1 where nothing was hit
+        codes = self._segmentation_lookup[np.clip(raw, -1, None) + 1]
+        return np.stack(rgbs), np.stack(depths), codes
 
     def current_info(self) -> dict[str, Any]:
         """The info dict of the current state, without stepping (what step() returns)."""

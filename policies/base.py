@@ -46,6 +46,11 @@ class Skill(ABC):
         """The next action for env.step, or None when done (``self.outcome`` is then set)."""
 
 
+SkillFactory = Callable[[ArmEnv, SkillCall], Skill]
+"""Makes the skill that executes a parsed plan step (``policies.factory.make_skill``: the
+scripted skills; ``policies.learned.LearnedSkills``: learned policies)."""
+
+
 @dataclass(frozen=True)
 class SkillRun:
     """A finished skill call: its outcome and the env's state after its last step."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from envs.base import ArmEnv
 from envs.plan import SkillCall
-from policies.base import Skill
+from policies.base import Skill, SkillFactory
 from policies.scripted import Operate, Pick, Place, ScriptedSkill
+
+SKILL_KINDS = ("scripted", "learned")
+"""What executes plan steps: the scripted skills, or a learned policy (``policies.learned``)."""
 
 SCRIPTED_SKILLS: dict[str, type[ScriptedSkill]] = {
     "pick": Pick,
@@ -21,3 +24,17 @@ def make_skill(env: ArmEnv, call: SkillCall) -> Skill:
     if call.verb not in verbs:
         raise ValueError(f"no skill for {call.verb!r} here; skills: {verbs}")
     return SCRIPTED_SKILLS[call.verb](env, call)
+
+
+def make_skills(kind: str, checkpoint: str | None = None) -> SkillFactory:
+    """The skill factory of ``kind``: ``scripted``, or ``learned`` from a policy ``checkpoint``
+    (``python -m embodied.train_skills``)."""
+    if kind == "scripted":
+        return make_skill
+    if kind == "learned":
+        if checkpoint is None:
+            raise ValueError("skills=learned needs skills_checkpoint=<a train_skills final/ dir>")
+        from policies.learned import LearnedSkills  # torch, paid only by learned skills
+
+        return LearnedSkills.load(checkpoint)
+    raise ValueError(f"skills={kind!r}: allowed {SKILL_KINDS}")

@@ -42,6 +42,17 @@ MAX_TRAVEL_HEIGHT = 0.45  # metres: higher, the arm cannot reach far out with th
 DETOUR_X = 0.40  # a travel too high goes round through this x, nearer the robot
 
 
+COMMAND_DIM = 5  # a tool command: x, y, z (metres), yaw (rad), gripper width (metres)
+
+
+def tool_action(env: ArmEnv, position: np.ndarray, yaw: float, gripper: float) -> np.ndarray:
+    """The env action (7 joint targets, gripper width) that puts the tool at ``position``,
+    pointing down, turned to ``yaw``: inverse kinematics."""
+    quaternion = np.array(env.client.getQuaternionFromEuler([np.pi, 0.0, yaw]))
+    joints = env.robot.inverse_kinematics(position, quaternion)
+    return np.append(joints, gripper).astype(np.float32)
+
+
 class SkillFailure(Exception):
     """Raised inside a script; becomes a failed outcome with this message."""
 
@@ -57,6 +68,9 @@ class ScriptedSkill(Skill):
         self._script = self._run()
         self._gripper = MAX_GRIPPER_WIDTH
         self._yaw = float(yaw_of(env.robot.tool_pose()[1]))
+        self.command = np.zeros(COMMAND_DIM, dtype=np.float32)
+        """The tool target of the last action (x, y, z, yaw, gripper width): what demonstrations
+        record, since a learned policy acts in the tool's space (``policies.learned``)."""
 
     def act(self, observation: Observation) -> np.ndarray | None:
         if self.outcome is not None:
@@ -87,9 +101,8 @@ class ScriptedSkill(Skill):
 
     # --- motion primitives -------------------------------------------------------------------
     def _action(self, position: np.ndarray) -> np.ndarray:
-        quaternion = np.array(self.env.client.getQuaternionFromEuler([np.pi, 0.0, self._yaw]))
-        joints = self.env.robot.inverse_kinematics(position, quaternion)
-        return np.append(joints, self._gripper).astype(np.float32)
+        self.command = np.array([*position, self._yaw, self._gripper], dtype=np.float32)
+        return tool_action(self.env, position, self._yaw, self._gripper)
 
     def _move_to(self, goal: np.ndarray, speed: float = TRAVEL_SPEED, budget: int = 120) -> Motion:
         """Straight line of the tool to ``goal`` at ``speed`` per step, holding the current yaw.

@@ -14,10 +14,20 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from embodied.data.storage import NOT_RUN, EpisodeRecord, Frame
+from embodied.data.storage import NOT_RUN, Demo, EpisodeRecord, Frame
 from embodied.episode import StepRecord, run_episode
 from embodied.planners import OraclePlanner
+from envs import keys
 from envs.base import ArmEnv
+from envs.geometry import yaw_of
+from envs.plan import SkillCall
+from policies.base import Observation, Skill
+from policies.factory import make_skill
+from policies.scripted import ScriptedSkill
+
+DEMO_KEYS = (keys.RGB, keys.SEGMENTATION, keys.PROPRIO, keys.OBJECTS, keys.OBJECT_MASK)
+"""The observation arrays a demonstration keeps at every control step (not depth: the
+learned skills do not read it, and it is most of the bytes)."""
 
 
 class FrameRecorder:
@@ -56,6 +66,63 @@ class FrameRecorder:
         pass
 
 
+class DemonstratedSkill(Skill):
+    """A scripted skill whose every step is kept: the views (rendered even when the env does
+    not render), and the tool target the script commanded."""
+
+    def __init__(self, skill: ScriptedSkill, sim: ArmEnv) -> None:
+        super().__init__(skill.call)
+        self.skill, self.sim = skill, sim
+        self.observations: list[dict[str, np.ndarray]] = []
+        self.commands: list[np.ndarray] = []
+
+    def act(self, observation: Observation) -> np.ndarray | None:
+        seen = self.sim.current_observation(images=True)
+        action = self.skill.act(observation)
+        self.outcome = self.skill.outcome
+        if action is None:  # the stop: the tool where it is
+            position, quaternion = self.sim.robot.tool_pose()
+            width = seen[keys.PROPRIO][keys.PROPRIO_GRIPPER_WIDTH][0]
+            command = np.array([*position, yaw_of(quaternion), width], dtype=np.float32)
+        else:
+            command = self.skill.command.copy()
+        self.observations.append({key: seen[key] for key in DEMO_KEYS if key in seen})
+        self.commands.append(command)
+        return action
+
+    def demo(self, step: StepRecord) -> Demo:
+        stacked = {
+            key: np.stack([o[key] for o in self.observations]) for key in self.observations[0]
+        }
+        return Demo(
+            step.text,
+            bool(step.success),
+            step.reason,
+            step.injected,
+            stacked,
+            np.stack(self.commands),
+        )
+
+
+class DemoRecorder:
+    """A skill factory (``run_episode(skills=...)``) that runs the scripted skills and keeps
+    each call as a ``DemonstratedSkill``."""
+
+    def __init__(self) -> None:
+        self.skills: list[DemonstratedSkill] = []
+
+    def __call__(self, sim: ArmEnv, call: SkillCall) -> Skill:
+        skill = make_skill(sim, call)
+        assert isinstance(skill, ScriptedSkill), "demonstrations come from the scripted skills"
+        self.skills.append(DemonstratedSkill(skill, sim))
+        return self.skills[-1]
+
+    def demos(self, steps: list[StepRecord]) -> list[Demo]:
+        ran = [step for step in steps if step.success is not None]
+        assert len(ran) == len(self.skills), "one demonstration per skill that ran"
+        return [skill.demo(step) for skill, step in zip(self.skills, ran, strict=True)]
+
+
 def record_episode(
     env: gym.Env[dict[str, np.ndarray], np.ndarray],
     seed: int,
@@ -64,9 +131,12 @@ def record_episode(
     options: dict[str, Any],
     images: bool = True,
     max_plan_steps: int = 24,
+    demos: bool = False,
 ) -> EpisodeRecord:
-    """Run the oracle on one scene and return the record of it."""
+    """Run the oracle on one scene and return the record of it; ``demos`` keeps every skill
+    call step by step as well."""
     recorder = FrameRecorder(images)
+    demo_recorder = DemoRecorder()
     result = run_episode(
         env,
         OraclePlanner(),
@@ -75,6 +145,7 @@ def record_episode(
         max_plan_steps=max_plan_steps,
         observer=recorder,
         options=options,
+        skills=demo_recorder if demos else make_skill,
     )
     sim: ArmEnv = env.unwrapped  # type: ignore[assignment]
     assert sim.spec is not None and sim.task is not None
@@ -107,6 +178,8 @@ def record_episode(
         for frame, step in zip(recorder.frames, steps, strict=True):
             _fill_outcome(frame, step)
         record.frames = recorder.frames
+    if demos:
+        record.demos = demo_recorder.demos(result.steps)
     return record
 
 

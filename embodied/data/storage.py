@@ -20,6 +20,14 @@ A shard is one HDF5 file (h5py), readable without this code::
         frames/skill_reason       (T,) str      why it failed ("" otherwise)
         frames/injected           (T,) str      the failure the env injected ("slip", "stuck")
         frames/control_steps      (T,) int32    env.step calls the skill took
+        demos/<k>/                              generate's demos=true: the k-th skill call of a
+                                                plan episode, every control step of it
+          attrs: call, success, reason, injected
+          <observation key>       (S, ...)      the observation the skill acted on at each step
+                                                (rgb, segmentation, proprio, ...), gzip
+          command                 (S, 5) float32  the tool target the skill commanded then: x,
+                                                y, z (m), yaw (rad), gripper width (m); the
+                                                last row is the state it ended in (the stop)
 
 A plan episode has one frame per re-planning step: the observation the planner saw, and the step
 it should write; the step history of frame t is ``target[:t]``. A question has one frame: the
@@ -65,6 +73,22 @@ class Frame:
 
 
 @dataclass
+class Demo:
+    """One scripted skill call, step by step: a behaviour-cloning demonstration."""
+
+    call: str
+    success: bool
+    reason: str
+    injected: str
+    observations: dict[str, np.ndarray]
+    """Observation key -> (S, ...): what the skill saw before each of its S actions and, last,
+    the state it stopped in."""
+    commands: np.ndarray
+    """(S, 5) the tool target of each action (x, y, z, yaw, gripper width); the last row holds
+    the tool where it stopped."""
+
+
+@dataclass
 class EpisodeRecord:
     """One generated episode: its task, its outcome and its frames."""
 
@@ -82,6 +106,8 @@ class EpisodeRecord:
     frames: list[Frame] = field(default_factory=list)
     attempt: dict[str, Any] = field(default_factory=dict)
     """For questions asked after the robot tried a skill: the call, its outcome, the injection."""
+    demos: list[Demo] = field(default_factory=list)
+    """Every skill call of a plan episode step by step (only when generated with demos=true)."""
 
     @property
     def group_name(self) -> str:
@@ -170,6 +196,13 @@ class ShardWriter:
         frames.create_dataset(
             "control_steps", data=np.array([f.control_steps for f in record.frames], np.int32)
         )
+        for k, demo in enumerate(record.demos):
+            demo_group = group.create_group(f"demos/{k:03d}")
+            for key in ("call", "success", "reason", "injected"):
+                demo_group.attrs[key] = getattr(demo, key)
+            for key, array in {**demo.observations, "command": demo.commands}.items():
+                chunks = (1, *array.shape[1:])
+                demo_group.create_dataset(key, data=array, chunks=chunks, **COMPRESSION)
 
     def close(self) -> None:
         self.file.close()
@@ -199,8 +232,33 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def read_episode(group: h5py.Group, keys: set[str] | None = None) -> EpisodeRecord:
-    """The record stored in one episode group; ``keys`` limits the observation arrays read."""
+def read_demos(group: h5py.Group, keys: set[str] | None = None) -> list[Demo]:
+    """The demonstrations stored in one episode group (none if it has none); ``keys`` limits
+    the observation arrays read."""
+    demos = []
+    for name in group.get("demos", {}):
+        demo = group["demos"][name]
+        observations = {
+            key: demo[key][()] for key in demo if key != "command" and (keys is None or key in keys)
+        }
+        demos.append(
+            Demo(
+                call=_text(demo.attrs["call"]),
+                success=bool(demo.attrs["success"]),
+                reason=_text(demo.attrs["reason"]),
+                injected=_text(demo.attrs["injected"]),
+                observations=observations,
+                commands=demo["command"][()],
+            )
+        )
+    return demos
+
+
+def read_episode(
+    group: h5py.Group, keys: set[str] | None = None, demos: bool = False
+) -> EpisodeRecord:
+    """The record stored in one episode group; ``keys`` limits the observation arrays read,
+    ``demos`` reads the demonstrations too."""
     attrs = group.attrs
     frames_group = group["frames"]
     observation_keys = [
@@ -240,15 +298,18 @@ def read_episode(group: h5py.Group, keys: set[str] | None = None) -> EpisodeReco
         entities=json.loads(_text(attrs["entities"])),
         frames=frames,
         attempt=json.loads(attempt) if attempt else {},
+        demos=read_demos(group, keys) if demos else [],
     )
 
 
-def read_shard(path: Path, keys: set[str] | None = None) -> Iterator[EpisodeRecord]:
+def read_shard(
+    path: Path, keys: set[str] | None = None, demos: bool = False
+) -> Iterator[EpisodeRecord]:
     """Every episode of a shard, in seed order."""
     with h5py.File(path, "r") as file:
         check_format(file, path)
         for name in file["episodes"]:
-            yield read_episode(file["episodes"][name], keys)
+            yield read_episode(file["episodes"][name], keys, demos)
 
 
 def check_format(file: h5py.File, path: Path) -> None:

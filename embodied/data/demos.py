@@ -1,0 +1,117 @@
+"""The demonstrations of a dataset (``python -m embodied.generate demos=true``) as training
+arrays for the learned skills: every control step of every successful scripted skill call."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embodied.data.dataset import MANIFEST
+from embodied.data.storage import read_shard
+from envs import keys
+from envs.plan import SkillCall, parse_step
+from policies.learned import MASKS, VERBS, SkillPolicyConfig, action_labels
+
+DEMO_INPUTS = {keys.RGB, keys.SEGMENTATION, keys.PROPRIO}
+
+
+@dataclass
+class DemoArrays:
+    """Every step of the kept demonstrations, stacked (N steps)."""
+
+    rgb: np.ndarray
+    """(N, V, H, W, 3) uint8."""
+    segmentation: np.ndarray
+    """(N, V, H, W) int8 segmentation codes."""
+    codes: np.ndarray
+    """(N, MASKS) int8: the segmentation code of the call's object and target (0: none)."""
+    proprio: np.ndarray
+    """(N, PROPRIO_DIM) float32."""
+    verbs: np.ndarray
+    """(N,) int64 index into VERBS."""
+    actions: np.ndarray
+    """(N, ACTION_DIM) float32 labels (policies.learned.action_labels)."""
+    done: np.ndarray
+    """(N,) float32: 1 at the step where the skill stopped."""
+    demo: np.ndarray
+    """(N,) int64: which demonstration a step belongs to."""
+
+    def __len__(self) -> int:
+        return len(self.verbs)
+
+    def masks(self, index: np.ndarray) -> np.ndarray:
+        """(B, V, MASKS, H, W) uint8: where the call's object and target are seen."""
+        seg = self.segmentation[index][:, :, None]  # (B, V, 1, H, W)
+        codes = self.codes[index][:, None, :, None, None]  # (B, 1, MASKS, 1, 1)
+        return ((seg == codes) & (codes > 0)).astype(np.uint8)
+
+
+def dataset_views(root: str | Path) -> tuple[list[str], int]:
+    """The camera views and image size a dataset was rendered with."""
+    manifest = json.loads((Path(root) / MANIFEST).read_text())
+    env = manifest["generator"]["env"]
+    return list(env["views"]), int(env["image_size"])
+
+
+def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoArrays:
+    """The successful demonstrations of ``split`` (calls whose failure the env injected, and
+    calls that failed, teach nothing to copy), as arrays."""
+    manifest_path = Path(root) / MANIFEST
+    if not manifest_path.exists():
+        raise FileNotFoundError(
+            f"{manifest_path} not found: generate demonstrations first (python -m "
+            f"embodied.generate demos=true output_dir={root})"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    if not manifest["generator"].get("demos"):
+        raise ValueError(
+            f"{root} holds no demonstrations: generate it with demos=true (python -m "
+            f"embodied.generate demos=true output_dir=...)"
+        )
+    parts: dict[str, list[np.ndarray]] = {
+        name: [] for name in ("rgb", "seg", "codes", "proprio", "verbs", "actions", "done", "demo")
+    }
+    count = 0
+    for shard in manifest["shards"]:
+        if shard["split"] != split:
+            continue
+        for record in read_shard(Path(root) / shard["file"], DEMO_INPUTS, demos=True):
+            for demo in record.demos:
+                call = parse_step(demo.call)
+                steps = len(demo.commands)
+                if not isinstance(call, SkillCall) or call.verb not in VERBS:
+                    continue
+                if not demo.success or demo.injected or steps < 2:
+                    continue
+                names = record.entities
+                codes = [
+                    names.index(a) + 1 if a in names else 0 for a in [*call.args, None][:MASKS]
+                ]
+                proprio = demo.observations[keys.PROPRIO]
+                parts["rgb"].append(demo.observations[keys.RGB])
+                parts["seg"].append(demo.observations[keys.SEGMENTATION].astype(np.int8))
+                parts["codes"].append(np.tile(np.array(codes, np.int8), (steps, 1)))
+                parts["proprio"].append(proprio.astype(np.float32))
+                parts["verbs"].append(np.full(steps, VERBS.index(call.verb), np.int64))
+                parts["actions"].append(action_labels(demo.commands, proprio, config))
+                done = np.zeros(steps, np.float32)
+                done[-1] = 1.0
+                parts["done"].append(done)
+                parts["demo"].append(np.full(steps, count, np.int64))
+                count += 1
+    if not count:
+        raise ValueError(f"{root}: split {split!r} holds no successful demonstrations")
+    stacked = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+    return DemoArrays(
+        rgb=stacked["rgb"],
+        segmentation=stacked["seg"],
+        codes=stacked["codes"],
+        proprio=stacked["proprio"],
+        verbs=stacked["verbs"],
+        actions=stacked["actions"],
+        done=stacked["done"],
+        demo=stacked["demo"],
+    )

@@ -1,0 +1,155 @@
+"""Train the learned skills by behaviour cloning on the scripted skills' demonstrations.
+
+    python -m embodied.generate tasks=[p1,p2] demos=true episodes=600 \\
+        'env.views=[front,overhead]' output_dir=data/tabletop_demos
+    python -m embodied.train_skills data=data/tabletop_demos
+    python -m embodied.rollout skills=learned skills_checkpoint=runs/skills/final
+
+One policy for every verb (``policies.learned``): each step of a demonstration is one example,
+its label the tool motion the script commanded there and whether the skill stopped. The loss
+is a smooth L1 on the motion and a weighted binary cross-entropy on the stop. Held-out
+demonstrations (the eval split) give the loss and the stop's accuracy; ``final/`` holds the
+policy in safetensors with its config.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from embodied.config import TrainSkillsConfig, register_configs, to_config_or_exit
+from embodied.data.demos import DemoArrays, dataset_views, load_demos
+from embodied.training import (
+    latest_checkpoint,
+    learning_rate,
+    load_trainer_state,
+    log_metrics,
+    run_or_exit,
+    save_checkpoint,
+)
+from policies.learned import ACTION_DIM, SkillPolicy, policy_batch
+
+register_configs()
+
+CHECKPOINT = "checkpoint"
+FINAL = "final"
+
+
+def batch_of(demos: DemoArrays, index: np.ndarray) -> tuple[tuple[Tensor, ...], Tensor, Tensor]:
+    """The network's inputs, the action labels (B, ACTION_DIM) and stop labels (B,)."""
+    inputs = policy_batch(
+        demos.rgb[index], demos.masks(index), demos.proprio[index], demos.verbs[index]
+    )
+    return inputs, torch.from_numpy(demos.actions[index]), torch.from_numpy(demos.done[index])
+
+
+def losses(
+    policy: SkillPolicy, demos: DemoArrays, index: np.ndarray, done_weight: float
+) -> tuple[Tensor, dict[str, float]]:
+    """The training loss of a batch and its parts."""
+    inputs, actions, done = batch_of(demos, index)
+    output = policy(*inputs)  # (B, ACTION_DIM + 1)
+    motion = F.smooth_l1_loss(output[:, :ACTION_DIM], actions, beta=0.1)
+    stop = F.binary_cross_entropy_with_logits(
+        output[:, ACTION_DIM], done, pos_weight=torch.tensor(done_weight)
+    )
+    predicted_stop = output[:, ACTION_DIM] > 0
+    return motion + stop, {
+        "motion_loss": motion.item(),
+        "stop_loss": stop.item(),
+        "stop_accuracy": float((predicted_stop == done.bool()).float().mean()),
+        "gripper_error": float((output[:, 4] - actions[:, 4]).abs().mean()),
+    }
+
+
+def evaluate(policy: SkillPolicy, demos: DemoArrays, config: TrainSkillsConfig) -> dict[str, float]:
+    """Held-out losses over (up to) 1024 fixed steps."""
+    policy.eval()
+    rng = np.random.default_rng(config.seed + 1)
+    index = rng.choice(len(demos), min(len(demos), 1024), replace=False)
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        chunks = np.array_split(index, max(1, len(index) // config.batch_size))
+        for chunk in chunks:
+            loss, parts = losses(policy, demos, chunk, config.done_weight)
+            for key, value in {"eval_loss": float(loss), **parts}.items():
+                totals[key] = totals.get(key, 0.0) + value / len(chunks)
+    policy.train()
+    return {f"eval_{k}" if not k.startswith("eval") else k: round(v, 5) for k, v in totals.items()}
+
+
+def train(config: TrainSkillsConfig) -> dict[str, Any]:
+    """Behaviour-clone the skills; returns the last metrics."""
+    torch.manual_seed(config.seed)
+    views, image_size = dataset_views(config.data)
+    policy_config = replace(config.policy, views=views, image_size=image_size)
+    train_demos = load_demos(config.data, "train", policy_config)
+    eval_demos = load_demos(config.data, "eval", policy_config)
+    policy = SkillPolicy(policy_config)
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    output_dir = Path(config.output_dir)
+    checkpoint = output_dir / CHECKPOINT
+    step = 0
+    found = latest_checkpoint(checkpoint) if config.resume else None
+    if found is not None:
+        policy.load_state_dict(SkillPolicy.load(found).state_dict())
+        step = load_trainer_state(found, optimizer)
+        print(f"resuming {found} at step {step}", flush=True)
+    print(
+        f"skill policy: {sum(p.numel() for p in policy.parameters()):,} parameters, views "
+        f"{views} at {image_size} px; {len(train_demos)} training steps from "
+        f"{int(train_demos.demo.max()) + 1} demonstrations, {len(eval_demos)} held-out",
+        flush=True,
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    policy.train()
+    with tqdm(total=config.steps, initial=step, disable=not config.progress) as bar:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config.lr, config.warmup_steps, config.steps, step)
+            rng = np.random.default_rng([config.seed, step])
+            index = rng.choice(len(train_demos), config.batch_size, replace=False)
+            loss, _ = losses(policy, train_demos, index, config.done_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % config.eval_every == 0 or step == config.steps:
+                metrics = {
+                    "step": step,
+                    "loss": round(loss.item(), 5),
+                    **evaluate(policy, eval_demos, config),
+                    "elapsed_s": round(time.perf_counter() - started, 1),
+                }
+                log_metrics(output_dir, metrics)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save_checkpoint(policy.save, optimizer, step, checkpoint)
+    policy.save(output_dir / FINAL)
+    print(f"done: {metrics}; policy in {output_dir / FINAL}", flush=True)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name="train_skills")
+def main(cfg: DictConfig) -> None:
+    run_or_exit(train, to_config_or_exit(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Learned skills: a visuomotor policy trained by behaviour cloning on the scripted skills'
+demonstrations, behind the same skill interface.
+
+The policy sees what a camera sees, never the simulator's state: the views (rgb) with two masks
+that say which pixels belong to the call's object and to its target (from the segmentation the
+env renders: a skill call names its objects by these masks, as language-conditioned policies
+name them by words), the tool's pose and finger opening (proprio), and the skill's verb. It
+writes a tool motion (a target at most ``max_lead`` metres from the tool, a turn of the wrist,
+a finger opening) and whether it is done; inverse kinematics turns the motion into the env's joint
+targets, as for the scripted skills. The motion reaches the world only through ``env.step``.
+
+Design: per view a small conv net ends in a spatial softmax, whose expected feature coordinates
+are keypoints (Levine et al., "End-to-End Training of Deep Visuomotor Policies", 2016): where
+the masked object is, in image coordinates, is what the motion depends on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from envs import keys
+from envs.base import ArmEnv
+from envs.cameras import Camera
+from envs.geometry import yaw_of
+from envs.plan import SkillCall
+from envs.robot import MAX_GRIPPER_WIDTH
+from policies.base import Observation, Skill, SkillOutcome
+from policies.scripted import tool_action
+
+VERBS = ("pick", "place", "open", "close")
+"""The skills a policy can be trained for; a verb's index is its input."""
+MASKS = 2
+"""Mask channels: the call's first argument (the object or fixture), its second (the target)."""
+PROPRIO_FEATURES = 6  # tool x, y, z, sin(yaw), cos(yaw), finger opening / max
+ACTION_DIM = 5  # (tool target - tool) / max_lead (x, y, z), turn / max_turn, opening / max
+MAX_LEARNED_STEPS = 150
+"""Control steps a learned skill may take (the scripted picks and places take 30-60)."""
+POLICY_CONFIG = "policy.json"
+POLICY_WEIGHTS = "policy.safetensors"
+
+
+@dataclass
+class SkillPolicyConfig:
+    """The policy's inputs and size (stored with every checkpoint as ``policy.json``)."""
+
+    views: list[str] = field(default_factory=lambda: ["front", "overhead"])
+    """Camera views the policy renders for itself (envs.cameras.CAMERA_PLACEMENTS): the
+    demonstrations' views."""
+    image_size: int = 64
+    channels: int = 32
+    """Feature maps of the conv net; each becomes one keypoint per view."""
+    hidden: int = 256
+    max_lead: float = 0.06
+    """Metres the commanded tool target may lead the tool by, at a full output (the scripted
+    skills' targets lead it by up to ~6 cm while travelling at 2 cm per step)."""
+    max_turn: float = 1.6
+    """Radians the commanded wrist yaw may lead the wrist by, at a full output (the scripted
+    skills turn the target at once, by up to a quarter turn)."""
+    done_threshold: float = 0.5
+    """Stop once the done probability passes this."""
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "channels", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"policy.{name}={getattr(self, name)}: must be >= 1")
+        if self.image_size % 8:
+            raise ValueError(f"policy.image_size={self.image_size}: must be a multiple of 8")
+        if not self.views:
+            raise ValueError("policy.views=[]: name at least one camera view")
+        for view in self.views:
+            Camera(view, 8)  # raises for an unknown view, naming the allowed ones
+        if not 0.0 < self.done_threshold < 1.0:
+            raise ValueError(f"policy.done_threshold={self.done_threshold}: must be in (0, 1)")
+
+
+# --- inputs and labels -------------------------------------------------------------------
+def call_masks(segmentation: np.ndarray, call: SkillCall, names: tuple[str, ...]) -> np.ndarray:
+    """(..., V, MASKS, H, W) uint8 from segmentation (..., V, H, W): 1 where the call's first
+    and second arguments are seen (segmentation code j is ``names[j - 1]``); a target that is no
+    row of the objects observation (the table, a region) leaves its mask empty."""
+    masks = []
+    for slot in range(MASKS):
+        arg = call.args[slot] if slot < len(call.args) else None
+        code = names.index(arg) + 1 if arg in names else None
+        masks.append(segmentation == code if code is not None else np.zeros_like(segmentation))
+    return np.stack(masks, axis=-3).astype(np.uint8)
+
+
+def proprio_features(proprio: np.ndarray) -> np.ndarray:
+    """(..., PROPRIO_FEATURES) float32 from the env's proprio (..., PROPRIO_DIM)."""
+    yaw = tool_yaw(proprio)
+    return np.concatenate(
+        [
+            proprio[..., keys.PROPRIO_TOOL_POSITION],
+            np.sin(yaw)[..., None],
+            np.cos(yaw)[..., None],
+            proprio[..., keys.PROPRIO_GRIPPER_WIDTH] / MAX_GRIPPER_WIDTH,
+        ],
+        axis=-1,
+    ).astype(np.float32)
+
+
+def tool_yaw(proprio: np.ndarray) -> np.ndarray:
+    """(...) the tool's yaw, as the scripted skills measure it, from proprio (..., PROPRIO_DIM)."""
+    quaternions = proprio[..., keys.PROPRIO_TOOL_QUATERNION].reshape(-1, 4)
+    return np.array([yaw_of(q) for q in quaternions]).reshape(proprio.shape[:-1])
+
+
+def action_labels(
+    commands: np.ndarray, proprio: np.ndarray, config: SkillPolicyConfig
+) -> np.ndarray:
+    """(S, ACTION_DIM) what the policy should output at each step of a demonstration, from the
+    tool targets the script commanded (S, 5) and the proprio it acted on (S, PROPRIO_DIM)."""
+    step = commands[:, :3] - proprio[:, keys.PROPRIO_TOOL_POSITION]
+    turn = _wrap(commands[:, 3] - tool_yaw(proprio))
+    return np.concatenate(
+        [
+            np.clip(step / config.max_lead, -1.0, 1.0),
+            np.clip(turn / config.max_turn, -1.0, 1.0)[:, None],
+            commands[:, 4:5] / MAX_GRIPPER_WIDTH,
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+# --- the network -----------------------------------------------------------------------------
+class SpatialSoftmax(nn.Module):
+    """(B, C, H, W) feature maps -> (B, 2C) expected x, y image coordinates of each map."""
+
+    def forward(self, features: Tensor) -> Tensor:
+        b, c, h, w = features.shape
+        attention = features.flatten(2).softmax(dim=-1).view(b, c, h, w)
+        ys = torch.linspace(-1.0, 1.0, h, device=features.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=features.device)
+        x = (attention.sum(dim=2) * xs).sum(dim=-1)  # (B, C)
+        y = (attention.sum(dim=3) * ys).sum(dim=-1)  # (B, C)
+        return torch.cat([x, y], dim=1)
+
+
+class SkillPolicy(nn.Module):
+    """Views + call masks, proprio and verb -> tool action (ACTION_DIM) and a done logit."""
+
+    def __init__(self, config: SkillPolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.vision = nn.Sequential(  # one conv net shared by the views
+            nn.Conv2d(3 + MASKS, c, 5, stride=2, padding=2),
+            nn.GroupNorm(4, c),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.GroupNorm(4, c),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1),
+            SpatialSoftmax(),
+        )
+        self.verb = nn.Embedding(len(VERBS), 32)
+        inputs = len(config.views) * 2 * c + PROPRIO_FEATURES + 32
+        self.head = nn.Sequential(
+            nn.Linear(inputs, config.hidden),
+            nn.ReLU(),
+            nn.Linear(config.hidden, config.hidden),
+            nn.ReLU(),
+            nn.Linear(config.hidden, ACTION_DIM + 1),
+        )
+
+    def forward(self, images: Tensor, proprio: Tensor, verb: Tensor) -> Tensor:
+        """images (B, V, 3 + MASKS, H, W) float in [0, 1], proprio (B, PROPRIO_FEATURES), verb
+        (B,) long -> (B, ACTION_DIM + 1): the action, then the done logit."""
+        b, v = images.shape[:2]
+        keypoints = self.vision(images.flatten(0, 1)).view(b, v * 2 * self.config.channels)
+        return self.head(torch.cat([keypoints, proprio, self.verb(verb)], dim=1))
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / POLICY_CONFIG).write_text(json.dumps(asdict(self.config), indent=2))
+        save_file(
+            {k: v.contiguous() for k, v in self.state_dict().items()}, directory / POLICY_WEIGHTS
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SkillPolicy:
+        directory = Path(directory)
+        if not (directory / POLICY_CONFIG).exists():
+            raise ValueError(
+                f"skills_checkpoint={directory}: no {POLICY_CONFIG} there; train one with "
+                "python -m embodied.train_skills"
+            )
+        config = SkillPolicyConfig(**json.loads((directory / POLICY_CONFIG).read_text()))
+        policy = cls(config)
+        policy.load_state_dict(load_file(directory / POLICY_WEIGHTS))
+        return policy.eval()
+
+
+def policy_batch(
+    rgb: np.ndarray, masks: np.ndarray, proprio: np.ndarray, verbs: np.ndarray
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The network's inputs from numpy: rgb (B, V, H, W, 3) uint8, masks (B, V, MASKS, H, W)
+    uint8, proprio (B, PROPRIO_DIM), verbs (B,) int."""
+    images = np.concatenate([rgb.transpose(0, 1, 4, 2, 3), masks * 255], axis=2)
+    return (
+        torch.from_numpy(images).float().div_(255.0),  # (B, V, 3 + MASKS, H, W)
+        torch.from_numpy(proprio_features(proprio)),
+        torch.from_numpy(verbs.astype(np.int64)),
+    )
+
+
+# --- the skill -------------------------------------------------------------------------------
+class LearnedSkill(Skill):
+    """One skill call executed by the policy, step by step through ``env.step``; judged at the
+    end from the simulator state by the same verdicts the scripted skills use."""
+
+    MIN_STEPS = 3  # steps before a done is believed
+
+    def __init__(
+        self, env: ArmEnv, call: SkillCall, policy: SkillPolicy, max_steps: int = MAX_LEARNED_STEPS
+    ) -> None:
+        super().__init__(call)
+        self.env, self.policy, self.max_steps = env, policy, max_steps
+        self.cameras = [Camera(v, policy.config.image_size) for v in policy.config.views]
+        self.steps = 0
+
+    def act(self, observation: Observation) -> np.ndarray | None:
+        if self.outcome is not None:
+            return None
+        if self.call.verb not in VERBS:
+            self.outcome = SkillOutcome(False, f"no learned skill for {self.call.verb!r}")
+            return None
+        if self.steps >= self.max_steps:
+            self.outcome = SkillOutcome(False, f"timeout after {self.steps} steps", self.steps)
+            return None
+        rgb, _, segmentation = self.env.render_views(self.cameras)
+        masks = call_masks(segmentation, self.call, self.env.observed_names)
+        proprio = observation[keys.PROPRIO]
+        inputs = policy_batch(
+            rgb[None], masks[None], proprio[None], np.array([VERBS.index(self.call.verb)])
+        )
+        with torch.no_grad():
+            output = self.policy(*inputs)[0].numpy()  # (ACTION_DIM + 1,)
+        done = 1.0 / (1.0 + np.exp(-output[ACTION_DIM]))
+        if done > self.policy.config.done_threshold and self.steps >= self.MIN_STEPS:
+            problem = self._verdict()
+            self.outcome = SkillOutcome(not problem, problem, self.steps)
+            return None
+        config = self.policy.config
+        tool = proprio[keys.PROPRIO_TOOL_POSITION]
+        position = tool + np.clip(output[:3], -1.0, 1.0) * config.max_lead
+        yaw = float(tool_yaw(proprio)) + float(
+            np.clip(output[3], -config.max_turn, config.max_turn)
+        )
+        width = float(np.clip(output[4], 0.0, 1.0)) * MAX_GRIPPER_WIDTH
+        self.steps += 1
+        return tool_action(self.env, position, yaw, width)
+
+    def _verdict(self) -> str:
+        """ "" if the call did what it names, judged from the simulator state; else what not."""
+        verb, args = self.call.verb, self.call.args
+        if verb == "pick":
+            held = self.env.held()
+            return "" if held == args[0] else f"not holding {args[0]} (holding {held})"
+        if verb == "place":
+            return self.env.place_verdict(args[0], args[1])
+        return self.env.fixture_verdict(args[0], verb == "open")
+
+
+class LearnedSkills:
+    """A skill factory (``run_episode(skills=...)``): every call by the one policy."""
+
+    def __init__(self, policy: SkillPolicy) -> None:
+        self.policy = policy
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LearnedSkills:
+        return cls(SkillPolicy.load(directory))
+
+    def __call__(self, env: ArmEnv, call: SkillCall) -> Skill:
+        return LearnedSkill(env, call, self.policy)

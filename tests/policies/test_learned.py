@@ -1,0 +1,181 @@
+"""Learned skills: demonstrations, the policy's shapes and labels, training, and dispatch through
+the skill interface."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.config import GenerateConfig, RolloutConfig, TabletopEnvConfig, TrainSkillsConfig
+from embodied.data.demos import dataset_views, load_demos
+from embodied.data.storage import read_shard
+from embodied.episode import run_episode
+from embodied.generate import generate
+from embodied.planners import OraclePlanner
+from embodied.train_skills import FINAL, losses, train
+from envs import keys
+from envs.plan import SkillCall
+from policies.base import SkillOutcome
+from policies.factory import make_skills
+from policies.learned import (
+    ACTION_DIM,
+    MASKS,
+    LearnedSkill,
+    LearnedSkills,
+    SkillPolicy,
+    SkillPolicyConfig,
+    action_labels,
+    call_masks,
+    policy_batch,
+    tool_yaw,
+)
+
+SMALL = SkillPolicyConfig(views=["front", "overhead"], image_size=32, channels=8, hidden=32)
+
+
+@pytest.fixture(scope="module")
+def demos_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demos")
+    generate(
+        GenerateConfig(
+            env=TabletopEnvConfig(views=["front", "overhead"], image_size=32),
+            tasks=["p1"],
+            demos=True,
+            episodes=2,
+            eval_episodes=1,
+            shard_size=2,
+            workers=1,
+            progress=False,
+            output_dir=str(root),
+        )
+    )
+    return root
+
+
+def test_demonstrations_hold_every_control_step_of_each_skill(demos_dir):
+    shard = sorted((demos_dir / "train").glob("shard_*.h5"))[0]
+    record = next(read_shard(shard, demos=True))
+    assert record.demos, "a p1 episode runs a pick"
+    demo = record.demos[0]
+    assert demo.call.startswith("pick(") and demo.success
+    steps = len(demo.commands)
+    assert steps == record.frames[0].control_steps + 1, "one row per action, plus the stop"
+    assert demo.observations[keys.RGB].shape == (steps, 2, 32, 32, 3)
+    assert demo.observations[keys.SEGMENTATION].shape == (steps, 2, 32, 32)
+    assert demo.commands.shape == (steps, 5)
+    # The stop row is the tool where the skill left it.
+    final = demo.observations[keys.PROPRIO][-1]
+    np.testing.assert_allclose(demo.commands[-1, :3], final[keys.PROPRIO_TOOL_POSITION], atol=1e-5)
+    assert dataset_views(demos_dir) == (["front", "overhead"], 32)
+
+
+def test_labels_give_back_the_commanded_tool_targets(demos_dir):
+    record = next(read_shard(sorted((demos_dir / "train").glob("shard_*.h5"))[0], demos=True))
+    demo = record.demos[0]
+    proprio = demo.observations[keys.PROPRIO]
+    labels = action_labels(demo.commands, proprio, SMALL)  # (S, ACTION_DIM)
+    assert labels.shape == (len(proprio), ACTION_DIM)
+    unclipped = np.abs(labels[:, :3]).max(axis=1) < 1.0
+    assert unclipped.mean() > 0.95
+    tool = proprio[:, keys.PROPRIO_TOOL_POSITION]
+    np.testing.assert_allclose(
+        (tool + labels[:, :3] * SMALL.max_lead)[unclipped], demo.commands[unclipped, :3], atol=1e-5
+    )
+    assert set(np.round(labels[:-1, 4], 3)) <= {0.0, 1.0}, "the fingers open wide or close"
+    yaw = tool_yaw(proprio) + labels[:, 3] * SMALL.max_turn
+    assert np.abs(labels[:, 3]).max() < 1.0, "no turn is clipped"
+    np.testing.assert_allclose(np.cos(yaw), np.cos(demo.commands[:, 3]), atol=1e-4)
+
+
+def test_call_masks_mark_the_named_objects_only():
+    segmentation = np.array([[[0, 1], [2, 3]]])  # (V=1, 2, 2)
+    masks = call_masks(
+        segmentation, SkillCall("place", ("obj_2", "obj_3")), ("obj_1", "obj_2", "obj_3")
+    )
+    assert masks.shape == (1, MASKS, 2, 2)
+    assert masks[0, 0].tolist() == [[0, 0], [1, 0]] and masks[0, 1].tolist() == [[0, 0], [0, 1]]
+    table = call_masks(segmentation, SkillCall("place", ("obj_1", "table")), ("obj_1",))
+    assert table[0, 1].sum() == 0 and table[0, 0].sum() == 1
+
+
+def test_policy_shapes_and_safetensors_round_trip(tmp_path):
+    policy = SkillPolicy(SMALL)
+    rgb = np.random.default_rng(0).integers(0, 255, (3, 2, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((3, 2, MASKS, 32, 32), np.uint8)
+    proprio = np.zeros((3, keys.PROPRIO_DIM), np.float32)
+    proprio[:, keys.PROPRIO_TOOL_QUATERNION] = [1.0, 0.0, 0.0, 0.0]
+    inputs = policy_batch(rgb, masks, proprio, np.array([0, 1, 2]))
+    assert inputs[0].shape == (3, 2, 3 + MASKS, 32, 32)
+    output = policy(*inputs)
+    assert output.shape == (3, ACTION_DIM + 1)
+    policy.save(tmp_path)
+    assert (tmp_path / "policy.safetensors").exists()
+    with torch.no_grad():
+        assert torch.equal(SkillPolicy.load(tmp_path)(*inputs), policy.eval()(*inputs))
+
+
+def test_a_few_training_steps_lower_the_loss(demos_dir):
+    demos = load_demos(demos_dir, "train", replace(SMALL, image_size=32))
+    assert len(demos) > 20 and demos.done.sum() >= 1
+    torch.manual_seed(0)
+    policy = SkillPolicy(SMALL)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    index = np.arange(min(len(demos), 48))
+    before, _ = losses(policy, demos, index, 10.0)
+    for _ in range(40):
+        loss, _ = losses(policy, demos, index, 10.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after, _ = losses(policy, demos, index, 10.0)
+    assert float(after) < 0.5 * float(before)
+
+
+def test_train_skills_writes_a_policy_that_runs_through_the_skill_interface(
+    demos_dir, tmp_path, make_env
+):
+    metrics = train(
+        TrainSkillsConfig(
+            data=str(demos_dir),
+            policy=replace(SMALL),
+            steps=4,
+            batch_size=8,
+            eval_every=2,
+            checkpoint_every=2,
+            progress=False,
+            output_dir=str(tmp_path),
+        )
+    )
+    assert metrics["step"] == 4 and np.isfinite(metrics["eval_loss"])
+    skills = make_skills("learned", str(tmp_path / FINAL))
+    assert isinstance(skills, LearnedSkills)
+    env = make_env(observe_images=False)
+    result = run_episode(env, OraclePlanner(), 100_000, "p1", max_plan_steps=1, skills=skills)
+    step = result.steps[0]
+    assert step.text.startswith("pick(") and step.success is not None
+    assert step.control_steps > 0, "the learned skill acted through env.step"
+
+
+def test_a_learned_skill_judges_its_outcome_from_the_simulator(make_env):
+    env = make_env(observe_images=False)
+    env.reset(seed=0, options={"task": "p1"})
+    sim = env.unwrapped
+    skill = LearnedSkill(sim, SkillCall("pick", (sim.entities[0],)), SkillPolicy(SMALL), 2)
+    observation = sim.current_observation()
+    while (action := skill.act(observation)) is not None:
+        assert env.action_space.contains(action)
+        observation, *_ = env.step(action)
+    assert skill.outcome == SkillOutcome(False, "timeout after 2 steps", 2)
+    assert skill._verdict().startswith(f"not holding {sim.entities[0]}")
+
+
+def test_learned_skills_need_a_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="skills=learned needs skills_checkpoint"):
+        RolloutConfig(env=TabletopEnvConfig(), planner="oracle", skills="learned")
+    with pytest.raises(ValueError, match="skills='neural': allowed"):
+        RolloutConfig(env=TabletopEnvConfig(), planner="oracle", skills="neural")
+    with pytest.raises(ValueError, match=r"no policy\.json"):
+        SkillPolicy.load(tmp_path)
