@@ -63,12 +63,13 @@ def losses(
     stop = F.binary_cross_entropy_with_logits(
         output[:, ACTION_DIM], done, pos_weight=torch.tensor(done_weight)
     )
-    predicted_stop = output[:, ACTION_DIM] > 0
+    detached = output.detach()
+    predicted_stop = detached[:, ACTION_DIM] > 0
     return motion + stop, {
         "motion_loss": motion.item(),
         "stop_loss": stop.item(),
         "stop_accuracy": float((predicted_stop == done.bool()).float().mean()),
-        "gripper_error": float((output[:, 4] - actions[:, 4]).abs().mean()),
+        "gripper_error": float((detached[:, 4] - actions[:, 4]).abs().mean()),
     }
 
 
