@@ -156,10 +156,10 @@ class SkillPolicy(nn.Module):
         self.config = config
         c = config.channels
         self.vision = nn.Sequential(  # one conv net shared by the views
-            nn.Conv2d(3 + MASKS, c, 5, stride=2, padding=2),
+            nn.Conv2d(3 + MASKS, c, 5, stride=2, padding=2),  # (c, H/2, W/2)
             nn.GroupNorm(4, c),
             nn.ReLU(),
-            nn.Conv2d(c, c, 3, padding=1),
+            nn.Conv2d(c, c, 3, stride=2, padding=1),  # (c, H/4, W/4): keypoints on this grid
             nn.GroupNorm(4, c),
             nn.ReLU(),
             nn.Conv2d(c, c, 3, padding=1),

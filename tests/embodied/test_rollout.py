@@ -10,7 +10,15 @@ from pathlib import Path
 import imageio.v2 as imageio
 import pytest
 
-from embodied.config import DEFAULT_PLANNER_CHECKPOINT, TRAINED_ON
+from embodied.config import (
+    DEFAULT_KITCHEN_PLANNER_CHECKPOINT,
+    DEFAULT_PLANNER_CHECKPOINT,
+    DEFAULT_PLANNER_CHECKPOINTS,
+    TRAINED_ON,
+    KitchenEnvConfig,
+    RolloutConfig,
+    TabletopEnvConfig,
+)
 from embodied.video import HOLD_FINAL_FRAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +81,6 @@ def test_rollout_without_video(tmp_path):
         ("planner=gpt", "allowed ['oracle', 'palme']"),
         ("decoding=beam", "decoding='beam': allowed ('free', 'constrained')"),
         ("checkpoint=/nowhere", "checkpoint=/nowhere: not a PaLM-E checkpoint"),
-        ("env=kitchen", "was trained in embodied/Tabletop-v0, not embodied/Kitchen-v0"),
         ("task=p9", "allowed ['gather', 'line', 'p1', 'p2', 'pair', 'q1', 'q2', 'q3', 'q4'"),
         ("env.num_objects=12", "allowed 1..8"),
         ("env.views=[front,ceiling]", "allowed ['back', 'front', 'left', 'overhead', 'right']"),
@@ -128,10 +135,22 @@ def test_the_default_rollout_plans_with_the_shipped_palme_checkpoint(tmp_path):
     assert skills and all(s["success"] for s in skills), "every written step ran and succeeded"
 
 
-def test_the_shipped_checkpoint_is_small_and_self_describing():
-    checkpoint = Path(DEFAULT_PLANNER_CHECKPOINT)
+@pytest.mark.parametrize("env_id", sorted(DEFAULT_PLANNER_CHECKPOINTS))
+def test_each_shipped_checkpoint_is_small_and_self_describing(env_id):
+    checkpoint = Path(DEFAULT_PLANNER_CHECKPOINTS[env_id])
     size = sum(f.stat().st_size for f in checkpoint.rglob("*") if f.is_file())
     assert size <= 25e6, f"{size / 1e6:.1f} MB"
     for name in ("config.json", "model.safetensors", "tokenizer.json", "palme.json"):
         assert (checkpoint / name).exists(), name
-    assert json.loads((checkpoint / TRAINED_ON).read_text())["env"] == "embodied/Tabletop-v0"
+    assert json.loads((checkpoint / TRAINED_ON).read_text())["env"] == env_id
+
+
+def test_the_planner_checkpoint_defaults_to_the_one_shipped_for_the_env():
+    tabletop = RolloutConfig(env=TabletopEnvConfig())
+    kitchen = RolloutConfig(env=KitchenEnvConfig())
+    assert tabletop.planner_checkpoint == DEFAULT_PLANNER_CHECKPOINT
+    assert kitchen.planner_checkpoint == DEFAULT_KITCHEN_PLANNER_CHECKPOINT
+    chosen = RolloutConfig(env=TabletopEnvConfig(), checkpoint=DEFAULT_PLANNER_CHECKPOINT)
+    assert chosen.planner_checkpoint == DEFAULT_PLANNER_CHECKPOINT
+    with pytest.raises(ValueError, match="was trained in embodied/Tabletop-v0, not"):
+        RolloutConfig(env=KitchenEnvConfig(), checkpoint=DEFAULT_PLANNER_CHECKPOINT)
