@@ -24,7 +24,7 @@ from envs.kitchen import KitchenConfig, KitchenEnv
 from envs.tabletop import TabletopConfig, TabletopEnv
 from envs.tasks import TaskFamily
 from policies.factory import SKILL_KINDS
-from policies.learned import POLICY_CONFIG, SkillPolicyConfig
+from policies.learned_config import POLICY_CONFIG, SkillPolicyConfig
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_PLANNER_CHECKPOINT = str(CHECKPOINTS / "palme")
@@ -47,7 +47,8 @@ def check_planner_checkpoint(checkpoint: str, env_id: str) -> None:
     if not (path / "palme.json").exists():
         raise ValueError(
             f"checkpoint={checkpoint}: not a PaLM-E checkpoint (palme.json missing); train one "
-            f"with python -m embodied.train, or use planner=oracle"
+            f"with python -m embodied.train (the shipped ones: python -m "
+            f"experiments.train_default_planner --env tabletop|kitchen), or use planner=oracle"
         )
     trained_on = path / TRAINED_ON
     if trained_on.exists():
@@ -57,6 +58,21 @@ def check_planner_checkpoint(checkpoint: str, env_id: str) -> None:
                 f"checkpoint={checkpoint} was trained in {env}, not {env_id}: give a checkpoint "
                 f"trained on {env_id} data, or planner=oracle"
             )
+
+
+def check_skills_checkpoint(checkpoint: str | None, env_id: str) -> None:
+    """Raise ValueError unless ``checkpoint`` is a learned-skills policy trained in ``env_id``."""
+    if not checkpoint or not (Path(checkpoint) / POLICY_CONFIG).exists():
+        raise ValueError(
+            f"skills=learned needs skills_checkpoint=<dir with {POLICY_CONFIG}> (got "
+            f"{checkpoint}): train one with python -m embodied.train_skills"
+        )
+    trained_in = json.loads((Path(checkpoint) / POLICY_CONFIG).read_text()).get("env", "")
+    if trained_in and trained_in != env_id:
+        raise ValueError(
+            f"skills_checkpoint={checkpoint} learned from {trained_in} demonstrations, not "
+            f"{env_id}: give a policy trained on {env_id} demonstrations, or skills=scripted"
+        )
 
 
 def check_tasks_and_splits(tasks: list[str], splits: list[str], env: Any) -> None:
@@ -161,12 +177,12 @@ class EpisodesConfig:
             )
         if self.skills not in SKILL_KINDS:
             raise ValueError(f"skills={self.skills!r}: allowed {SKILL_KINDS}")
-        if self.skills == "learned" and not (
-            self.skills_checkpoint and (Path(self.skills_checkpoint) / POLICY_CONFIG).exists()
-        ):
+        if self.skills == "learned":
+            check_skills_checkpoint(self.skills_checkpoint, self.env.id)
+        elif self.skills_checkpoint is not None:
             raise ValueError(
-                f"skills=learned needs skills_checkpoint=<dir with {POLICY_CONFIG}> (got "
-                f"{self.skills_checkpoint}): train one with python -m embodied.train_skills"
+                f"skills_checkpoint={self.skills_checkpoint} is only read with skills=learned "
+                f"(skills={self.skills!r})"
             )
         if self.video_every < 1:
             raise ValueError(f"video_every={self.video_every}: must be >= 1")
@@ -180,7 +196,14 @@ class EpisodesConfig:
     @property
     def planner_checkpoint(self) -> str:
         """The checkpoint planner=palme loads: ``checkpoint``, or the one shipped for the env."""
-        return self.checkpoint or DEFAULT_PLANNER_CHECKPOINTS[self.env.id]
+        if self.checkpoint:
+            return self.checkpoint
+        if self.env.id not in DEFAULT_PLANNER_CHECKPOINTS:
+            raise ValueError(
+                f"checkpoint=null: no planner is shipped for {self.env.id} (only for "
+                f"{sorted(DEFAULT_PLANNER_CHECKPOINTS)}); give checkpoint=<dir>"
+            )
+        return DEFAULT_PLANNER_CHECKPOINTS[self.env.id]
 
 
 @dataclass

@@ -282,6 +282,7 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     summary = summarize(episodes)
     info = {
         "config": {k: v for k, v in asdict(config).items() if k != "defaults"},
+        "planner_checkpoint": config.planner_checkpoint if config.planner == "palme" else None,
         "summary": summary,
         "wall_time_s": round(time.perf_counter() - started, 2),
         "videos": [e["video"] for e in episodes if e["video"] is not None],

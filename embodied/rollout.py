@@ -77,6 +77,9 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
     summary = summarize(results)
     summary["wall_time_s"] = round(time.perf_counter() - started, 2)
     summary["planner"] = config.planner
+    summary["checkpoint"] = config.planner_checkpoint if config.planner == "palme" else None
+    summary["skills"] = config.skills
+    summary["skills_checkpoint"] = config.skills_checkpoint
     summary["env"] = config.env.id
     summary["videos"] = videos
     summary["episodes"] = [r.to_json() for r in results]

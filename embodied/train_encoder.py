@@ -33,6 +33,7 @@ from embodied.data.frames import FrameBank, add_regions
 from embodied.data.speech import SpeechCorpus
 from embodied.generate import MANIFEST
 from embodied.training import (
+    TrainingConflict,
     latest_checkpoint,
     learning_rate,
     load_trainer_state,
@@ -53,10 +54,6 @@ INPUT_KEYS = {
     "osrt": ["rgb", "segmentation", "intrinsics", "extrinsics"],
 }
 """Observation arrays each objective reads (only these are loaded)."""
-
-
-class TrainingConflict(ValueError):
-    """The checkpoint in output_dir belongs to another encoder or config."""
 
 
 def encoder_fields(encoder: str, data: str | Path, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from embodied.config import TrainSkillsConfig, register_configs, to_config_or_exit
 from embodied.data.demos import DemoArrays, dataset_views, load_demos
 from embodied.training import (
+    TrainingConflict,
     latest_checkpoint,
     learning_rate,
     load_trainer_state,
@@ -92,10 +93,15 @@ def evaluate(policy: SkillPolicy, demos: DemoArrays, config: TrainSkillsConfig) 
 def train(config: TrainSkillsConfig) -> dict[str, Any]:
     """Behaviour-clone the skills; returns the last metrics."""
     torch.manual_seed(config.seed)
-    views, image_size = dataset_views(config.data)
-    policy_config = replace(config.policy, views=views, image_size=image_size)
+    env, views, image_size = dataset_views(config.data)
+    policy_config = replace(config.policy, views=views, image_size=image_size, env=env)
     train_demos = load_demos(config.data, "train", policy_config)
     eval_demos = load_demos(config.data, "eval", policy_config)
+    if config.batch_size > len(train_demos):
+        raise ValueError(
+            f"batch_size={config.batch_size}: more than the {len(train_demos)} demonstration "
+            f"steps of {config.data}; lower it or generate more (episodes=...)"
+        )
     policy = SkillPolicy(policy_config)
     optimizer = torch.optim.AdamW(
         policy.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -105,7 +111,13 @@ def train(config: TrainSkillsConfig) -> dict[str, Any]:
     step = 0
     found = latest_checkpoint(checkpoint) if config.resume else None
     if found is not None:
-        policy.load_state_dict(SkillPolicy.load(found).state_dict())
+        saved = SkillPolicy.load(found)
+        if saved.config != policy_config:
+            raise TrainingConflict(
+                f"{found} holds a policy with {saved.config}, not {policy_config}: choose "
+                f"another output_dir, or resume=false to start over"
+            )
+        policy.load_state_dict(saved.state_dict())
         step = load_trainer_state(found, optimizer)
         print(f"resuming {found} at step {step}", flush=True)
     print(

@@ -19,6 +19,12 @@ from typing import Any
 import torch
 
 TRAINER_STATE = "trainer.pt"
+
+
+class TrainingConflict(ValueError):
+    """The checkpoint in output_dir belongs to another model or config."""
+
+
 METRICS = "metrics.jsonl"
 
 

@@ -12,11 +12,15 @@ RGB = "rgb"
 DEPTH = "depth"
 """(V, H, W) float32: metric depth along each camera's optical axis, in metres."""
 SEGMENTATION = "segmentation"
-"""(V, H, W) int32: ``j`` where obj_j is seen, SEG_BACKGROUND elsewhere, SEG_ROBOT on the arm."""
+"""(V, H, W) int32: ``j`` where the object of row j-1 of OBJECTS is seen (obj_j; in the kitchen
+also the drawer unit and the cabinet, whose rows follow the objects'), SEG_BACKGROUND elsewhere,
+SEG_ROBOT on the arm."""
 OBJECTS = "objects"
-"""(max_objects, OBJECT_FEATURES) float32: row j-1 describes obj_j; absent rows are zero."""
+"""(max_objects, OBJECT_FEATURES) float32: row j-1 describes obj_j (``ArmEnv.observed_names``
+names every row: the kitchen's fixtures follow its objects); absent rows are zero."""
 OBJECT_MASK = "object_mask"
-"""(max_objects,) int8: 1 where the row of OBJECTS is a real object, 0 for padding."""
+"""(max_objects,) int8: 1 where the row of OBJECTS is a real object (or kitchen fixture), 0 for
+padding."""
 PROPRIO = "proprio"
 """(PROPRIO_DIM,) float32: arm joint positions and velocities, gripper width, tool pose."""
 INTRINSICS = "intrinsics"

@@ -80,6 +80,15 @@ RECIPES = {
 }
 
 
+def dataset_complete(root: Path) -> bool:
+    """Whether ``root`` holds a manifest and every shard it plans."""
+    manifest = root / MANIFEST
+    if not manifest.exists():
+        return False
+    shards = json.loads(manifest.read_text())["shards"]
+    return all((root / shard["file"]).exists() for shard in shards)
+
+
 def evaluate(
     recipe: Recipe,
     checkpoint: str,
@@ -188,8 +197,8 @@ def main() -> None:
     if args.evaluate_only and previous.exists():  # keep the record of how it was trained
         results["training"] = json.loads(previous.read_text()).get("training", {})
     if not args.evaluate_only:
-        if not (Path(data) / MANIFEST).exists():
-            generate(generating)
+        if not dataset_complete(Path(data)):
+            generate(generating)  # resumes a dataset whose shards are not all written
         started = time.perf_counter()
         metrics = train(training)
         results["training"] = {"metrics": metrics, "seconds": round(time.perf_counter() - started)}

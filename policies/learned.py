@@ -17,7 +17,7 @@ the masked object is, in image coordinates, is what the motion depends on.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,8 @@ from envs.geometry import yaw_of
 from envs.plan import SkillCall
 from envs.robot import MAX_GRIPPER_WIDTH
 from policies.base import Observation, Skill, SkillOutcome
-from policies.scripted import tool_action
+from policies.learned_config import POLICY_CONFIG, SkillPolicyConfig
+from policies.scripted import YAW_RANGE, lift_verdict, tool_action
 
 VERBS = ("pick", "place", "open", "close")
 """The skills a policy can be trained for; a verb's index is its input."""
@@ -42,42 +43,7 @@ PROPRIO_FEATURES = 6  # tool x, y, z, sin(yaw), cos(yaw), finger opening / max
 ACTION_DIM = 5  # (tool target - tool) / max_lead (x, y, z), turn / max_turn, opening / max
 MAX_LEARNED_STEPS = 150
 """Control steps a learned skill may take (the scripted picks and places take 30-60)."""
-POLICY_CONFIG = "policy.json"
 POLICY_WEIGHTS = "policy.safetensors"
-
-
-@dataclass
-class SkillPolicyConfig:
-    """The policy's inputs and size (stored with every checkpoint as ``policy.json``)."""
-
-    views: list[str] = field(default_factory=lambda: ["front", "overhead"])
-    """Camera views the policy renders for itself (envs.cameras.CAMERA_PLACEMENTS): the
-    demonstrations' views."""
-    image_size: int = 64
-    channels: int = 32
-    """Feature maps of the conv net; each becomes one keypoint per view."""
-    hidden: int = 256
-    max_lead: float = 0.06
-    """Metres the commanded tool target may lead the tool by, at a full output (the scripted
-    skills' targets lead it by up to ~6 cm while travelling at 2 cm per step)."""
-    max_turn: float = 1.6
-    """Radians the commanded wrist yaw may lead the wrist by, at a full output (the scripted
-    skills turn the target at once, by up to a quarter turn)."""
-    done_threshold: float = 0.5
-    """Stop once the done probability passes this."""
-
-    def __post_init__(self) -> None:
-        for name in ("image_size", "channels", "hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"policy.{name}={getattr(self, name)}: must be >= 1")
-        if self.image_size % 8:
-            raise ValueError(f"policy.image_size={self.image_size}: must be a multiple of 8")
-        if not self.views:
-            raise ValueError("policy.views=[]: name at least one camera view")
-        for view in self.views:
-            Camera(view, 8)  # raises for an unknown view, naming the allowed ones
-        if not 0.0 < self.done_threshold < 1.0:
-            raise ValueError(f"policy.done_threshold={self.done_threshold}: must be in (0, 1)")
 
 
 # --- inputs and labels -------------------------------------------------------------------
@@ -128,6 +94,24 @@ def action_labels(
         ],
         axis=1,
     ).astype(np.float32)
+
+
+def decode_action(
+    action: np.ndarray, proprio: np.ndarray, config: SkillPolicyConfig
+) -> tuple[np.ndarray, float, float]:
+    """The tool target (3,), wrist yaw and finger opening (metres) an action (ACTION_DIM,)
+    commands from the proprio it was computed on: the inverse of ``action_labels``. The yaw
+    is taken, among its equivalents a half turn apart (a parallel gripper is the same), as the
+    one within the wrist's range nearest the wrist, as the scripted skills do."""
+    position = proprio[keys.PROPRIO_TOOL_POSITION] + np.clip(action[:3], -1, 1) * config.max_lead
+    current = float(tool_yaw(proprio))
+    yaw = current + float(np.clip(action[3], -1, 1)) * config.max_turn
+    options = [
+        y for y in (yaw + k * np.pi for k in range(-3, 4)) if YAW_RANGE[0] <= y <= YAW_RANGE[1]
+    ]
+    yaw = min(options, key=lambda y: abs(y - current)) if options else yaw
+    width = float(np.clip(action[4], 0.0, 1.0)) * MAX_GRIPPER_WIDTH
+    return position, yaw, width
 
 
 def _wrap(angle: np.ndarray) -> np.ndarray:
@@ -231,6 +215,9 @@ class LearnedSkill(Skill):
         self.env, self.policy, self.max_steps = env, policy, max_steps
         self.cameras = [Camera(v, policy.config.image_size) for v in policy.config.views]
         self.steps = 0
+        # Where the object to pick rests now: a pick must lift it (as the scripted one must).
+        picked = call.args[0] if call.verb == "pick" and call.args else None
+        self._start_height = float(env.object_pose(picked)[0][2]) if picked in env.bodies else None
 
     def act(self, observation: Observation) -> np.ndarray | None:
         if self.outcome is not None:
@@ -254,13 +241,7 @@ class LearnedSkill(Skill):
             problem = self._verdict()
             self.outcome = SkillOutcome(not problem, problem, self.steps)
             return None
-        config = self.policy.config
-        tool = proprio[keys.PROPRIO_TOOL_POSITION]
-        position = tool + np.clip(output[:3], -1.0, 1.0) * config.max_lead
-        yaw = float(tool_yaw(proprio)) + float(
-            np.clip(output[3], -config.max_turn, config.max_turn)
-        )
-        width = float(np.clip(output[4], 0.0, 1.0)) * MAX_GRIPPER_WIDTH
+        position, yaw, width = decode_action(output[:ACTION_DIM], proprio, self.policy.config)
         self.steps += 1
         return tool_action(self.env, position, yaw, width)
 
@@ -268,8 +249,9 @@ class LearnedSkill(Skill):
         """ "" if the call did what it names, judged from the simulator state; else what not."""
         verb, args = self.call.verb, self.call.args
         if verb == "pick":
-            held = self.env.held()
-            return "" if held == args[0] else f"not holding {args[0]} (holding {held})"
+            if self._start_height is None:
+                return f"no object {args[0]!r} in the scene"
+            return lift_verdict(self.env, args[0], self._start_height)
         if verb == "place":
             return self.env.place_verdict(args[0], args[1])
         return self.env.fixture_verdict(args[0], verb == "open")

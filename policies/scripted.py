@@ -53,6 +53,18 @@ def tool_action(env: ArmEnv, position: np.ndarray, yaw: float, gripper: float) -
     return np.append(joints, gripper).astype(np.float32)
 
 
+MIN_LIFT = 0.03  # metres a picked object must rise to count as picked
+
+
+def lift_verdict(env: ArmEnv, name: str, start_height: float) -> str:
+    """ "" if the gripper holds ``name`` and has lifted it from ``start_height``; else what not:
+    how every pick (scripted or learned) is judged."""
+    lifted = env.object_pose(name)[0][2] - start_height
+    if env.held() != name or lifted < MIN_LIFT:
+        return f"grasp of {name} did not hold (lifted {lifted:.3f} m)"
+    return ""
+
+
 class SkillFailure(Exception):
     """Raised inside a script; becomes a failed outcome with this message."""
 
@@ -232,10 +244,8 @@ class Pick(ScriptedSkill):
         lift = self._safe_height(grasp.point, grasp.point)
         yield from self._move_to(np.array([*grasp.point[:2], lift]))
 
-        lifted = self.env.object_pose(name)[0][2] - start_height
-        if self.env.held() != name or lifted < 0.03:
-            return self._done(False, f"grasp of {name} did not hold (lifted {lifted:.3f} m)")
-        return self._done(True)
+        problem = lift_verdict(self.env, name, start_height)
+        return self._done(not problem, problem)
 
 
 class Place(ScriptedSkill):

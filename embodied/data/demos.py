@@ -13,7 +13,8 @@ from embodied.data.dataset import MANIFEST
 from embodied.data.storage import read_shard
 from envs import keys
 from envs.plan import SkillCall, parse_step
-from policies.learned import MASKS, VERBS, SkillPolicyConfig, action_labels
+from policies.learned import MASKS, VERBS, action_labels
+from policies.learned_config import SkillPolicyConfig
 
 DEMO_INPUTS = {keys.RGB, keys.SEGMENTATION, keys.PROPRIO}
 
@@ -49,11 +50,16 @@ class DemoArrays:
         return ((seg == codes) & (codes > 0)).astype(np.uint8)
 
 
-def dataset_views(root: str | Path) -> tuple[list[str], int]:
-    """The camera views and image size a dataset was rendered with."""
-    manifest = json.loads((Path(root) / MANIFEST).read_text())
-    env = manifest["generator"]["env"]
-    return list(env["views"]), int(env["image_size"])
+def dataset_views(root: str | Path) -> tuple[str, list[str], int]:
+    """The env id, camera views and image size a dataset was rendered with."""
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: generate demonstrations first (python -m embodied.generate "
+            f"demos=true output_dir={root})"
+        )
+    env = json.loads(path.read_text())["generator"]["env"]
+    return str(env["id"]), list(env["views"]), int(env["image_size"])
 
 
 def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoArrays:

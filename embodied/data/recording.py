@@ -77,16 +77,19 @@ class DemonstratedSkill(Skill):
         self.commands: list[np.ndarray] = []
 
     def act(self, observation: Observation) -> np.ndarray | None:
-        seen = self.sim.current_observation(images=True)
+        seen = self.sim.current_observation(images=False)
+        seen[keys.RGB], _, seen[keys.SEGMENTATION] = self.sim.render_views(self.sim.cameras)
+        last_opening = float(self.skill.command[4]) if self.commands else None
         action = self.skill.act(observation)
         self.outcome = self.skill.outcome
-        if action is None:  # the stop: the tool where it is
+        if action is None:  # the stop: the tool where it is, the fingers as last commanded
             position, quaternion = self.sim.robot.tool_pose()
             width = seen[keys.PROPRIO][keys.PROPRIO_GRIPPER_WIDTH][0]
-            command = np.array([*position, yaw_of(quaternion), width], dtype=np.float32)
+            opening = width if last_opening is None else last_opening
+            command = np.array([*position, yaw_of(quaternion), opening], dtype=np.float32)
         else:
             command = self.skill.command.copy()
-        self.observations.append({key: seen[key] for key in DEMO_KEYS if key in seen})
+        self.observations.append({key: seen[key] for key in DEMO_KEYS})
         self.commands.append(command)
         return action
 

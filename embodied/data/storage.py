@@ -20,11 +20,12 @@ A shard is one HDF5 file (h5py), readable without this code::
         frames/skill_reason       (T,) str      why it failed ("" otherwise)
         frames/injected           (T,) str      the failure the env injected ("slip", "stuck")
         frames/control_steps      (T,) int32    env.step calls the skill took
-        demos/<k>/                              generate's demos=true: the k-th skill call of a
-                                                plan episode, every control step of it
+        demos/<k>/                              generate's demos=true: the k-th skill call of
+                                                the episode, every control step of it
           attrs: call, success, reason, injected
-          <observation key>       (S, ...)      the observation the skill acted on at each step
-                                                (rgb, segmentation, proprio, ...), gzip
+          <observation key>       (S, ...)      the observation before each of the S - 1
+                                                actions, and where it stopped (rgb,
+                                                segmentation, proprio, ...), gzip
           command                 (S, 5) float32  the tool target the skill commanded then: x,
                                                 y, z (m), yaw (rad), gripper width (m); the
                                                 last row is the state it ended in (the stop)
@@ -81,8 +82,8 @@ class Demo:
     reason: str
     injected: str
     observations: dict[str, np.ndarray]
-    """Observation key -> (S, ...): what the skill saw before each of its S actions and, last,
-    the state it stopped in."""
+    """Observation key -> (S, ...): what the skill saw before each of its S - 1 actions and,
+    last, the state it stopped in."""
     commands: np.ndarray
     """(S, 5) the tool target of each action (x, y, z, yaw, gripper width); the last row holds
     the tool where it stopped."""
@@ -107,7 +108,7 @@ class EpisodeRecord:
     attempt: dict[str, Any] = field(default_factory=dict)
     """For questions asked after the robot tried a skill: the call, its outcome, the injection."""
     demos: list[Demo] = field(default_factory=list)
-    """Every skill call of a plan episode step by step (only when generated with demos=true)."""
+    """Every skill call of the episode step by step (only when generated with demos=true)."""
 
     @property
     def group_name(self) -> str:

@@ -9,7 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from embodied.config import EvaluateConfig, KitchenEnvConfig, TabletopEnvConfig
+from embodied.config import (
+    DEFAULT_PLANNER_CHECKPOINT,
+    EvaluateConfig,
+    KitchenEnvConfig,
+    TabletopEnvConfig,
+)
 from embodied.data.splits import SPLITS
 from embodied.evaluate import EVAL_INFO, PLOT, TABLE, evaluate, jobs, summarize, to_markdown
 from embodied.statistics import macro_f1, rate_summary, wilson_interval
@@ -121,7 +126,7 @@ def test_bad_evaluation_configs_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="workers=0"):
         EvaluateConfig(env=TabletopEnvConfig(), planner="oracle", workers=0)
     with pytest.raises(ValueError, match="trained in embodied/Tabletop-v0"):
-        EvaluateConfig(env=KitchenEnvConfig())  # the shipped planner never saw the kitchen
+        EvaluateConfig(env=KitchenEnvConfig(), checkpoint=DEFAULT_PLANNER_CHECKPOINT)
 
 
 def test_a_two_episode_evaluation_in_two_workers(tmp_path):

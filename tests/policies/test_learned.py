@@ -9,13 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from embodied.config import GenerateConfig, RolloutConfig, TabletopEnvConfig, TrainSkillsConfig
+from embodied.config import (
+    GenerateConfig,
+    KitchenEnvConfig,
+    RolloutConfig,
+    TabletopEnvConfig,
+    TrainSkillsConfig,
+)
 from embodied.data.demos import dataset_views, load_demos
 from embodied.data.storage import read_shard
 from embodied.episode import run_episode
 from embodied.generate import generate
 from embodied.planners import OraclePlanner
 from embodied.train_skills import FINAL, losses, train
+from embodied.training import TrainingConflict
 from envs import keys
 from envs.plan import SkillCall
 from policies.base import SkillOutcome
@@ -26,12 +33,13 @@ from policies.learned import (
     LearnedSkill,
     LearnedSkills,
     SkillPolicy,
-    SkillPolicyConfig,
     action_labels,
     call_masks,
+    decode_action,
     policy_batch,
     tool_yaw,
 )
+from policies.learned_config import SkillPolicyConfig
 
 SMALL = SkillPolicyConfig(views=["front", "overhead"], image_size=32, channels=8, hidden=32)
 
@@ -69,7 +77,7 @@ def test_demonstrations_hold_every_control_step_of_each_skill(demos_dir):
     # The stop row is the tool where the skill left it.
     final = demo.observations[keys.PROPRIO][-1]
     np.testing.assert_allclose(demo.commands[-1, :3], final[keys.PROPRIO_TOOL_POSITION], atol=1e-5)
-    assert dataset_views(demos_dir) == (["front", "overhead"], 32)
+    assert dataset_views(demos_dir) == ("embodied/Tabletop-v0", ["front", "overhead"], 32)
 
 
 def test_labels_give_back_the_commanded_tool_targets(demos_dir):
@@ -88,6 +96,19 @@ def test_labels_give_back_the_commanded_tool_targets(demos_dir):
     yaw = tool_yaw(proprio) + labels[:, 3] * SMALL.max_turn
     assert np.abs(labels[:, 3]).max() < 1.0, "no turn is clipped"
     np.testing.assert_allclose(np.cos(yaw), np.cos(demo.commands[:, 3]), atol=1e-4)
+
+
+def test_decoding_an_action_inverts_its_label(demos_dir):
+    record = next(read_shard(sorted((demos_dir / "train").glob("shard_*.h5"))[0], demos=True))
+    demo = record.demos[0]
+    proprio = demo.observations[keys.PROPRIO]
+    labels = action_labels(demo.commands, proprio, SMALL)
+    for t in range(len(labels) - 1):  # the stop row holds no command
+        position, yaw, width = decode_action(labels[t], proprio[t], SMALL)
+        np.testing.assert_allclose(position, demo.commands[t, :3], atol=1e-5)
+        assert np.cos(2 * (yaw - demo.commands[t, 3])) == pytest.approx(1.0, abs=1e-6)
+        assert -2.0 <= yaw <= 2.0, "within the wrist's range"
+        assert width == pytest.approx(demo.commands[t, 4], abs=1e-6)
 
 
 def test_call_masks_mark_the_named_objects_only():
@@ -159,17 +180,29 @@ def test_train_skills_writes_a_policy_that_runs_through_the_skill_interface(
     assert step.control_steps > 0, "the learned skill acted through env.step"
 
 
-def test_a_learned_skill_judges_its_outcome_from_the_simulator(make_env):
+def test_a_learned_skill_stops_when_the_policy_says_and_is_judged_by_the_simulator(make_env):
     env = make_env(observe_images=False)
     env.reset(seed=0, options={"task": "p1"})
     sim = env.unwrapped
-    skill = LearnedSkill(sim, SkillCall("pick", (sim.entities[0],)), SkillPolicy(SMALL), 2)
+    policy = SkillPolicy(SMALL)
+    with torch.no_grad():
+        policy.head[-1].bias[ACTION_DIM] = 20.0  # "done" from the first step
+    name = sim.entities[0]
+    skill = LearnedSkill(sim, SkillCall("pick", (name,)), policy)
     observation = sim.current_observation()
     while (action := skill.act(observation)) is not None:
         assert env.action_space.contains(action)
         observation, *_ = env.step(action)
-    assert skill.outcome == SkillOutcome(False, "timeout after 2 steps", 2)
-    assert skill._verdict().startswith(f"not holding {sim.entities[0]}")
+    assert skill.outcome.steps == LearnedSkill.MIN_STEPS, "a stop is believed after MIN_STEPS"
+    assert not skill.outcome.success
+    assert skill.outcome.reason.startswith(f"grasp of {name} did not hold")
+    slow = LearnedSkill(sim, SkillCall("pick", (name,)), SkillPolicy(SMALL), max_steps=2)
+    policy_never_stops = slow.policy
+    with torch.no_grad():
+        policy_never_stops.head[-1].bias[ACTION_DIM] = -20.0
+    while (action := slow.act(observation)) is not None:
+        observation, *_ = env.step(action)
+    assert slow.outcome == SkillOutcome(False, "timeout after 2 steps", 2)
 
 
 def test_learned_skills_need_a_checkpoint(tmp_path):
@@ -179,3 +212,34 @@ def test_learned_skills_need_a_checkpoint(tmp_path):
         RolloutConfig(env=TabletopEnvConfig(), planner="oracle", skills="neural")
     with pytest.raises(ValueError, match=r"no policy\.json"):
         SkillPolicy.load(tmp_path)
+    with pytest.raises(ValueError, match="only read with skills=learned"):
+        RolloutConfig(env=TabletopEnvConfig(), planner="oracle", skills_checkpoint=str(tmp_path))
+    SkillPolicy(replace(SMALL, env="embodied/Tabletop-v0")).save(tmp_path)
+    with pytest.raises(ValueError, match="learned from embodied/Tabletop-v0 demonstrations"):
+        RolloutConfig(
+            env=KitchenEnvConfig(),
+            planner="oracle",
+            skills="learned",
+            skills_checkpoint=str(tmp_path),
+        )
+    with pytest.raises(ValueError, match=r"policy\.channels=6: must be a multiple of 4"):
+        SkillPolicyConfig(channels=6)
+
+
+def test_resuming_with_another_policy_config_is_refused(demos_dir, tmp_path):
+    config = TrainSkillsConfig(
+        data=str(demos_dir),
+        policy=SMALL,
+        steps=2,
+        batch_size=8,
+        eval_every=2,
+        checkpoint_every=2,
+        progress=False,
+        output_dir=str(tmp_path),
+    )
+    train(config)
+    wider = replace(config, steps=4, policy=replace(SMALL, channels=12))
+    with pytest.raises(TrainingConflict, match="choose another output_dir"):
+        train(wider)
+    with pytest.raises(ValueError, match="batch_size=100000: more than the"):
+        train(replace(config, batch_size=100_000, resume=False))

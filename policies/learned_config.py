@@ -1,0 +1,52 @@
+"""The learned skill policy's config, without torch: entry-point configs import it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from envs.cameras import CAMERA_PLACEMENTS
+
+POLICY_CONFIG = "policy.json"
+"""The config file of a policy checkpoint (beside its safetensors weights)."""
+
+
+@dataclass
+class SkillPolicyConfig:
+    """The policy's inputs and size (stored with every checkpoint as ``policy.json``)."""
+
+    views: list[str] = field(default_factory=lambda: ["front", "overhead"])
+    """Camera views the policy renders for itself (envs.cameras.CAMERA_PLACEMENTS): the
+    demonstrations' views."""
+    image_size: int = 64
+    channels: int = 32
+    """Feature maps of the conv net; each becomes one keypoint per view."""
+    hidden: int = 256
+    max_lead: float = 0.06
+    """Metres the commanded tool target may lead the tool by, at a full output (the scripted
+    skills' targets lead it by up to ~6 cm while travelling at 2 cm per step)."""
+    max_turn: float = 1.6
+    """Radians the commanded wrist yaw may lead the wrist by, at a full output (the scripted
+    skills turn the target at once, by up to a quarter turn)."""
+    done_threshold: float = 0.5
+    """Stop once the done probability passes this."""
+    env: str = ""
+    """The env id of the demonstrations it learned from (train_skills sets it from the data)."""
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "channels", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"policy.{name}={getattr(self, name)}: must be >= 1")
+        if self.channels % 4:
+            raise ValueError(f"policy.channels={self.channels}: must be a multiple of 4")
+        for name in ("max_lead", "max_turn"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"policy.{name}={getattr(self, name)}: must be > 0")
+        if self.image_size % 8:
+            raise ValueError(f"policy.image_size={self.image_size}: must be a multiple of 8")
+        if not self.views:
+            raise ValueError("policy.views=[]: name at least one camera view")
+        unknown = [v for v in self.views if v not in CAMERA_PLACEMENTS]
+        if unknown:
+            raise ValueError(f"policy.views={self.views}: allowed {sorted(CAMERA_PLACEMENTS)}")
+        if not 0.0 < self.done_threshold < 1.0:
+            raise ValueError(f"policy.done_threshold={self.done_threshold}: must be in (0, 1)")
