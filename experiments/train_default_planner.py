@@ -7,11 +7,11 @@
 1. The data: ``python -m embodied.generate`` (tabletop: p1, p2, q1-q4 as the default rollout,
    5000 training and 200 held-out episodes, ~10 minutes with 2 workers; kitchen: its six
    families, 1000 episodes with ``env.failure_rate=0.2`` so that plans hold failed steps and
-   the recoveries after them, ~35 minutes: its physics is slower), skipped when already there.
+   the recoveries after them, ~1 hour with 2 workers: its physics is slower), skipped when
+   already there (a half-written one is resumed).
 2. ``python -m embodied.train data=...`` at its other defaults (state tokens from PaLM-E's
    per-object MLP, the small Llama pretrained on the task text first; 3000 steps, 1500 in the
-   kitchen); its
-   ``final/`` is copied to the shipped path.
+   kitchen); its ``final/`` is copied to the shipped path.
 3. ``embodied.evaluate``: closed-loop episodes of every family (in turn) on the eval split's
    fixed seeds, in physics: tabletop free and constrained; kitchen with skill failures injected
    at the training rate, failures detected by the skills' reports or by the model itself.
