@@ -77,7 +77,9 @@ RECIPES = {
         1000,
         "runs/planner_kitchen",
         DEFAULT_KITCHEN_PLANNER_CHECKPOINT,
-        (("free", "skill"), ("free", "model")),
+        # Skill-reported failures only: its data holds the four planning families, not the
+        # success-detection questions that failure_detection=model asks.
+        (("free", "skill"),),
         "default_planner_kitchen",
         # The kitchen's prompts (six entities, histories with failed steps) make a step ~4x
         # the tabletop's here (1.4 s): 1500 steps keep its training near half an hour.
@@ -200,8 +202,11 @@ def main() -> None:
         "machine": machine(),
     }
     previous = args.output_dir / f"{recipe.results}.json"
+    metrics_log = Path(run) / "metrics.jsonl"
     if args.evaluate_only and previous.exists():  # keep the record of how it was trained
         results["training"] = json.loads(previous.read_text()).get("training", {})
+    elif args.evaluate_only and metrics_log.exists():
+        results["training"] = {"metrics": json.loads(metrics_log.read_text().splitlines()[-1])}
     if not args.evaluate_only:
         if not dataset_complete(Path(data)):
             generate(generating)  # resumes a dataset whose shards are not all written

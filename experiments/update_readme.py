@@ -60,9 +60,19 @@ SECTIONS = (
         "the shipped checkpoint, closed loop in physics",
     ),
     (
+        "default_planner_kitchen",
+        "python -m experiments.train_default_planner --env kitchen",
+        "the shipped kitchen checkpoint, closed loop in physics, skill failures injected",
+    ),
+    (
         "benchmark_planner",
         "python -m experiments.benchmark_planner",
         "the shipped checkpoint",
+    ),
+    (
+        "benchmark_skills",
+        "python -m experiments.benchmark_skills --checkpoint runs/skills/final",
+        "learned vs scripted skills under the oracle's plans",
     ),
 )
 
@@ -80,6 +90,11 @@ def results_block() -> str:
 
 STUDIES = (
     ("default_planner", "python -m experiments.train_default_planner", "the shipped planner"),
+    (
+        "default_planner_kitchen",
+        "python -m experiments.train_default_planner --env kitchen",
+        "the shipped kitchen planner: failure detection driving recovery, affordance F1",
+    ),
     (
         "study_decoding",
         "python -m experiments.palme_studies --study decoding",

@@ -113,6 +113,18 @@ def test_kitchen_rollout_writes_videos_and_a_summary(tmp_path):
     assert "place(" in run.stdout and ", drawer)" in run.stdout and ", counter)" in run.stdout
 
 
+def test_the_kitchen_rollout_plans_with_the_shipped_kitchen_checkpoint(tmp_path):
+    run = rollout(tmp_path, "env=kitchen", "episodes=1", "video=false")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["planner"] == "palme"
+    assert summary["checkpoint"] == DEFAULT_KITCHEN_PLANNER_CHECKPOINT
+    (episode,) = summary["episodes"]
+    assert episode["task"] == "put_in_drawer" and episode["steps"], run.stdout
+    # Its success rate is measured by experiments/train_default_planner.py --env kitchen.
+    assert episode["parse_failures"] == 0, run.stdout
+
+
 def test_kitchen_rejects_a_tabletop_task(tmp_path):
     run = rollout(tmp_path, "planner=oracle", "env=kitchen", "task=p1", "video=false")
     assert run.returncode == 2
