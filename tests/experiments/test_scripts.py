@@ -174,7 +174,13 @@ def test_palme_studies_smoke(tmp_path):
     assert run.returncode == 0, run.stderr
     results = json.loads((tmp_path / "study_entity_referrals_quick.json").read_text())
     rows = {row["variant"]: row for row in results["rows"]}
-    assert set(rows) == {"state_entity_referrals", "state_no_entity_referrals"}
+    assert set(rows) == {
+        "state_entity_referrals",
+        "state_no_entity_referrals",
+        "state_relabelled_entities",
+    }
+    relabelled = tmp_path / "quick_state_relabelled_entities" / "final" / "train_config.json"
+    assert json.loads(relabelled.read_text())["relabel_entities"] is True
     trained = json.loads(
         (tmp_path / "quick_state_no_entity_referrals" / "final" / "palme.json").read_text()
     )

@@ -152,7 +152,7 @@ def test_a_few_training_steps_lower_the_loss(demos_dir):
         loss.backward()
         optimizer.step()
     after, _ = losses(policy, demos, index, 10.0)
-    assert float(after) < 0.5 * float(before)
+    assert after.item() < 0.5 * before.item()
 
 
 def test_train_skills_writes_a_policy_that_runs_through_the_skill_interface(
