@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,28 +51,28 @@ class DemoArrays:
         return ((seg == codes) & (codes > 0)).astype(np.uint8)
 
 
-def dataset_views(root: str | Path) -> tuple[str, list[str], int]:
-    """The env id, camera views and image size a dataset was rendered with."""
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """The dataset's manifest; a missing one says how to generate demonstrations."""
     path = Path(root) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(
             f"{path} not found: generate demonstrations first (python -m embodied.generate "
             f"demos=true output_dir={root})"
         )
-    env = json.loads(path.read_text())["generator"]["env"]
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+def dataset_views(root: str | Path) -> tuple[str, list[str], int]:
+    """The env id, camera views and image size a dataset was rendered with."""
+    env = read_manifest(root)["generator"]["env"]
     return str(env["id"]), list(env["views"]), int(env["image_size"])
 
 
 def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoArrays:
     """The successful demonstrations of ``split`` (calls whose failure the env injected, and
     calls that failed, teach nothing to copy), as arrays."""
-    manifest_path = Path(root) / MANIFEST
-    if not manifest_path.exists():
-        raise FileNotFoundError(
-            f"{manifest_path} not found: generate demonstrations first (python -m "
-            f"embodied.generate demos=true output_dir={root})"
-        )
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(root)
     if not manifest["generator"].get("demos"):
         raise ValueError(
             f"{root} holds no demonstrations: generate it with demos=true (python -m "
