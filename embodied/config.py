@@ -304,6 +304,11 @@ class GenerateConfig:
     and the tool target commanded at each control step): behaviour-cloning demonstrations for
     the learned skills (``python -m embodied.train_skills``). Renders the views at every control
     step, so it is slower and its shards are larger."""
+    demo_noise: float = 0.0
+    """Metres: the standard deviation of a slowly drifting offset added to the tool target each
+    scripted skill commands while it demonstrates (DART, Laskey et al., 2017). The arm then
+    strays from the script's path and is pulled back, so the demonstrations show how to recover
+    from the drift a learned policy makes; what is recorded is the script's own command. 0: none."""
     max_plan_steps: int = 24
     """Most skill calls per episode before it is cut off."""
     output_dir: str = "data/${hydra:runtime.choices.env}"
@@ -316,6 +321,10 @@ class GenerateConfig:
         for name in ("episodes", "eval_episodes", "shard_size", "workers", "max_plan_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.demo_noise < 0 or (self.demo_noise and not self.demos):
+            raise ValueError(
+                f"demo_noise={self.demo_noise}: must be >= 0, and is only used with demos=true"
+            )
         if self.pool_factor < 1.0:
             raise ValueError(f"pool_factor={self.pool_factor}: must be >= 1")
         if self.balance_threshold is not None and self.balance_threshold < 1:
@@ -560,11 +569,16 @@ class TrainSkillsConfig(TrainingRun):
     policy: SkillPolicyConfig = field(default_factory=SkillPolicyConfig)
     """The network (``policies.learned``); its views and image size are the dataset's."""
     batch_size: int = 64
-    steps: int = 4000
+    steps: int = 8000
     eval_every: int = 500
     checkpoint_every: int = 500
-    done_weight: float = 10.0
-    """Weight of a done step in the done loss: one step of a demonstration in ~40 is its stop."""
+    done_weight: float = 1.0
+    """Weight of a done step in the done loss (policies.learned.DONE_STEPS of a demonstration's
+    ~40 steps are done). Above 1 it biases the policy to stop early: 10 stopped most picks
+    before the grasp."""
+    shift: int = 4
+    """Pixels by which training images (and their masks) are shifted at random, every view on
+    its own (DrQ's augmentation): the policy must not rely on exact pixel positions. 0: none."""
     output_dir: str = "runs/skills"
     """Checkpoints, metrics.jsonl and the final policy (``final/``) go here."""
 
@@ -574,6 +588,8 @@ class TrainSkillsConfig(TrainingRun):
             raise ValueError(f"steps={self.steps}: must be >= 1")
         if self.done_weight <= 0:
             raise ValueError(f"done_weight={self.done_weight}: must be > 0")
+        if self.shift < 0:
+            raise ValueError(f"shift={self.shift}: must be >= 0")
 
 
 DEFAULT_ENCODER_STEPS = {

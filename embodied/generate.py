@@ -127,6 +127,7 @@ def plan_config(config: GenerateConfig) -> dict[str, Any]:
         "max_plan_steps": config.max_plan_steps,
         # Named only when on, so that datasets made before the option stay resumable.
         **({"demos": True} if config.demos else {}),
+        **({"demo_noise": config.demo_noise} if config.demo_noise else {}),
     }
 
 
@@ -294,7 +295,9 @@ class Worker:
             self.report(1)
         return found
 
-    def generate(self, job: ShardJob, max_plan_steps: int, demos: bool) -> ShardStats:
+    def generate(
+        self, job: ShardJob, max_plan_steps: int, demos: bool, demo_noise: float
+    ) -> ShardStats:
         started = time.perf_counter()
         path = Path(job.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,6 +321,7 @@ class Worker:
                     self.images,
                     max_plan_steps,
                     demos,
+                    demo_noise,
                 )
                 if scene.scene_config and record.scene_config != scene.scene_config:
                     raise RuntimeError(
@@ -357,7 +361,7 @@ def _pool_survey(args: tuple[list[Scene], dict[str, Any]]) -> list[Scene]:
     return _worker.survey(*args)
 
 
-def _pool_generate(args: tuple[ShardJob, int, bool]) -> ShardStats:
+def _pool_generate(args: tuple[ShardJob, int, bool, float]) -> ShardStats:
     assert _worker is not None
     return _worker.generate(*args)
 
@@ -399,15 +403,15 @@ class Workers:
         return [s for part in self.pool.imap(_pool_survey, parts) for s in part]
 
     def generate(
-        self, jobs: list[ShardJob], max_plan_steps: int, demos: bool
+        self, jobs: list[ShardJob], max_plan_steps: int, demos: bool, demo_noise: float
     ) -> Iterator[ShardStats]:
         self.start_stage("generate", sum(len(job.scenes) for job in jobs))
         if self.local is not None:
-            yield from (self.local.generate(job, max_plan_steps, demos) for job in jobs)
+            yield from (self.local.generate(job, max_plan_steps, demos, demo_noise) for job in jobs)
             return
         # Largest shards first, so that no process waits alone at the end.
         jobs = sorted(jobs, key=lambda job: -len(job.scenes))
-        work = [(job, max_plan_steps, demos) for job in jobs]
+        work = [(job, max_plan_steps, demos, demo_noise) for job in jobs]
         yield from self.pool.imap_unordered(_pool_generate, work)
 
     def close(self) -> None:
@@ -470,7 +474,9 @@ def generate(config: GenerateConfig) -> dict[str, Any]:
                 )
                 for s in pending
             ]
-            stats = list(workers.generate(jobs, config.max_plan_steps, config.demos))
+            stats = list(
+                workers.generate(jobs, config.max_plan_steps, config.demos, config.demo_noise)
+            )
     finally:
         workers.close()
     finished = time.perf_counter()

@@ -6,8 +6,10 @@
     python -m embodied.rollout skills=learned skills_checkpoint=runs/skills/final
 
 One policy for every verb (``policies.learned``): each step of a demonstration is one example,
-its label the tool motion the script commanded there and whether the skill stopped. The loss
-is a smooth L1 on the motion and a weighted binary cross-entropy on the stop. Held-out
+its label the path the tool took from there, the wrist turn and finger opening the script
+commanded, and whether the skill is about to stop (``policies.learned.action_labels``). The loss
+is the squared error of the motion and the binary cross-entropy of the stop; training images are
+shifted at random by a few pixels (DrQ). Held-out
 demonstrations (the eval split) give the loss and the stop's accuracy; ``final/`` holds the
 policy in safetensors with its config.
 """
@@ -39,6 +41,7 @@ from embodied.training import (
     save_checkpoint,
 )
 from policies.learned import ACTION_DIM, SkillPolicy, policy_batch
+from policies.learned_config import SkillPolicyConfig
 
 register_configs()
 
@@ -46,21 +49,48 @@ CHECKPOINT = "checkpoint"
 FINAL = "final"
 
 
-def batch_of(demos: DemoArrays, index: np.ndarray) -> tuple[tuple[Tensor, ...], Tensor, Tensor]:
+def batch_of(
+    demos: DemoArrays, index: np.ndarray, config: SkillPolicyConfig
+) -> tuple[tuple[Tensor, ...], Tensor, Tensor]:
     """The network's inputs, the action labels (B, ACTION_DIM) and stop labels (B,)."""
     inputs = policy_batch(
-        demos.rgb[index], demos.masks(index), demos.proprio[index], demos.verbs[index]
+        demos.rgb[index],
+        demos.masks(index),
+        demos.proprio[index],
+        demos.previous[index],
+        demos.verbs[index],
+        config,
     )
     return inputs, torch.from_numpy(demos.actions[index]), torch.from_numpy(demos.done[index])
 
 
+def random_shift(images: Tensor, pixels: int, generator: torch.Generator) -> Tensor:
+    """images (B, V, C, H, W) each shifted by up to ``pixels`` in x and y (edge pixels repeat),
+    every image on its own: DrQ's augmentation (Kostrikov et al., 2020)."""
+    b, v, c, h, w = images.shape
+    flat = images.flatten(0, 1)  # (B * V, C, H, W)
+    padded = F.pad(flat, (pixels,) * 4, mode="replicate")  # (B * V, C, H + 2p, W + 2p)
+    offsets = torch.randint(0, 2 * pixels + 1, (len(flat), 2), generator=generator)
+    shifted = [
+        image[:, dy : dy + h, dx : dx + w]
+        for image, (dy, dx) in zip(padded, offsets.tolist(), strict=True)
+    ]
+    return torch.stack(shifted).view(b, v, c, h, w)
+
+
 def losses(
-    policy: SkillPolicy, demos: DemoArrays, index: np.ndarray, done_weight: float
+    policy: SkillPolicy,
+    demos: DemoArrays,
+    index: np.ndarray,
+    done_weight: float,
+    shift: tuple[int, torch.Generator] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The training loss of a batch and its parts."""
-    inputs, actions, done = batch_of(demos, index)
-    output = policy(*inputs)  # (B, ACTION_DIM + 1)
-    motion = F.smooth_l1_loss(output[:, :ACTION_DIM], actions, beta=0.1)
+    """The training loss of a batch and its parts; ``shift`` (pixels, generator) augments."""
+    (images, proprio, verbs), actions, done = batch_of(demos, index, policy.config)
+    if shift is not None and shift[0] > 0:
+        images = random_shift(images, *shift)
+    output = policy(images, proprio, verbs)  # (B, ACTION_DIM + 1)
+    motion = F.mse_loss(output[:, :ACTION_DIM], actions)
     stop = F.binary_cross_entropy_with_logits(
         output[:, ACTION_DIM], done, pos_weight=torch.tensor(done_weight)
     )
@@ -136,7 +166,8 @@ def train(config: TrainSkillsConfig) -> dict[str, Any]:
                 group["lr"] = learning_rate(config.lr, config.warmup_steps, config.steps, step)
             rng = np.random.default_rng([config.seed, step])
             index = rng.choice(len(train_demos), config.batch_size, replace=False)
-            loss, _ = losses(policy, train_demos, index, config.done_weight)
+            shifts = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            loss, _ = losses(policy, train_demos, index, config.done_weight, (config.shift, shifts))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)

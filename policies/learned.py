@@ -4,10 +4,11 @@ demonstrations, behind the same skill interface.
 The policy sees what a camera sees, never the simulator's state: the views (rgb) with two masks
 that say which pixels belong to the call's object and to its target (from the segmentation the
 env renders: a skill call names its objects by these masks, as language-conditioned policies
-name them by words), the tool's pose and finger opening (proprio), and the skill's verb. It
-writes a tool motion (a target at most ``max_lead`` metres from the tool, a turn of the wrist,
-a finger opening) and whether it is done; inverse kinematics turns the motion into the env's joint
-targets, as for the scripted skills. The motion reaches the world only through ``env.step``.
+name them by words), the tool's pose and finger opening (proprio) with how they moved since the
+last step, and the skill's verb. It writes a tool motion (a target at most ``max_lead`` metres
+from the tool, a turn of the wrist, a finger opening) and whether it is done; inverse kinematics
+turns the motion into the env's joint targets, as for the scripted skills. The motion reaches the
+world only through ``env.step``.
 
 Design: per view a small conv net ends in a spatial softmax, whose expected feature coordinates
 are keypoints (Levine et al., "End-to-End Training of Deep Visuomotor Policies", 2016): where
@@ -39,8 +40,14 @@ VERBS = ("pick", "place", "open", "close")
 """The skills a policy can be trained for; a verb's index is its input."""
 MASKS = 2
 """Mask channels: the call's first argument (the object or fixture), its second (the target)."""
-PROPRIO_FEATURES = 6  # tool x, y, z, sin(yaw), cos(yaw), finger opening / max
+PROPRIO_FEATURES = 10
+"""Tool x, y, z, sin(yaw), cos(yaw), finger opening / max; the tool's motion since the last
+control step / max_lead (x, y, z) and the opening's change / max: one frame does not show whether
+the arm is still moving or the fingers still closing."""
 ACTION_DIM = 5  # (tool target - tool) / max_lead (x, y, z), turn / max_turn, opening / max
+DONE_STEPS = 2
+"""The last steps of a demonstration labelled done: a stop one step early leaves the lift or the
+retreat a centimetre short, and two positives per demonstration need no re-weighting."""
 MAX_LEARNED_STEPS = 150
 """Control steps a learned skill may take (the scripted picks and places take 30-60)."""
 POLICY_WEIGHTS = "policy.safetensors"
@@ -59,18 +66,38 @@ def call_masks(segmentation: np.ndarray, call: SkillCall, names: tuple[str, ...]
     return np.stack(masks, axis=-3).astype(np.uint8)
 
 
-def proprio_features(proprio: np.ndarray) -> np.ndarray:
-    """(..., PROPRIO_FEATURES) float32 from the env's proprio (..., PROPRIO_DIM)."""
+def proprio_features(
+    proprio: np.ndarray, previous: np.ndarray, config: SkillPolicyConfig
+) -> np.ndarray:
+    """(..., PROPRIO_FEATURES) float32 from the env's proprio (..., PROPRIO_DIM) now and at the
+    previous control step of the skill (the same, at its first step)."""
     yaw = tool_yaw(proprio)
+    width = proprio[..., keys.PROPRIO_GRIPPER_WIDTH]
+    tool = proprio[..., keys.PROPRIO_TOOL_POSITION]
     return np.concatenate(
         [
-            proprio[..., keys.PROPRIO_TOOL_POSITION],
+            tool,
             np.sin(yaw)[..., None],
             np.cos(yaw)[..., None],
-            proprio[..., keys.PROPRIO_GRIPPER_WIDTH] / MAX_GRIPPER_WIDTH,
+            width / MAX_GRIPPER_WIDTH,
+            (tool - previous[..., keys.PROPRIO_TOOL_POSITION]) / config.max_lead,
+            (width - previous[..., keys.PROPRIO_GRIPPER_WIDTH]) / MAX_GRIPPER_WIDTH,
         ],
         axis=-1,
     ).astype(np.float32)
+
+
+def previous_proprio(proprio: np.ndarray) -> np.ndarray:
+    """(S, PROPRIO_DIM): each step's previous proprio within one demonstration (S, PROPRIO_DIM);
+    the first step's is its own, as a skill starting to act has no earlier step."""
+    return np.concatenate([proprio[:1], proprio[:-1]])
+
+
+def done_labels(steps: int) -> np.ndarray:
+    """(steps,) float32: 1 on the last DONE_STEPS steps of a demonstration."""
+    done = np.zeros(steps, np.float32)
+    done[-DONE_STEPS:] = 1.0
+    return done
 
 
 def tool_yaw(proprio: np.ndarray) -> np.ndarray:
@@ -83,8 +110,15 @@ def action_labels(
     commands: np.ndarray, proprio: np.ndarray, config: SkillPolicyConfig
 ) -> np.ndarray:
     """(S, ACTION_DIM) what the policy should output at each step of a demonstration, from the
-    tool targets the script commanded (S, 5) and the proprio it acted on (S, PROPRIO_DIM)."""
-    step = commands[:, :3] - proprio[:, keys.PROPRIO_TOOL_POSITION]
+    tool targets the script commanded (S, 5) and the proprio it acted on (S, PROPRIO_DIM): the
+    tool target the script commanded, or with ``config.lookahead`` the tool's position that many
+    steps on (the last step's near the end); the wrist yaw and finger opening the script
+    commanded."""
+    tool = proprio[:, keys.PROPRIO_TOOL_POSITION]
+    if config.lookahead:
+        step = tool[np.minimum(np.arange(len(tool)) + config.lookahead, len(tool) - 1)] - tool
+    else:
+        step = commands[:, :3] - tool
     turn = _wrap(commands[:, 3] - tool_yaw(proprio))
     return np.concatenate(
         [
@@ -189,14 +223,19 @@ class SkillPolicy(nn.Module):
 
 
 def policy_batch(
-    rgb: np.ndarray, masks: np.ndarray, proprio: np.ndarray, verbs: np.ndarray
+    rgb: np.ndarray,
+    masks: np.ndarray,
+    proprio: np.ndarray,
+    previous: np.ndarray,
+    verbs: np.ndarray,
+    config: SkillPolicyConfig,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The network's inputs from numpy: rgb (B, V, H, W, 3) uint8, masks (B, V, MASKS, H, W)
-    uint8, proprio (B, PROPRIO_DIM), verbs (B,) int."""
+    uint8, proprio and its previous step's (B, PROPRIO_DIM), verbs (B,) int."""
     images = np.concatenate([rgb.transpose(0, 1, 4, 2, 3), masks * 255], axis=2)
     return (
         torch.from_numpy(images).float().div_(255.0),  # (B, V, 3 + MASKS, H, W)
-        torch.from_numpy(proprio_features(proprio)),
+        torch.from_numpy(proprio_features(proprio, previous, config)),
         torch.from_numpy(verbs.astype(np.int64)),
     )
 
@@ -215,6 +254,7 @@ class LearnedSkill(Skill):
         self.env, self.policy, self.max_steps = env, policy, max_steps
         self.cameras = [Camera(v, policy.config.image_size) for v in policy.config.views]
         self.steps = 0
+        self._previous: np.ndarray | None = None  # proprio at the last step
         # Where the object to pick rests now: a pick must lift it (as the scripted one must).
         picked = call.args[0] if call.verb == "pick" and call.args else None
         self._start_height = float(env.object_pose(picked)[0][2]) if picked in env.bodies else None
@@ -231,8 +271,15 @@ class LearnedSkill(Skill):
         rgb, _, segmentation = self.env.render_views(self.cameras)
         masks = call_masks(segmentation, self.call, self.env.observed_names)
         proprio = observation[keys.PROPRIO]
+        previous = proprio if self._previous is None else self._previous
+        self._previous = proprio
         inputs = policy_batch(
-            rgb[None], masks[None], proprio[None], np.array([VERBS.index(self.call.verb)])
+            rgb[None],
+            masks[None],
+            proprio[None],
+            previous[None],
+            np.array([VERBS.index(self.call.verb)]),
+            self.policy.config,
         )
         with torch.no_grad():
             output = self.policy(*inputs)[0].numpy()  # (ACTION_DIM + 1,)

@@ -14,7 +14,7 @@ from embodied.data.dataset import MANIFEST
 from embodied.data.storage import read_shard
 from envs import keys
 from envs.plan import SkillCall, parse_step
-from policies.learned import MASKS, VERBS, action_labels
+from policies.learned import MASKS, VERBS, action_labels, done_labels, previous_proprio
 from policies.learned_config import SkillPolicyConfig
 
 DEMO_INPUTS = {keys.RGB, keys.SEGMENTATION, keys.PROPRIO}
@@ -32,12 +32,14 @@ class DemoArrays:
     """(N, MASKS) int8: the segmentation code of the call's object and target (0: none)."""
     proprio: np.ndarray
     """(N, PROPRIO_DIM) float32."""
+    previous: np.ndarray
+    """(N, PROPRIO_DIM) float32: the proprio of the step before, in the same demonstration."""
     verbs: np.ndarray
     """(N,) int64 index into VERBS."""
     actions: np.ndarray
     """(N, ACTION_DIM) float32 labels (policies.learned.action_labels)."""
     done: np.ndarray
-    """(N,) float32: 1 at the step where the skill stopped."""
+    """(N,) float32: 1 on the last steps of a demonstration (policies.learned.DONE_STEPS)."""
     demo: np.ndarray
     """(N,) int64: which demonstration a step belongs to."""
 
@@ -78,9 +80,8 @@ def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoA
             f"{root} holds no demonstrations: generate it with demos=true (python -m "
             f"embodied.generate demos=true output_dir=...)"
         )
-    parts: dict[str, list[np.ndarray]] = {
-        name: [] for name in ("rgb", "seg", "codes", "proprio", "verbs", "actions", "done", "demo")
-    }
+    fields = ("rgb", "seg", "codes", "proprio", "previous", "verbs", "actions", "done", "demo")
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in fields}
     count = 0
     for shard in manifest["shards"]:
         if shard["split"] != split:
@@ -102,11 +103,10 @@ def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoA
                 parts["seg"].append(demo.observations[keys.SEGMENTATION].astype(np.int8))
                 parts["codes"].append(np.tile(np.array(codes, np.int8), (steps, 1)))
                 parts["proprio"].append(proprio.astype(np.float32))
+                parts["previous"].append(previous_proprio(proprio).astype(np.float32))
                 parts["verbs"].append(np.full(steps, VERBS.index(call.verb), np.int64))
                 parts["actions"].append(action_labels(demo.commands, proprio, config))
-                done = np.zeros(steps, np.float32)
-                done[-1] = 1.0
-                parts["done"].append(done)
+                parts["done"].append(done_labels(steps))
                 parts["demo"].append(np.full(steps, count, np.int64))
                 count += 1
     if not count:
@@ -117,6 +117,7 @@ def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoA
         segmentation=stacked["seg"],
         codes=stacked["codes"],
         proprio=stacked["proprio"],
+        previous=stacked["previous"],
         verbs=stacked["verbs"],
         actions=stacked["actions"],
         done=stacked["done"],

@@ -23,7 +23,7 @@ from envs.geometry import yaw_of
 from envs.plan import SkillCall
 from policies.base import Observation, Skill
 from policies.factory import make_skill
-from policies.scripted import ScriptedSkill
+from policies.scripted import ScriptedSkill, tool_action
 
 DEMO_KEYS = (keys.RGB, keys.SEGMENTATION, keys.PROPRIO, keys.OBJECTS, keys.OBJECT_MASK)
 """The observation arrays a demonstration keeps at every control step (not depth: the
@@ -66,15 +66,37 @@ class FrameRecorder:
         pass
 
 
+NOISE_CORRELATION = 0.9
+"""Per control step, how much of the demonstration noise's offset carries over: it drifts over
+~10 steps (a few centimetres of travel), as a learned policy's error does, where white noise
+would be smoothed away by the arm."""
+NOISE_SPEED = 0.02
+"""The script's target speed (metres per step: its travel speed) at which the noise is applied
+in full; slower, proportionally less (40% on the final approach, none while the fingers close),
+so that grasps and releases mostly still succeed and the demonstration is kept."""
+
+
 class DemonstratedSkill(Skill):
     """A scripted skill whose every step is kept: the views (rendered even when the env does
-    not render), and the tool target the script commanded."""
+    not render), and the tool target the script commanded. With ``noise`` (metres) the arm is
+    sent to the commanded target plus a drifting offset (DART): the record keeps the command."""
 
-    def __init__(self, skill: ScriptedSkill, sim: ArmEnv) -> None:
+    def __init__(
+        self,
+        skill: ScriptedSkill,
+        sim: ArmEnv,
+        noise: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         super().__init__(skill.call)
         self.skill, self.sim = skill, sim
         self.observations: list[dict[str, np.ndarray]] = []
         self.commands: list[np.ndarray] = []
+        self.noise, self.rng = noise, rng or np.random.default_rng(0)
+        self.offset = np.zeros(3)
+        self._last_target: np.ndarray | None = None
+        # An AR(1) offset with stationary std ``noise``: x' = c x + sqrt(1 - c^2) noise e.
+        self._innovation = noise * np.sqrt(1.0 - NOISE_CORRELATION**2)
 
     def act(self, observation: Observation) -> np.ndarray | None:
         seen = self.sim.current_observation(images=False)
@@ -89,6 +111,15 @@ class DemonstratedSkill(Skill):
             command = np.array([*position, yaw_of(quaternion), opening], dtype=np.float32)
         else:
             command = self.skill.command.copy()
+            if self.noise:
+                self.offset = NOISE_CORRELATION * self.offset + self.rng.normal(
+                    0.0, self._innovation, 3
+                )
+                last = command[:3] if self._last_target is None else self._last_target
+                speed = float(np.linalg.norm(command[:3] - last))
+                self._last_target = command[:3]
+                strayed = command[:3] + self.offset * min(1.0, speed / NOISE_SPEED)
+                action = tool_action(self.sim, strayed, float(command[3]), float(command[4]))
         self.observations.append({key: seen[key] for key in DEMO_KEYS})
         self.commands.append(command)
         return action
@@ -111,13 +142,14 @@ class DemoRecorder:
     """A skill factory (``run_episode(skills=...)``) that runs the scripted skills and keeps
     each call as a ``DemonstratedSkill``."""
 
-    def __init__(self) -> None:
+    def __init__(self, noise: float = 0.0, seed: int = 0) -> None:
         self.skills: list[DemonstratedSkill] = []
+        self.noise, self.rng = noise, np.random.default_rng(seed)
 
     def __call__(self, sim: ArmEnv, call: SkillCall) -> Skill:
         skill = make_skill(sim, call)
         assert isinstance(skill, ScriptedSkill), "demonstrations come from the scripted skills"
-        self.skills.append(DemonstratedSkill(skill, sim))
+        self.skills.append(DemonstratedSkill(skill, sim, self.noise, self.rng))
         return self.skills[-1]
 
     def demos(self, steps: list[StepRecord]) -> list[Demo]:
@@ -135,11 +167,12 @@ def record_episode(
     images: bool = True,
     max_plan_steps: int = 24,
     demos: bool = False,
+    demo_noise: float = 0.0,
 ) -> EpisodeRecord:
     """Run the oracle on one scene and return the record of it; ``demos`` keeps every skill
-    call step by step as well."""
+    call step by step as well (``demo_noise``: metres of DART noise, ``DemonstratedSkill``)."""
     recorder = FrameRecorder(images)
-    demo_recorder = DemoRecorder()
+    demo_recorder = DemoRecorder(demo_noise, seed)
     result = run_episode(
         env,
         OraclePlanner(),

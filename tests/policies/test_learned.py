@@ -17,11 +17,12 @@ from embodied.config import (
     TrainSkillsConfig,
 )
 from embodied.data.demos import dataset_views, load_demos
+from embodied.data.recording import record_episode
 from embodied.data.storage import read_shard
 from embodied.episode import run_episode
 from embodied.generate import generate
 from embodied.planners import OraclePlanner
-from embodied.train_skills import FINAL, losses, train
+from embodied.train_skills import FINAL, losses, random_shift, train
 from embodied.training import TrainingConflict
 from envs import keys
 from envs.plan import SkillCall
@@ -29,7 +30,9 @@ from policies.base import SkillOutcome
 from policies.factory import make_skills
 from policies.learned import (
     ACTION_DIM,
+    DONE_STEPS,
     MASKS,
+    PROPRIO_FEATURES,
     LearnedSkill,
     LearnedSkills,
     SkillPolicy,
@@ -80,7 +83,7 @@ def test_demonstrations_hold_every_control_step_of_each_skill(demos_dir):
     assert dataset_views(demos_dir) == ("embodied/Tabletop-v0", ["front", "overhead"], 32)
 
 
-def test_labels_give_back_the_commanded_tool_targets(demos_dir):
+def test_labels_give_the_commanded_targets_or_the_demonstrated_path_ahead(demos_dir):
     record = next(read_shard(sorted((demos_dir / "train").glob("shard_*.h5"))[0], demos=True))
     demo = record.demos[0]
     proprio = demo.observations[keys.PROPRIO]
@@ -92,6 +95,14 @@ def test_labels_give_back_the_commanded_tool_targets(demos_dir):
     np.testing.assert_allclose(
         (tool + labels[:, :3] * SMALL.max_lead)[unclipped], demo.commands[unclipped, :3], atol=1e-5
     )
+    path = action_labels(demo.commands, proprio, replace(SMALL, lookahead=2))
+    ahead = tool[np.minimum(np.arange(len(tool)) + 2, len(tool) - 1)]
+    unclipped = np.abs(path[:, :3]).max(axis=1) < 1.0
+    np.testing.assert_allclose(
+        (tool + path[:, :3] * SMALL.max_lead)[unclipped], ahead[unclipped], atol=1e-5
+    )
+    assert np.abs(path[-1, :3]).max() == 0.0, "the last step goes nowhere"
+    np.testing.assert_array_equal(path[:, 3:], labels[:, 3:])
     assert set(np.round(labels[:-1, 4], 3)) <= {0.0, 1.0}, "the fingers open wide or close"
     yaw = tool_yaw(proprio) + labels[:, 3] * SMALL.max_turn
     assert np.abs(labels[:, 3]).max() < 1.0, "no turn is clipped"
@@ -128,8 +139,13 @@ def test_policy_shapes_and_safetensors_round_trip(tmp_path):
     masks = np.zeros((3, 2, MASKS, 32, 32), np.uint8)
     proprio = np.zeros((3, keys.PROPRIO_DIM), np.float32)
     proprio[:, keys.PROPRIO_TOOL_QUATERNION] = [1.0, 0.0, 0.0, 0.0]
-    inputs = policy_batch(rgb, masks, proprio, np.array([0, 1, 2]))
+    previous = proprio.copy()
+    previous[:, keys.PROPRIO_TOOL_POSITION] -= [0.0, 0.0, 0.01]  # the tool rose a centimetre
+    inputs = policy_batch(rgb, masks, proprio, previous, np.array([0, 1, 2]), SMALL)
     assert inputs[0].shape == (3, 2, 3 + MASKS, 32, 32)
+    assert inputs[1].shape == (3, PROPRIO_FEATURES)
+    motion = inputs[1][:, 6:9].numpy()  # the tool's motion since the last step / max_lead
+    np.testing.assert_allclose(motion, [[0.0, 0.0, 0.01 / SMALL.max_lead]] * 3, atol=1e-6)
     output = policy(*inputs)
     assert output.shape == (3, ACTION_DIM + 1)
     policy.save(tmp_path)
@@ -140,7 +156,11 @@ def test_policy_shapes_and_safetensors_round_trip(tmp_path):
 
 def test_a_few_training_steps_lower_the_loss(demos_dir):
     demos = load_demos(demos_dir, "train", replace(SMALL, image_size=32))
-    assert len(demos) > 20 and demos.done.sum() >= 1
+    assert len(demos) > 20
+    starts = np.flatnonzero(np.diff(demos.demo, prepend=-1))  # each demonstration's first step
+    assert demos.done.sum() == DONE_STEPS * len(starts), "the last steps of each are done"
+    np.testing.assert_array_equal(demos.previous[starts], demos.proprio[starts])
+    np.testing.assert_array_equal(demos.previous[starts[0] + 1], demos.proprio[starts[0]])
     torch.manual_seed(0)
     policy = SkillPolicy(SMALL)
     optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
@@ -243,3 +263,42 @@ def test_resuming_with_another_policy_config_is_refused(demos_dir, tmp_path):
         train(wider)
     with pytest.raises(ValueError, match="batch_size=100000: more than the"):
         train(replace(config, batch_size=100_000, resume=False))
+
+
+def test_random_shift_moves_each_image_with_its_masks_by_at_most_the_given_pixels():
+    images = torch.zeros(4, 2, 3 + MASKS, 16, 16)  # (B, V, C, H, W)
+    images[:, :, :, 8, 8] = 1.0  # one lit pixel, in every channel
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(0))
+    assert shifted.shape == images.shape
+    lit = shifted.flatten(0, 1).nonzero()  # (B * V * C, 4): image, channel, y, x
+    assert len(lit) == 4 * 2 * (3 + MASKS), "the pixel moves, it is not lost or smeared"
+    assert ((lit[:, 2:] - 8).abs() <= 2).all()
+    per_image = lit.view(4 * 2, 3 + MASKS, 4)[:, :, 2:]
+    assert (per_image == per_image[:, :1]).all(), "rgb and masks move together"
+    assert len({tuple(p[0].tolist()) for p in per_image}) > 1, "images move on their own"
+    assert torch.equal(random_shift(images, 0, torch.Generator()), images)
+
+
+def test_demonstration_noise_moves_the_arm_off_the_script_but_records_the_script(make_env):
+    def first_demo(noise: float):
+        env = make_env(views=["front"], image_size=32, observe_images=False)
+        record = record_episode(env, 100_000, "p1", "train", {}, False, 1, True, noise)
+        return record.demos[0]
+
+    clean, noisy = first_demo(0.0), first_demo(0.02)
+    assert clean.call == noisy.call
+    steps = min(len(clean.commands), len(noisy.commands))
+    path = keys.PROPRIO_TOOL_POSITION
+    strayed = np.linalg.norm(
+        clean.observations[keys.PROPRIO][:steps, path]
+        - noisy.observations[keys.PROPRIO][:steps, path],
+        axis=1,
+    )
+    assert strayed[0] == 0.0 and strayed.max() > 0.005, "the noise moves the arm"
+    np.testing.assert_allclose(noisy.commands[0], clean.commands[0], atol=1e-6)
+    lead = np.linalg.norm(
+        noisy.commands[:-1, :3] - noisy.observations[keys.PROPRIO][:-1, path], axis=1
+    )
+    assert lead.max() < 0.1, "what is recorded is the script's command near the tool"
+    with pytest.raises(ValueError, match="only used with demos=true"):
+        GenerateConfig(env=TabletopEnvConfig(), demo_noise=0.01)
