@@ -1,7 +1,7 @@
 """Train the learned skills by behaviour cloning on the scripted skills' demonstrations.
 
-    python -m embodied.generate tasks=[p1,p2] demos=true episodes=600 \\
-        'env.views=[front,overhead]' output_dir=data/tabletop_demos
+    python -m embodied.generate tasks=[p1,p2,tower] demos=true demo_noise=0.02 \\
+        episodes=600 eval_episodes=60 'env.views=[front,overhead]' output_dir=data/tabletop_demos
     python -m embodied.train_skills data=data/tabletop_demos
     python -m embodied.rollout skills=learned skills_checkpoint=runs/skills/final
 

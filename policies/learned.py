@@ -74,6 +74,8 @@ def proprio_features(
     yaw = tool_yaw(proprio)
     width = proprio[..., keys.PROPRIO_GRIPPER_WIDTH]
     tool = proprio[..., keys.PROPRIO_TOOL_POSITION]
+    if not config.motion_inputs:
+        previous = proprio  # no motion seen
     return np.concatenate(
         [
             tool,
@@ -166,6 +168,23 @@ class SpatialSoftmax(nn.Module):
         return torch.cat([x, y], dim=1)
 
 
+def mask_centroids(masks: Tensor) -> Tensor:
+    """(B, V, MASKS, H, W) masks in [0, 1] -> (B, V * MASKS * 3): each mask's centre (x, y in
+    [-1, 1] image coordinates) and the share of the image it covers (0 where it is unseen).
+
+    Where the named object is seen, handed to the policy directly: trained from the masks as
+    image channels alone, the keypoints did not learn it (zeroing the images changed the
+    held-out motion's R^2 by 0.01-0.05: the policy replayed an average path from proprio)."""
+    b, v, m, h, w = masks.shape
+    area = masks.sum(dim=(3, 4))  # (B, V, MASKS)
+    ys = torch.linspace(-1.0, 1.0, h, device=masks.device)
+    xs = torch.linspace(-1.0, 1.0, w, device=masks.device)
+    weight = area.clamp(min=1.0)
+    x = (masks.sum(dim=3) * xs).sum(dim=-1) / weight  # (B, V, MASKS)
+    y = (masks.sum(dim=4) * ys).sum(dim=-1) / weight  # (B, V, MASKS)
+    return torch.stack([x, y, area / (h * w)], dim=-1).view(b, v * m * 3)
+
+
 class SkillPolicy(nn.Module):
     """Views + call masks, proprio and verb -> tool action (ACTION_DIM) and a done logit."""
 
@@ -184,7 +203,8 @@ class SkillPolicy(nn.Module):
             SpatialSoftmax(),
         )
         self.verb = nn.Embedding(len(VERBS), 32)
-        inputs = len(config.views) * 2 * c + PROPRIO_FEATURES + 32
+        views = len(config.views)
+        inputs = views * 2 * c + views * MASKS * 3 + PROPRIO_FEATURES + 32
         self.head = nn.Sequential(
             nn.Linear(inputs, config.hidden),
             nn.ReLU(),
@@ -198,7 +218,8 @@ class SkillPolicy(nn.Module):
         (B,) long -> (B, ACTION_DIM + 1): the action, then the done logit."""
         b, v = images.shape[:2]
         keypoints = self.vision(images.flatten(0, 1)).view(b, v * 2 * self.config.channels)
-        return self.head(torch.cat([keypoints, proprio, self.verb(verb)], dim=1))
+        centroids = mask_centroids(images[:, :, 3:])  # (B, V * MASKS * 3)
+        return self.head(torch.cat([keypoints, centroids, proprio, self.verb(verb)], dim=1))
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

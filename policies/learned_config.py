@@ -34,6 +34,10 @@ class SkillPolicyConfig:
     max_turn: float = 1.6
     """Radians the commanded wrist yaw may lead the wrist by, at a full output (the scripted
     skills turn the target at once, by up to a quarter turn)."""
+    motion_inputs: bool = True
+    """Whether the policy sees how the tool and fingers moved since the last step (zeros if not):
+    it makes the script's command predictable from one frame, but a policy can copy its own
+    speed ("still moving down, so keep going"; "stopped, so close") instead of looking."""
     done_threshold: float = 0.5
     """Stop once the done probability passes this."""
     env: str = ""

@@ -39,6 +39,7 @@ from policies.learned import (
     action_labels,
     call_masks,
     decode_action,
+    mask_centroids,
     policy_batch,
     tool_yaw,
 )
@@ -302,3 +303,13 @@ def test_demonstration_noise_moves_the_arm_off_the_script_but_records_the_script
     assert lead.max() < 0.1, "what is recorded is the script's command near the tool"
     with pytest.raises(ValueError, match="only used with demos=true"):
         GenerateConfig(env=TabletopEnvConfig(), demo_noise=0.01)
+
+
+def test_mask_centroids_say_where_each_mask_is_and_how_much_it_covers():
+    masks = torch.zeros(1, 2, MASKS, 5, 5)  # (B, V, MASKS, H, W)
+    masks[0, 0, 0, 0, 4] = 1.0  # view 0, the object: top right corner
+    masks[0, 1, 1, 2:4, 0:2] = 1.0  # view 1, the target: a 2 x 2 block, left, below the middle
+    features = mask_centroids(masks).view(2, MASKS, 3)  # x, y, share of the image
+    np.testing.assert_allclose(features[0, 0].numpy(), [1.0, -1.0, 1 / 25])
+    np.testing.assert_allclose(features[1, 1].numpy(), [-0.75, 0.25, 4 / 25])
+    assert features[0, 1].abs().sum() == 0 and features[1, 0].abs().sum() == 0, "unseen: zeros"
