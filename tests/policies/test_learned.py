@@ -26,6 +26,8 @@ from embodied.train_skills import FINAL, losses, random_shift, train
 from embodied.training import TrainingConflict
 from envs import keys
 from envs.plan import SkillCall
+from experiments.diagnose_skills import main as diagnose
+from experiments.diagnose_skills import r_squared
 from policies.base import SkillOutcome
 from policies.factory import make_skills
 from policies.learned import (
@@ -313,3 +315,19 @@ def test_mask_centroids_say_where_each_mask_is_and_how_much_it_covers():
     np.testing.assert_allclose(features[0, 0].numpy(), [1.0, -1.0, 1 / 25])
     np.testing.assert_allclose(features[1, 1].numpy(), [-0.75, 0.25, 4 / 25])
     assert features[0, 1].abs().sum() == 0 and features[1, 0].abs().sum() == 0, "unseen: zeros"
+
+
+def test_diagnose_skills_reports_fit_blind_fit_and_early_stops(
+    demos_dir, tmp_path, monkeypatch, capsys
+):
+    labels = np.random.default_rng(0).normal(size=(50, ACTION_DIM))
+    np.testing.assert_allclose(r_squared(labels, labels), 1.0)
+    np.testing.assert_allclose(
+        r_squared(np.broadcast_to(labels.mean(0), labels.shape), labels), 0.0, atol=1e-12
+    )
+    SkillPolicy(SMALL).save(tmp_path)
+    argv = ["diagnose_skills", "--checkpoint", str(tmp_path), "--data", str(demos_dir)]
+    monkeypatch.setattr("sys.argv", argv)
+    diagnose()
+    printed = capsys.readouterr().out
+    assert "pick" in printed and "images zeroed" in printed and "fire early" in printed
