@@ -6,8 +6,9 @@
     python -m embodied.rollout skills=learned skills_checkpoint=runs/skills/final
 
 One policy for every verb (``policies.learned``): each step of a demonstration is one example,
-its label the path the tool took from there, the wrist turn and finger opening the script
-commanded, and whether the skill is about to stop (``policies.learned.action_labels``). The loss
+its label the tool target, wrist turn and finger opening the script commanded there (or, with
+``policy.lookahead``, the path the tool took), and whether the skill is about to stop
+(``policies.learned.action_labels``). The loss
 is the squared error of the motion and the binary cross-entropy of the stop; training images are
 shifted at random by a few pixels (DrQ). Held-out
 demonstrations (the eval split) give the loss and the stop's accuracy; ``final/`` holds the
