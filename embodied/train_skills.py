@@ -1,16 +1,16 @@
 """Train the learned skills by behaviour cloning on the scripted skills' demonstrations.
 
     python -m embodied.generate tasks=[p1,p2,tower] demos=true demo_noise=0.02 \\
-        episodes=600 eval_episodes=60 'env.views=[front,overhead]' output_dir=data/tabletop_demos
+        episodes=600 eval_episodes=60 'env.views=[front,left,right]' output_dir=data/tabletop_demos
     python -m embodied.train_skills data=data/tabletop_demos
     python -m embodied.rollout skills=learned skills_checkpoint=runs/skills/final
 
 One policy for every verb (``policies.learned``): each step of a demonstration is one example,
-its label the tool target, wrist turn and finger opening the script commanded there (or, with
-``policy.lookahead``, the path the tool took), and whether the skill is about to stop
-(``policies.learned.action_labels``). The loss
-is the squared error of the motion and the binary cross-entropy of the stop; training images are
-shifted at random by a few pixels (DrQ). Held-out
+its label the tool target and wrist turn the script commanded there (or, with
+``policy.lookahead``, the path the tool took), whether it closed the fingers, and whether the
+skill is about to stop (``policies.learned.action_labels``). The loss is the squared error of the
+motion and the binary cross-entropy of the grip and of the stop; training images are shifted at
+random by a few pixels (DrQ). Held-out
 demonstrations (the eval split) give the loss and the stop's accuracy; ``final/`` holds the
 policy in safetensors with its config.
 """
@@ -41,7 +41,7 @@ from embodied.training import (
     run_or_exit,
     save_checkpoint,
 )
-from policies.learned import ACTION_DIM, SkillPolicy, policy_batch
+from policies.learned import ACTION_DIM, GRIP, SkillPolicy, policy_batch
 from policies.learned_config import SkillPolicyConfig
 
 register_configs()
@@ -57,6 +57,7 @@ def batch_of(
     inputs = policy_batch(
         demos.rgb[index],
         demos.masks(index),
+        demos.memory[index],
         demos.proprio[index],
         demos.previous[index],
         demos.verbs[index],
@@ -87,21 +88,24 @@ def losses(
     shift: tuple[int, torch.Generator] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The training loss of a batch and its parts; ``shift`` (pixels, generator) augments."""
-    (images, proprio, verbs), actions, done = batch_of(demos, index, policy.config)
+    (images, located, proprio, verbs), actions, done = batch_of(demos, index, policy.config)
     if shift is not None and shift[0] > 0:
         images = random_shift(images, *shift)
-    output = policy(images, proprio, verbs)  # (B, ACTION_DIM + 1)
-    motion = F.mse_loss(output[:, :ACTION_DIM], actions)
+    output = policy(images, located, proprio, verbs)  # (B, ACTION_DIM + 1)
+    motion = F.mse_loss(output[:, :GRIP], actions[:, :GRIP])
+    grip = F.binary_cross_entropy_with_logits(output[:, GRIP], actions[:, GRIP])
     stop = F.binary_cross_entropy_with_logits(
         output[:, ACTION_DIM], done, pos_weight=torch.tensor(done_weight)
     )
     detached = output.detach()
     predicted_stop = detached[:, ACTION_DIM] > 0
-    return motion + stop, {
+    predicted_grip = detached[:, GRIP] > 0
+    return motion + grip + stop, {
         "motion_loss": motion.item(),
+        "grip_loss": grip.item(),
         "stop_loss": stop.item(),
+        "grip_accuracy": float((predicted_grip == actions[:, GRIP].bool()).float().mean()),
         "stop_accuracy": float((predicted_stop == done.bool()).float().mean()),
-        "gripper_error": float((detached[:, 4] - actions[:, 4]).abs().mean()),
     }
 
 

@@ -3,10 +3,10 @@
     python -m experiments.diagnose_skills --checkpoint runs/skills/final --data data/tabletop_demos
 
 Open loop, on the eval split's demonstrations (``python -m embodied.generate demos=true``):
-- R^2 of the motion labels (x, y, z, turn, opening) per verb: how much of the demonstrated
-  motion the policy predicts;
-- the same with every image zeroed (rgb and masks): if it barely drops, the policy is replaying
-  an average path from proprio instead of looking;
+- R^2 of the motion labels (x, y, z, turn) and the accuracy of the grip (close or open) per
+  verb: how much of the demonstrated motion the policy predicts;
+- the same with every image (rgb and masks) and the objects located from them zeroed: if it
+  barely drops, the policy is replaying an average path from proprio instead of looking;
 - the stop's probability by steps left in the demonstration: a stop that fires far from the end
   ends skills early.
 Closed-loop success is ``experiments.benchmark_skills``'s job.
@@ -21,13 +21,13 @@ import torch
 
 from embodied.data.demos import load_demos
 from embodied.train_skills import batch_of
-from policies.learned import ACTION_DIM, VERBS, SkillPolicy
+from policies.learned import ACTION_DIM, GRIP, VERBS, SkillPolicy
 
 SAMPLE = 4096  # held-out steps used (fixed draw)
 
 
 def r_squared(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(ACTION_DIM,) 1 - MSE / variance per action dimension."""
+    """(D,) 1 - MSE / variance per dimension of predicted and labels (N, D)."""
     variance = labels.var(axis=0)
     return 1.0 - ((predicted - labels) ** 2).mean(axis=0) / np.maximum(variance, 1e-12)
 
@@ -41,20 +41,22 @@ def main() -> None:
     demos = load_demos(args.data, "eval", policy.config)
     rng = np.random.default_rng(0)
     index = np.sort(rng.choice(len(demos), min(SAMPLE, len(demos)), replace=False))
-    (images, proprio, verbs), actions, _ = batch_of(demos, index, policy.config)
+    (images, located, proprio, verbs), actions, _ = batch_of(demos, index, policy.config)
     with torch.no_grad():
-        output = policy(images, proprio, verbs).numpy()  # (N, ACTION_DIM + 1)
-        blind = policy(torch.zeros_like(images), proprio, verbs).numpy()
+        output = policy(images, located, proprio, verbs).numpy()  # (N, ACTION_DIM + 1)
+        nothing_seen = torch.zeros_like(images), torch.zeros_like(located)
+        blind = policy(*nothing_seen, proprio, verbs).numpy()
     labels = actions.numpy()
-    print(f"{len(index)} held-out steps of {args.data}; R^2 of x, y, z, turn, opening")
+    print(f"{len(index)} held-out steps of {args.data}; R^2 of x, y, z, turn; grip accuracy")
     for v, verb in enumerate(VERBS):
         rows = verbs.numpy() == v
         if rows.sum() < 2:
             continue
-        seen = r_squared(output[rows, :ACTION_DIM], labels[rows])
-        unseen = r_squared(blind[rows, :ACTION_DIM], labels[rows])
-        print(f"  {verb:6s} {rows.sum():5d} steps: {np.round(seen, 3)}")
-        print(f"  {'':6s} images zeroed: {np.round(unseen, 3)}")
+        for name, predicted in (("", output), ("images and located objects zeroed:", blind)):
+            motion = r_squared(predicted[rows, :GRIP], labels[rows, :GRIP])
+            grip = ((predicted[rows, GRIP] > 0) == (labels[rows, GRIP] > 0.5)).mean()
+            head = f"{verb:6s} {rows.sum():5d} steps:" if not name else f"{'':6s} {name}"
+            print(f"  {head} {np.round(motion, 3)}; {grip:.3f}")
 
     stop = 1.0 / (1.0 + np.exp(-output[:, ACTION_DIM]))
     demo = demos.demo[index]

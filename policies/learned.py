@@ -18,6 +18,7 @@ the masked object is, in image coordinates, is what the motion depends on.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -44,10 +45,21 @@ PROPRIO_FEATURES = 10
 """Tool x, y, z, sin(yaw), cos(yaw), finger opening / max; the tool's motion since the last
 control step / max_lead (x, y, z) and the opening's change / max: one frame does not show whether
 the arm is still moving or the fingers still closing."""
-ACTION_DIM = 5  # (tool target - tool) / max_lead (x, y, z), turn / max_turn, opening / max
+ACTION_DIM = 5  # (tool target - tool) / max_lead (x, y, z), turn / max_turn, close the fingers
+GRIP = 4
+"""The action's column that says whether the fingers close: a logit out of the network, 1 or 0
+as a label. A decision, not a regressed width: a regressed width copied the fingers' own width
+(an input) back, so a small dip during the descent closed them in mid-air."""
 DONE_STEPS = 2
 """The last steps of a demonstration labelled done: a stop one step early leaves the lift or the
 retreat a centimetre short, and two positives per demonstration need no re-weighting."""
+MIN_SEEN_PIXELS = 3
+"""Pixels of a mask that count as its object being seen in a view."""
+LOCATE_SCALE = 0.2
+"""Metres: a located object's offset from the tool is handed to the head divided by this."""
+LOCATED_FEATURES = MASKS * 4
+"""Per mask: where its object was last located, relative to the tool (x, y, z), and whether it
+has been located yet in this skill call."""
 MAX_LEARNED_STEPS = 150
 """Control steps a learned skill may take (the scripted picks and places take 30-60)."""
 POLICY_WEIGHTS = "policy.safetensors"
@@ -64,6 +76,76 @@ def call_masks(segmentation: np.ndarray, call: SkillCall, names: tuple[str, ...]
         code = names.index(arg) + 1 if arg in names else None
         masks.append(segmentation == code if code is not None else np.zeros_like(segmentation))
     return np.stack(masks, axis=-3).astype(np.uint8)
+
+
+def triangulate(masks: np.ndarray, cameras: Sequence[Camera]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each mask's object is in the world, from the calibrated views that see it: masks
+    (..., V, MASKS, H, W) -> positions (..., MASKS, 3) and located (..., MASKS) bool.
+
+    Each view that sees a mask (MIN_SEEN_PIXELS or more) casts a ray from its camera through the
+    mask's centroid; the object is the point nearest all those rays (least squares), located
+    where two or more views see it. The centroid is that of the visible surface, so the point is
+    off the object's centre by up to its half size; the head learns that offset."""
+    h, w = masks.shape[-2:]
+    area = masks.sum(axis=(-2, -1), dtype=np.float64)  # (..., V, MASKS)
+    rows = np.arange(h) + 0.5
+    cols = np.arange(w) + 0.5
+    u = (masks.sum(axis=-2, dtype=np.float64) * cols).sum(-1) / np.maximum(area, 1)
+    v = (masks.sum(axis=-1, dtype=np.float64) * rows).sum(-1) / np.maximum(area, 1)
+    k = np.stack([c.intrinsics for c in cameras]).astype(np.float64)  # (V, 3, 3)
+    pose = np.stack([c.extrinsics for c in cameras]).astype(np.float64)  # (V, 4, 4)
+    camera_rays = np.stack(  # (..., V, MASKS, 3) in each camera's frame (x right, y down, z on)
+        [
+            (u - k[:, None, 0, 2]) / k[:, None, 0, 0],
+            (v - k[:, None, 1, 2]) / k[:, None, 1, 1],
+            np.ones_like(u),
+        ],
+        axis=-1,
+    )
+    rays = np.einsum("vij,...vmj->...vmi", pose[:, :3, :3], camera_rays)
+    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    seen = area >= MIN_SEEN_PIXELS  # (..., V, MASKS)
+    # Least squares: sum over seeing views of (I - d d^T) p = sum of (I - d d^T) o.
+    projection = np.eye(3) - rays[..., :, None] * rays[..., None, :]  # (..., V, MASKS, 3, 3)
+    projection *= seen[..., None, None]
+    origins = pose[:, :3, 3]  # (V, 3): the cameras' eyes
+    lhs = projection.sum(axis=-4)  # (..., MASKS, 3, 3)
+    rhs = np.einsum("...vmij,vj->...mi", projection, origins)  # (..., MASKS, 3)
+    located = seen.sum(axis=-2) >= 2  # (..., MASKS)
+    lhs = np.where(located[..., None, None], lhs, np.eye(3))  # unlocated: solve I p = 0
+    rhs = np.where(located[..., None], rhs, 0.0)
+    positions = np.linalg.solve(lhs, rhs[..., None])[..., 0]
+    return positions.astype(np.float32), located
+
+
+def remember(memory: np.ndarray, positions: np.ndarray, located: np.ndarray) -> np.ndarray:
+    """(MASKS, 4) where each object was last located (x, y, z, 1; zeros before it ever was),
+    after one step that located ``positions`` (MASKS, 3) where ``located`` (MASKS,): a view of
+    the object hidden under the hand does not make the policy forget where it is."""
+    fresh = np.concatenate([positions, np.ones((len(positions), 1), np.float32)], axis=1)
+    return np.where(located[:, None], fresh, memory).astype(np.float32)
+
+
+def remembered_positions(positions: np.ndarray, located: np.ndarray) -> np.ndarray:
+    """(S, MASKS, 4): ``remember`` along one demonstration's steps, positions (S, MASKS, 3) and
+    located (S, MASKS): what the skill knew at each step."""
+    memory = np.zeros((positions.shape[1], 4), np.float32)
+    steps = []
+    for step_positions, step_located in zip(positions, located, strict=True):
+        memory = remember(memory, step_positions, step_located)
+        steps.append(memory)
+    return np.stack(steps)
+
+
+def located_features(memory: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+    """(..., LOCATED_FEATURES) float32 from the remembered positions (..., MASKS, 4) and the
+    proprio (..., PROPRIO_DIM): each object's offset from the tool / LOCATE_SCALE (zero if not
+    located yet), and whether it is located."""
+    tool = proprio[..., None, keys.PROPRIO_TOOL_POSITION]  # (..., 1, 3)
+    known = memory[..., 3:]
+    offset = (memory[..., :3] - tool) / LOCATE_SCALE * known
+    features = np.concatenate([offset, known], axis=-1)  # (..., MASKS, 4)
+    return features.reshape(*features.shape[:-2], LOCATED_FEATURES).astype(np.float32)
 
 
 def proprio_features(
@@ -114,8 +196,9 @@ def action_labels(
     """(S, ACTION_DIM) what the policy should output at each step of a demonstration, from the
     tool targets the script commanded (S, 5) and the proprio it acted on (S, PROPRIO_DIM): the
     tool target the script commanded, or with ``config.lookahead`` the tool's position that many
-    steps on (the last step's near the end); the wrist yaw and finger opening the script
-    commanded."""
+    steps on (the last step's near the end); the wrist yaw the script commanded, and whether it
+    commanded the fingers closed (under half open: they close on the object or keep squeezing
+    it)."""
     tool = proprio[:, keys.PROPRIO_TOOL_POSITION]
     if config.lookahead:
         step = tool[np.minimum(np.arange(len(tool)) + config.lookahead, len(tool) - 1)] - tool
@@ -126,7 +209,7 @@ def action_labels(
         [
             np.clip(step / config.max_lead, -1.0, 1.0),
             np.clip(turn / config.max_turn, -1.0, 1.0)[:, None],
-            commands[:, 4:5] / MAX_GRIPPER_WIDTH,
+            (commands[:, 4:5] < MAX_GRIPPER_WIDTH / 2),
         ],
         axis=1,
     ).astype(np.float32)
@@ -138,7 +221,9 @@ def decode_action(
     """The tool target (3,), wrist yaw and finger opening (metres) an action (ACTION_DIM,)
     commands from the proprio it was computed on: the inverse of ``action_labels``. The yaw
     is taken, among its equivalents a half turn apart (a parallel gripper is the same), as the
-    one within the wrist's range nearest the wrist, as the scripted skills do."""
+    one within the wrist's range nearest the wrist, as the scripted skills do. The fingers
+    close where the grip column is above 0 (a logit, or a label of 1) and open wide elsewhere
+    (the scripts' handle opening, 5 cm, is not learned: the tabletop demonstrations have none)."""
     position = proprio[keys.PROPRIO_TOOL_POSITION] + np.clip(action[:3], -1, 1) * config.max_lead
     current = float(tool_yaw(proprio))
     yaw = current + float(np.clip(action[3], -1, 1)) * config.max_turn
@@ -146,7 +231,7 @@ def decode_action(
         y for y in (yaw + k * np.pi for k in range(-3, 4)) if YAW_RANGE[0] <= y <= YAW_RANGE[1]
     ]
     yaw = min(options, key=lambda y: abs(y - current)) if options else yaw
-    width = float(np.clip(action[4], 0.0, 1.0)) * MAX_GRIPPER_WIDTH
+    width = 0.0 if action[GRIP] > 0 else MAX_GRIPPER_WIDTH
     return position, yaw, width
 
 
@@ -204,7 +289,7 @@ class SkillPolicy(nn.Module):
         )
         self.verb = nn.Embedding(len(VERBS), 32)
         views = len(config.views)
-        inputs = views * 2 * c + views * MASKS * 3 + PROPRIO_FEATURES + 32
+        inputs = views * 2 * c + views * MASKS * 3 + LOCATED_FEATURES + PROPRIO_FEATURES + 32
         self.head = nn.Sequential(
             nn.Linear(inputs, config.hidden),
             nn.ReLU(),
@@ -213,13 +298,15 @@ class SkillPolicy(nn.Module):
             nn.Linear(config.hidden, ACTION_DIM + 1),
         )
 
-    def forward(self, images: Tensor, proprio: Tensor, verb: Tensor) -> Tensor:
-        """images (B, V, 3 + MASKS, H, W) float in [0, 1], proprio (B, PROPRIO_FEATURES), verb
-        (B,) long -> (B, ACTION_DIM + 1): the action, then the done logit."""
+    def forward(self, images: Tensor, located: Tensor, proprio: Tensor, verb: Tensor) -> Tensor:
+        """images (B, V, 3 + MASKS, H, W) float in [0, 1], located (B, LOCATED_FEATURES),
+        proprio (B, PROPRIO_FEATURES), verb (B,) long -> (B, ACTION_DIM + 1): the action, then
+        the done logit."""
         b, v = images.shape[:2]
         keypoints = self.vision(images.flatten(0, 1)).view(b, v * 2 * self.config.channels)
         centroids = mask_centroids(images[:, :, 3:])  # (B, V * MASKS * 3)
-        return self.head(torch.cat([keypoints, centroids, proprio, self.verb(verb)], dim=1))
+        features = [keypoints, centroids, located, proprio, self.verb(verb)]
+        return self.head(torch.cat(features, dim=1))
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -246,16 +333,19 @@ class SkillPolicy(nn.Module):
 def policy_batch(
     rgb: np.ndarray,
     masks: np.ndarray,
+    memory: np.ndarray,
     proprio: np.ndarray,
     previous: np.ndarray,
     verbs: np.ndarray,
     config: SkillPolicyConfig,
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The network's inputs from numpy: rgb (B, V, H, W, 3) uint8, masks (B, V, MASKS, H, W)
-    uint8, proprio and its previous step's (B, PROPRIO_DIM), verbs (B,) int."""
+    uint8, the remembered positions (B, MASKS, 4) (``remember``), proprio and its previous
+    step's (B, PROPRIO_DIM), verbs (B,) int."""
     images = np.concatenate([rgb.transpose(0, 1, 4, 2, 3), masks * 255], axis=2)
     return (
         torch.from_numpy(images).float().div_(255.0),  # (B, V, 3 + MASKS, H, W)
+        torch.from_numpy(located_features(memory, proprio)),
         torch.from_numpy(proprio_features(proprio, previous, config)),
         torch.from_numpy(verbs.astype(np.int64)),
     )
@@ -276,6 +366,8 @@ class LearnedSkill(Skill):
         self.cameras = [Camera(v, policy.config.image_size) for v in policy.config.views]
         self.steps = 0
         self._previous: np.ndarray | None = None  # proprio at the last step
+        self.remembered = np.zeros((MASKS, 4), np.float32)
+        """Where the call's object and target were last located (``remember``)."""
         # Where the object to pick rests now: a pick must lift it (as the scripted one must).
         picked = call.args[0] if call.verb == "pick" and call.args else None
         self._start_height = float(env.object_pose(picked)[0][2]) if picked in env.bodies else None
@@ -291,12 +383,14 @@ class LearnedSkill(Skill):
             return None
         rgb, _, segmentation = self.env.render_views(self.cameras)
         masks = call_masks(segmentation, self.call, self.env.observed_names)
+        self.remembered = remember(self.remembered, *triangulate(masks, self.cameras))
         proprio = observation[keys.PROPRIO]
         previous = proprio if self._previous is None else self._previous
         self._previous = proprio
         inputs = policy_batch(
             rgb[None],
             masks[None],
+            self.remembered[None],
             proprio[None],
             previous[None],
             np.array([VERBS.index(self.call.verb)]),

@@ -13,8 +13,17 @@ import numpy as np
 from embodied.data.dataset import MANIFEST
 from embodied.data.storage import read_shard
 from envs import keys
+from envs.cameras import Camera
 from envs.plan import SkillCall, parse_step
-from policies.learned import MASKS, VERBS, action_labels, done_labels, previous_proprio
+from policies.learned import (
+    MASKS,
+    VERBS,
+    action_labels,
+    done_labels,
+    previous_proprio,
+    remembered_positions,
+    triangulate,
+)
 from policies.learned_config import SkillPolicyConfig
 
 DEMO_INPUTS = {keys.RGB, keys.SEGMENTATION, keys.PROPRIO}
@@ -30,6 +39,9 @@ class DemoArrays:
     """(N, V, H, W) int8 segmentation codes."""
     codes: np.ndarray
     """(N, MASKS) int8: the segmentation code of the call's object and target (0: none)."""
+    memory: np.ndarray
+    """(N, MASKS, 4) float32: where the skill had last located its object and target, as it
+    runs (policies.learned.remember)."""
     proprio: np.ndarray
     """(N, PROPRIO_DIM) float32."""
     previous: np.ndarray
@@ -48,9 +60,15 @@ class DemoArrays:
 
     def masks(self, index: np.ndarray) -> np.ndarray:
         """(B, V, MASKS, H, W) uint8: where the call's object and target are seen."""
-        seg = self.segmentation[index][:, :, None]  # (B, V, 1, H, W)
-        codes = self.codes[index][:, None, :, None, None]  # (B, 1, MASKS, 1, 1)
-        return ((seg == codes) & (codes > 0)).astype(np.uint8)
+        return code_masks(self.segmentation[index], self.codes[index])
+
+
+def code_masks(segmentation: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """(B, V, MASKS, H, W) uint8 from segmentation (B, V, H, W) and the codes (B, MASKS) to
+    mask (0: none)."""
+    seg = segmentation[:, :, None]  # (B, V, 1, H, W)
+    codes = codes[:, None, :, None, None]  # (B, 1, MASKS, 1, 1)
+    return ((seg == codes) & (codes > 0)).astype(np.uint8)
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
@@ -80,7 +98,19 @@ def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoA
             f"{root} holds no demonstrations: generate it with demos=true (python -m "
             f"embodied.generate demos=true output_dir=...)"
         )
-    fields = ("rgb", "seg", "codes", "proprio", "previous", "verbs", "actions", "done", "demo")
+    fields = (
+        "rgb",
+        "seg",
+        "codes",
+        "memory",
+        "proprio",
+        "previous",
+        "verbs",
+        "actions",
+        "done",
+        "demo",
+    )
+    cameras = [Camera(view, config.image_size) for view in config.views]
     parts: dict[str, list[np.ndarray]] = {name: [] for name in fields}
     count = 0
     for shard in manifest["shards"]:
@@ -99,9 +129,13 @@ def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoA
                     names.index(a) + 1 if a in names else 0 for a in [*call.args, None][:MASKS]
                 ]
                 proprio = demo.observations[keys.PROPRIO]
+                segmentation = demo.observations[keys.SEGMENTATION].astype(np.int8)
+                step_codes = np.tile(np.array(codes, np.int8), (steps, 1))
+                masks = code_masks(segmentation, step_codes)
                 parts["rgb"].append(demo.observations[keys.RGB])
-                parts["seg"].append(demo.observations[keys.SEGMENTATION].astype(np.int8))
-                parts["codes"].append(np.tile(np.array(codes, np.int8), (steps, 1)))
+                parts["seg"].append(segmentation)
+                parts["codes"].append(step_codes)
+                parts["memory"].append(remembered_positions(*triangulate(masks, cameras)))
                 parts["proprio"].append(proprio.astype(np.float32))
                 parts["previous"].append(previous_proprio(proprio).astype(np.float32))
                 parts["verbs"].append(np.full(steps, VERBS.index(call.verb), np.int64))
@@ -116,6 +150,7 @@ def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoA
         rgb=stacked["rgb"],
         segmentation=stacked["seg"],
         codes=stacked["codes"],
+        memory=stacked["memory"],
         proprio=stacked["proprio"],
         previous=stacked["previous"],
         verbs=stacked["verbs"],

@@ -1,0 +1,100 @@
+"""One learned skill call in closed loop, step by step: where the tool is, where the object is,
+what the policy commands and how sure it is that it is done.
+
+    python -m experiments.trace_skill --checkpoint runs/skills/final
+    python -m experiments.trace_skill --checkpoint runs/skills/final --family tower --seed 100003
+
+The oracle writes the episode's first step (a pick, in the tabletop families); the policy runs
+it through ``env.step`` until it stops or times out, and the simulator's verdict is printed.
+The quickest way to see how a policy fails: ``experiments.benchmark_skills`` says how often it
+does, this says where.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import envs  # noqa: F401  (registers the env ids)
+from embodied.planners import OraclePlanner
+from envs import keys
+from envs.base import ArmEnv
+from envs.plan import SkillCall, parse_step
+from policies.learned import ACTION_DIM, LearnedSkill, SkillPolicy, decode_action
+
+
+def trace(checkpoint: str, family: str, seed: int) -> str:
+    """Run the first oracle step of a ``family`` episode on ``seed`` with the learned policy,
+    printing one line per control step; returns the outcome's description."""
+    policy = SkillPolicy.load(checkpoint)
+    env = gym.make(policy.config.env, observe_images=False)
+    try:
+        observation, _ = env.reset(seed=seed, options={"task": family})
+        sim: ArmEnv = env.unwrapped  # type: ignore[assignment]
+        assert sim.task is not None
+        text = OraclePlanner().next_step(sim, observation, [], [])
+        call = parse_step(text)
+        assert isinstance(call, SkillCall), text
+        print(f"{sim.task.instruction!r}: {text} (policy {checkpoint})")
+        tracked = call.args[0]
+        skill = LearnedSkill(sim, call, policy)
+        outputs: list[np.ndarray] = []
+        seen: list[np.ndarray] = []
+
+        def record(
+            _: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+        ) -> None:
+            outputs.append(output[0].numpy())
+            seen.append(inputs[0][0, :, 3].sum(dim=(1, 2)).numpy())  # (V,) object pixels
+
+        policy.register_forward_hook(record)
+        views = ", ".join(policy.config.views)
+        print(
+            " step | tool x, y, z        width | object x, y, z       | located x, y, z     "
+            f"| target x, y, z       width | done | object pixels in {views}"
+        )
+        while True:
+            proprio = observation[keys.PROPRIO]
+            action = skill.act(observation)
+            output = outputs[-1] if outputs else None
+            tool = proprio[keys.PROPRIO_TOOL_POSITION]
+            width = float(proprio[keys.PROPRIO_GRIPPER_WIDTH][0])
+            obj = sim.object_pose(tracked)[0] if tracked in sim.bodies else np.zeros(3)
+            memory = skill.remembered[0]
+            located = _xyz(memory[:3]) if memory[3] else "      not yet      "
+            line = f" {skill.steps:4d} | {_xyz(tool)} {width:.3f} | {_xyz(obj)} | {located} |"
+            if output is not None:
+                target, _, opening = decode_action(output[:ACTION_DIM], proprio, policy.config)
+                done = 1.0 / (1.0 + np.exp(-output[ACTION_DIM]))
+                pixels = " ".join(f"{int(p):4d}" for p in seen[-1])
+                line += f" {_xyz(target)} {opening:.3f} | {done:.2f} | {pixels}"
+            print(line)
+            if action is None:
+                break
+            observation, *_ = env.step(action)
+    finally:
+        env.close()
+    assert skill.outcome is not None
+    verdict = "success" if skill.outcome.success else f"failure: {skill.outcome.reason}"
+    print(f"{call}: {verdict} after {skill.steps} steps")
+    return verdict
+
+
+def _xyz(v: np.ndarray) -> str:
+    return " ".join(f"{float(x):6.3f}" for x in v)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a train_skills final/ directory")
+    parser.add_argument("--family", default="p1")
+    parser.add_argument("--seed", type=int, default=100000, help="evaluation seeds are 100000+")
+    args = parser.parse_args()
+    trace(args.checkpoint, args.family, args.seed)
+
+
+if __name__ == "__main__":
+    main()
