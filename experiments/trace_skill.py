@@ -4,8 +4,9 @@ what the policy commands and how sure it is that it is done.
     python -m experiments.trace_skill --checkpoint runs/skills/final
     python -m experiments.trace_skill --checkpoint runs/skills/final --family tower --seed 100003
 
-The oracle writes the episode's first step (a pick, in the tabletop families); the policy runs
-it through ``env.step`` until it stops or times out, and the simulator's verdict is printed.
+The oracle writes the episode's plan; the scripted skills run its steps up to ``--step`` (1, the
+first: a pick in the tabletop families), and the policy runs that step through ``env.step``
+until it stops or times out; the simulator's verdict is printed.
 The quickest way to see how a policy fails: ``experiments.benchmark_skills`` says how often it
 does, this says where.
 """
@@ -23,22 +24,34 @@ from embodied.planners import OraclePlanner
 from envs import keys
 from envs.base import ArmEnv
 from envs.plan import SkillCall, parse_step
+from policies.factory import make_skill
 from policies.learned import ACTION_DIM, LearnedSkill, SkillPolicy, decode_action
 
 
-def trace(checkpoint: str, family: str, seed: int) -> str:
-    """Run the first oracle step of a ``family`` episode on ``seed`` with the learned policy,
-    printing one line per control step; returns the outcome's description."""
+def trace(checkpoint: str, family: str, seed: int, step: int = 1) -> str:
+    """Run oracle step ``step`` of a ``family`` episode on ``seed`` with the learned policy (the
+    scripted skills run the steps before it), printing one line per control step; returns the
+    outcome's description."""
     policy = SkillPolicy.load(checkpoint)
     env = gym.make(policy.config.env, observe_images=False)
     try:
         observation, _ = env.reset(seed=seed, options={"task": family})
         sim: ArmEnv = env.unwrapped  # type: ignore[assignment]
         assert sim.task is not None
-        text = OraclePlanner().next_step(sim, observation, [], [])
-        call = parse_step(text)
-        assert isinstance(call, SkillCall), text
-        print(f"{sim.task.instruction!r}: {text} (policy {checkpoint})")
+        history: list[str] = []
+        while True:
+            text = OraclePlanner().next_step(sim, observation, history, [])
+            call = parse_step(text)
+            if not isinstance(call, SkillCall) or call.verb == "done":
+                raise ValueError(f"--step {step}: the oracle's plan ends at step {len(history)}")
+            history.append(text)
+            if len(history) == step:
+                break
+            scripted = make_skill(sim, call)
+            while (action := scripted.act(observation)) is not None:
+                observation, *_ = env.step(action)
+            print(f"step {len(history)}, scripted: {text}: {scripted.outcome}")
+        print(f"{sim.task.instruction!r}: step {step}, {text} (policy {checkpoint})")
         tracked = call.args[0]
         skill = LearnedSkill(sim, call, policy)
         outputs: list[np.ndarray] = []
@@ -92,8 +105,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="a train_skills final/ directory")
     parser.add_argument("--family", default="p1")
     parser.add_argument("--seed", type=int, default=100000, help="evaluation seeds are 100000+")
+    parser.add_argument("--step", type=int, default=1, help="which plan step the policy runs")
     args = parser.parse_args()
-    trace(args.checkpoint, args.family, args.seed)
+    trace(args.checkpoint, args.family, args.seed, args.step)
 
 
 if __name__ == "__main__":
