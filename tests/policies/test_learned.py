@@ -27,6 +27,7 @@ from embodied.training import TrainingConflict
 from envs import keys
 from envs.cameras import Camera
 from envs.plan import SkillCall
+from experiments.benchmark_skills import call_outcomes
 from experiments.diagnose_skills import main as diagnose
 from experiments.diagnose_skills import r_squared
 from policies.base import SkillOutcome
@@ -159,7 +160,10 @@ def test_policy_shapes_and_safetensors_round_trip(tmp_path):
     assert inputs[0].shape == (3, 2, 3 + MASKS, 32, 32)
     assert inputs[1].shape == (3, LOCATED_FEATURES)
     assert inputs[2].shape == (3, PROPRIO_FEATURES)
-    motion = inputs[2][:, 6:9].numpy()  # the tool's motion since the last step / max_lead
+    np.testing.assert_array_equal(inputs[2][:, 6:].numpy(), 0.0)  # no motion seen by default
+    moving = replace(SMALL, motion_inputs=True)
+    seen = policy_batch(rgb, masks, memory, proprio, previous, np.array([0, 1, 2]), moving)[2]
+    motion = seen[:, 6:9].numpy()  # the tool's motion since the last step / max_lead
     np.testing.assert_allclose(motion, [[0.0, 0.0, 0.01 / SMALL.max_lead]] * 3, atol=1e-6)
     output = policy(*inputs)
     assert output.shape == (3, ACTION_DIM + 1)
@@ -378,3 +382,24 @@ def test_diagnose_skills_reports_fit_blind_fit_and_early_stops(
     diagnose()
     printed = capsys.readouterr().out
     assert "pick" in printed and "located objects zeroed" in printed and "fire early" in printed
+
+
+def test_the_skills_benchmark_counts_clean_starts_apart_from_retries():
+    def step(text, success):
+        return {"text": text, "success": success}
+
+    episodes = [
+        {"steps": [step("pick(obj_1)", True), step("place(obj_1, obj_2)", True)]},
+        {
+            "steps": [
+                step("pick(obj_1)", False),  # clean start: the first call
+                step("pick(obj_1)", False),  # a retry from the failed state
+                step("pick(obj_1)", True),
+                step("place(obj_1, table)", False),  # after a success: clean
+                step("done()", None),
+            ]
+        },
+    ]
+    calls, clean = call_outcomes(episodes)
+    assert calls == {"pick": [True, False, False, True], "place": [True, False]}
+    assert clean == {"pick": [True, False], "place": [True, False]}
