@@ -25,13 +25,14 @@ from envs import keys
 from envs.base import ArmEnv
 from envs.plan import SkillCall, parse_step
 from policies.factory import make_skill
-from policies.learned import ACTION_DIM, LearnedSkill, SkillPolicy, decode_action
+from policies.learned import ACTION_DIM, MASKS, LearnedSkill, SkillPolicy, decode_action
 
 
-def trace(checkpoint: str, family: str, seed: int, step: int = 1) -> str:
+def trace(checkpoint: str, family: str, seed: int, step: int = 1, argument: int = 1) -> str:
     """Run oracle step ``step`` of a ``family`` episode on ``seed`` with the learned policy (the
-    scripted skills run the steps before it), printing one line per control step; returns the
-    outcome's description."""
+    scripted skills run the steps before it), printing one line per control step with where the
+    call's ``argument`` (1: its object, 2: its target) is and where the policy located it;
+    returns the outcome's description."""
     policy = SkillPolicy.load(checkpoint)
     env = gym.make(policy.config.env, observe_images=False)
     try:
@@ -52,7 +53,9 @@ def trace(checkpoint: str, family: str, seed: int, step: int = 1) -> str:
                 observation, *_ = env.step(action)
             print(f"step {len(history)}, scripted: {text}: {scripted.outcome}")
         print(f"{sim.task.instruction!r}: step {step}, {text} (policy {checkpoint})")
-        tracked = call.args[0]
+        if not 1 <= argument <= min(len(call.args), MASKS):
+            raise ValueError(f"--argument {argument}: {text} has {len(call.args)} argument(s)")
+        tracked = call.args[argument - 1]
         skill = LearnedSkill(sim, call, policy)
         outputs: list[np.ndarray] = []
         seen: list[np.ndarray] = []
@@ -61,13 +64,14 @@ def trace(checkpoint: str, family: str, seed: int, step: int = 1) -> str:
             _: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
         ) -> None:
             outputs.append(output[0].numpy())
-            seen.append(inputs[0][0, :, 3].sum(dim=(1, 2)).numpy())  # (V,) object pixels
+            pixels = inputs[0][0, :, 3 + argument - 1].sum(dim=(1, 2))  # (V,) the mask's pixels
+            seen.append(pixels.numpy())
 
         policy.register_forward_hook(record)
         views = ", ".join(policy.config.views)
         print(
-            " step | tool x, y, z        width | object x, y, z       | located x, y, z     "
-            f"| target x, y, z       width | done | object pixels in {views}"
+            f" step | tool x, y, z        width | {tracked} x, y, z      | located x, y, z     "
+            f"| command x, y, z      width | done | {tracked} pixels in {views}"
         )
         while True:
             proprio = observation[keys.PROPRIO]
@@ -76,7 +80,7 @@ def trace(checkpoint: str, family: str, seed: int, step: int = 1) -> str:
             tool = proprio[keys.PROPRIO_TOOL_POSITION]
             width = float(proprio[keys.PROPRIO_GRIPPER_WIDTH][0])
             obj = sim.object_pose(tracked)[0] if tracked in sim.bodies else np.zeros(3)
-            memory = skill.remembered[0]
+            memory = skill.remembered[argument - 1]
             located = _xyz(memory[:3]) if memory[3] else "      not yet      "
             line = f" {skill.steps:4d} | {_xyz(tool)} {width:.3f} | {_xyz(obj)} | {located} |"
             if output is not None:
@@ -106,8 +110,11 @@ def main() -> None:
     parser.add_argument("--family", default="p1")
     parser.add_argument("--seed", type=int, default=100000, help="evaluation seeds are 100000+")
     parser.add_argument("--step", type=int, default=1, help="which plan step the policy runs")
+    parser.add_argument(
+        "--argument", type=int, default=1, help="follow the call's object (1) or target (2)"
+    )
     args = parser.parse_args()
-    trace(args.checkpoint, args.family, args.seed, args.step)
+    trace(args.checkpoint, args.family, args.seed, args.step, args.argument)
 
 
 if __name__ == "__main__":
