@@ -62,13 +62,15 @@ def main() -> None:
     demo = demos.demo[index]
     last = {d: np.flatnonzero(demos.demo == d).max() for d in np.unique(demo)}
     left = np.array([last[d] - i for d, i in zip(demo, index, strict=True)])
-    print("stop probability by steps left (share above 0.5, mean):")
+    threshold = policy.config.done_threshold
+    print(f"stop probability by steps left (share above 0.5, above {threshold}, mean):")
     for steps in (0, 1, 2, 3, 5, 10, 20):
         rows = left == steps
         if rows.any():
-            print(f"  {steps:3d}: {(stop[rows] > 0.5).mean():.3f}, {stop[rows].mean():.3f}")
+            shares = (stop[rows] > 0.5).mean(), (stop[rows] > threshold).mean()
+            print(f"  {steps:3d}: {shares[0]:.3f}, {shares[1]:.3f}, {stop[rows].mean():.3f}")
     far = left > 5
-    print(f"  >5 : {(stop[far] > 0.5).mean():.4f} of {far.sum()} steps fire early")
+    print(f"  >5 : {(stop[far] > threshold).mean():.4f} of {far.sum()} steps fire early")
 
 
 if __name__ == "__main__":
