@@ -4,15 +4,17 @@ demonstrations, behind the same skill interface.
 The policy sees what a camera sees, never the simulator's state: the views (rgb) with two masks
 that say which pixels belong to the call's object and to its target (from the segmentation the
 env renders: a skill call names its objects by these masks, as language-conditioned policies
-name them by words), the tool's pose and finger opening (proprio) with how they moved since the
-last step, and the skill's verb. It writes a tool motion (a target at most ``max_lead`` metres
-from the tool, a turn of the wrist, a finger opening) and whether it is done; inverse kinematics
-turns the motion into the env's joint targets, as for the scripted skills. The motion reaches the
-world only through ``env.step``.
+name them by words), the tool's pose and finger opening (proprio) (optionally with how they
+moved since the last step), and the skill's verb. It writes a tool motion (a target at most
+``max_lead`` metres from the tool, a turn of the wrist), whether the fingers close, and whether
+it is done; inverse kinematics turns the motion into the env's joint targets, as for the scripted
+skills. The motion reaches the world only through ``env.step``.
 
 Design: per view a small conv net ends in a spatial softmax, whose expected feature coordinates
-are keypoints (Levine et al., "End-to-End Training of Deep Visuomotor Policies", 2016): where
-the masked object is, in image coordinates, is what the motion depends on.
+are keypoints (Levine et al., "End-to-End Training of Deep Visuomotor Policies", 2016). Where
+each named object is in the world is triangulated from its masks in the calibrated views and
+remembered while the hand hides it (``triangulate``, ``remember``): without it the policy lost
+the object under the arm and closed the fingers in mid-air.
 """
 
 from __future__ import annotations
