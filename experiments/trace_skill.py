@@ -33,6 +33,10 @@ def trace(checkpoint: str, family: str, seed: int, step: int = 1, argument: int 
     scripted skills run the steps before it), printing one line per control step with where the
     call's ``argument`` (1: its object, 2: its target) is and where the policy located it;
     returns the outcome's description."""
+    if step < 1:
+        raise ValueError(f"--step {step}: plan steps count from 1")
+    if not 1 <= argument <= MASKS:
+        raise ValueError(f"--argument {argument}: 1 (the call's object) or 2 (its target)")
     policy = SkillPolicy.load(checkpoint)
     env = gym.make(policy.config.env, observe_images=False)
     try:
@@ -53,7 +57,7 @@ def trace(checkpoint: str, family: str, seed: int, step: int = 1, argument: int 
                 observation, *_ = env.step(action)
             print(f"step {len(history)}, scripted: {text}: {scripted.outcome}")
         print(f"{sim.task.instruction!r}: step {step}, {text} (policy {checkpoint})")
-        if not 1 <= argument <= min(len(call.args), MASKS):
+        if argument > len(call.args):
             raise ValueError(f"--argument {argument}: {text} has {len(call.args)} argument(s)")
         tracked = call.args[argument - 1]
         skill = LearnedSkill(sim, call, policy)
@@ -75,8 +79,9 @@ def trace(checkpoint: str, family: str, seed: int, step: int = 1, argument: int 
         )
         while True:
             proprio = observation[keys.PROPRIO]
+            asked = len(outputs)
             action = skill.act(observation)
-            output = outputs[-1] if outputs else None
+            output = outputs[-1] if len(outputs) > asked else None  # a timeout asks nothing
             tool = proprio[keys.PROPRIO_TOOL_POSITION]
             width = float(proprio[keys.PROPRIO_GRIPPER_WIDTH][0])
             obj = sim.object_pose(tracked)[0] if tracked in sim.bodies else np.zeros(3)
@@ -96,7 +101,7 @@ def trace(checkpoint: str, family: str, seed: int, step: int = 1, argument: int 
         env.close()
     assert skill.outcome is not None
     verdict = "success" if skill.outcome.success else f"failure: {skill.outcome.reason}"
-    print(f"{call}: {verdict} after {skill.steps} steps")
+    print(f"{call}: {verdict} ({skill.steps} steps)")
     return verdict
 
 

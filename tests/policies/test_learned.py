@@ -30,6 +30,7 @@ from envs.plan import SkillCall
 from experiments.benchmark_skills import call_outcomes
 from experiments.diagnose_skills import main as diagnose
 from experiments.diagnose_skills import r_squared
+from experiments.trace_skill import trace
 from policies.base import SkillOutcome
 from policies.factory import make_skills
 from policies.learned import (
@@ -403,3 +404,23 @@ def test_the_skills_benchmark_counts_clean_starts_apart_from_retries():
     calls, clean = call_outcomes(episodes)
     assert calls == {"pick": [True, False, False, True], "place": [True, False]}
     assert clean == {"pick": [True, False], "place": [True, False]}
+
+
+def test_trace_skill_prints_each_step_of_a_learned_call_and_rejects_bad_steps(tmp_path, capsys):
+    policy = SkillPolicy(replace(SMALL, env="embodied/Tabletop-v0"))
+    with torch.no_grad():
+        policy.head[-1].bias[ACTION_DIM] = 20.0  # "done" once believed
+    policy.save(tmp_path)
+    verdict = trace(str(tmp_path), "p1", 100_000)
+    printed = capsys.readouterr().out
+    assert verdict.startswith("failure: grasp of"), "stopped at once: nothing was lifted"
+    step_lines = [line for line in printed.splitlines() if line.strip()[:1].isdigit()]
+    assert len(step_lines) == LearnedSkill.MIN_STEPS + 1, "one line per policy call"
+    with pytest.raises(ValueError, match="plan steps count from 1"):
+        trace(str(tmp_path), "p1", 100_000, step=0)
+    with pytest.raises(ValueError, match="the oracle's plan ends at step"):
+        trace(str(tmp_path), "p1", 100_000, step=50)
+    with pytest.raises(ValueError, match=r"--argument 2: pick\(obj_\d\) has 1 argument"):
+        trace(str(tmp_path), "p1", 100_000, argument=2)
+    with pytest.raises(ValueError, match=r"1 \(the call's object\) or 2"):
+        trace(str(tmp_path), "p1", 100_000, argument=3)
