@@ -19,10 +19,9 @@ from policies.learned import (
     MASKS,
     VERBS,
     action_labels,
+    demonstration_memory,
     done_labels,
     previous_proprio,
-    remembered_positions,
-    triangulate,
 )
 from policies.learned_config import SkillPolicyConfig
 
@@ -135,7 +134,7 @@ def load_demos(root: str | Path, split: str, config: SkillPolicyConfig) -> DemoA
                 parts["rgb"].append(demo.observations[keys.RGB])
                 parts["seg"].append(segmentation)
                 parts["codes"].append(step_codes)
-                parts["memory"].append(remembered_positions(*triangulate(masks, cameras)))
+                parts["memory"].append(demonstration_memory(masks, cameras))
                 parts["proprio"].append(proprio.astype(np.float32))
                 parts["previous"].append(previous_proprio(proprio).astype(np.float32))
                 parts["verbs"].append(np.full(steps, VERBS.index(call.verb), np.int64))
