@@ -27,7 +27,7 @@ from embodied.training import TrainingConflict
 from envs import keys
 from envs.cameras import Camera
 from envs.plan import SkillCall
-from experiments.benchmark_skills import call_outcomes
+from experiments.benchmark_skills import call_outcomes, success_steps, swapped_calls
 from experiments.diagnose_skills import main as diagnose
 from experiments.diagnose_skills import r_squared
 from experiments.trace_skill import trace
@@ -41,17 +41,22 @@ from policies.learned import (
     LOCATED_FEATURES,
     MASKS,
     PROPRIO_FEATURES,
+    TOOL_CENTRE,
+    TOOL_SCALE,
     LearnedSkill,
     LearnedSkills,
     SkillPolicy,
     action_labels,
     call_masks,
     decode_action,
+    demonstration_memory,
     located_features,
     mask_centroids,
     policy_batch,
+    proprio_features,
     remember,
     remembered_positions,
+    sighting_thresholds,
     tool_yaw,
     triangulate,
 )
@@ -207,6 +212,31 @@ def test_remembered_positions_outlast_occlusion_and_are_given_relative_to_the_to
     features = located_features(memory[1], proprio).reshape(MASKS, 4)
     np.testing.assert_allclose(features[0], [0.1 / LOCATE_SCALE, 0.0, -0.28 / LOCATE_SCALE, 1.0])
     np.testing.assert_array_equal(features[1], 0.0)
+
+
+def test_a_target_half_hidden_keeps_where_it_was_seen_whole_and_a_moving_object_does_not():
+    cameras = [Camera(view, 64) for view in ("front", "left")]
+    masks = np.zeros((2, 2, MASKS, 64, 64), np.uint8)  # (steps, V, MASKS, H, W)
+    masks[0, :, :, 20:26, 30:36] = 1  # both seen whole: 36 pixels in each view
+    masks[1, :, 0, 40:46, 30:36] = 1  # the object moved (with the hand), seen whole
+    masks[1, :, 1, 24:26, 30:36] = 1  # the target's top hidden: 12 of its 36 pixels left
+    memory = demonstration_memory(masks, cameras)  # (2, MASKS, 4)
+    np.testing.assert_array_equal(memory[1, 1], memory[0, 1])
+    assert memory[1, 0, 3] == 1.0 and np.abs(memory[1, 0, :3] - memory[0, 0, :3]).max() > 0.01
+    thresholds = sighting_thresholds(masks.sum(axis=(-2, -1)).max(axis=0))  # (V, MASKS)
+    np.testing.assert_allclose(thresholds, [[3.0, 0.7 * 36]] * 2)
+    # Without the thresholds the half-hidden target's centroid would have moved it.
+    moved = triangulate(masks[1], cameras)[0][1]
+    assert np.abs(moved - memory[0, 1, :3]).max() > 0.005
+
+
+def test_the_tool_position_reaches_the_head_scaled_around_the_workspace():
+    proprio = np.zeros((2, keys.PROPRIO_DIM), np.float32)
+    proprio[:, keys.PROPRIO_TOOL_QUATERNION] = [1.0, 0.0, 0.0, 0.0]
+    proprio[0, keys.PROPRIO_TOOL_POSITION] = TOOL_CENTRE
+    proprio[1, keys.PROPRIO_TOOL_POSITION] = np.add(TOOL_CENTRE, [0.0, 0.0, -0.03])
+    features = proprio_features(proprio, proprio, SMALL)
+    np.testing.assert_allclose(features[:, :3], [[0, 0, 0], [0, 0, -0.03 / TOOL_SCALE]], atol=1e-6)
 
 
 def test_a_few_training_steps_lower_the_loss(demos_dir):
@@ -385,9 +415,9 @@ def test_diagnose_skills_reports_fit_blind_fit_and_early_stops(
     assert "pick" in printed and "located objects zeroed" in printed and "fire early" in printed
 
 
-def test_the_skills_benchmark_counts_clean_starts_apart_from_retries():
+def test_the_skills_benchmark_counts_clean_starts_apart_from_retries_and_times_successes():
     def step(text, success):
-        return {"text": text, "success": success}
+        return {"text": text, "success": success, "control_steps": len(text)}
 
     episodes = [
         {"steps": [step("pick(obj_1)", True), step("place(obj_1, obj_2)", True)]},
@@ -404,6 +434,7 @@ def test_the_skills_benchmark_counts_clean_starts_apart_from_retries():
     calls, clean = call_outcomes(episodes)
     assert calls == {"pick": [True, False, False, True], "place": [True, False]}
     assert clean == {"pick": [True, False], "place": [True, False]}
+    assert success_steps(episodes) == {"pick": [11, 11], "place": [19]}
 
 
 def test_trace_skill_prints_each_step_of_a_learned_call_and_rejects_bad_steps(tmp_path, capsys):
@@ -424,3 +455,17 @@ def test_trace_skill_prints_each_step_of_a_learned_call_and_rejects_bad_steps(tm
         trace(str(tmp_path), "p1", 100_000, argument=2)
     with pytest.raises(ValueError, match=r"1 \(the call's object\) or 2"):
         trace(str(tmp_path), "p1", 100_000, argument=3)
+
+
+def test_one_call_at_a_time_runs_each_scripted_call_again_from_the_scripts_state(tmp_path):
+    scripted = swapped_calls(None, "p1", 100_000)
+    assert scripted and all(call["success"] for call in scripted)
+    assert scripted[0]["text"].startswith("pick(")
+    policy = SkillPolicy(replace(SMALL, env="embodied/Tabletop-v0"))
+    with torch.no_grad():
+        policy.head[-1].bias[ACTION_DIM] = 20.0  # "done" once believed: nothing gets done
+    policy.save(tmp_path)
+    learned = swapped_calls(str(tmp_path), "p1", 100_000)
+    assert [call["text"] for call in learned] == [call["text"] for call in scripted]
+    assert not any(call["success"] for call in learned)
+    assert all(call["control_steps"] == LearnedSkill.MIN_STEPS for call in learned)
