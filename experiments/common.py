@@ -25,13 +25,20 @@ def machine() -> dict[str, Any]:
 
 
 def _git_commit() -> str:
+    """The short commit hash, with "+uncommitted" when tracked files differ from it: a result
+    measured on uncommitted code does not claim the commit's code."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         )
-        return out.stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        )
     except OSError:
         return "unknown"
+    return out.stdout.strip() + ("+uncommitted" if changed.stdout.strip() else "")
 
 
 def success_summary(successes: int, calls: int) -> dict[str, Any]:
