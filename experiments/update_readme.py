@@ -71,11 +71,10 @@ SECTIONS = (
     ),
     (
         "benchmark_skills",
-        "python -m experiments.benchmark_skills --checkpoint runs/skills_v12_no_motion_8k/final",
-        "learned vs scripted skills under the oracle's plans; the policy trained in 1535 s by "
-        "`python -m embodied.train_skills policy.motion_inputs=false` (today's defaults; its "
-        "done_threshold set to today's default, 0.3, in its policy.json) on the README's "
-        "demonstrations (views front, left, right; demo_noise=0.02)",
+        "python -m experiments.benchmark_skills --checkpoint runs/skills_v13_scaled_occlusion/final",
+        "learned vs scripted skills under the oracle's plans; the policy trained in 1264 s by "
+        "`python -m embodied.train_skills data=data/tabletop_demos` at today's defaults on the "
+        "README's demonstrations (views front, left, right; demo_noise=0.02)",
     ),
 )
 
