@@ -75,6 +75,10 @@ TOOL_SCALE = 0.15
 order 1 like the other inputs: in metres a release height 2 cm off changed one input by 0.02,
 and learned places pressed the held cube into the table without letting go."""
 POLICY_WEIGHTS = "policy.safetensors"
+POLICY_FORMAT = 2
+"""What a checkpoint's network expects as input, saved in its ``policy.json``: 2 since the tool
+position is scaled (TOOL_SCALE) and a target's sightings thresholded (UNOCCLUDED_SHARE); a
+checkpoint of another format would be fed inputs it was not trained on, so it is refused."""
 
 
 # --- inputs and labels -------------------------------------------------------------------
@@ -343,7 +347,8 @@ class SkillPolicy(nn.Module):
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / POLICY_CONFIG).write_text(json.dumps(asdict(self.config), indent=2))
+        saved = {"format": POLICY_FORMAT, **asdict(self.config)}
+        (directory / POLICY_CONFIG).write_text(json.dumps(saved, indent=2))
         save_file(
             {k: v.contiguous() for k, v in self.state_dict().items()}, directory / POLICY_WEIGHTS
         )
@@ -356,7 +361,15 @@ class SkillPolicy(nn.Module):
                 f"skills_checkpoint={directory}: no {POLICY_CONFIG} there; train one with "
                 "python -m embodied.train_skills"
             )
-        config = SkillPolicyConfig(**json.loads((directory / POLICY_CONFIG).read_text()))
+        saved = json.loads((directory / POLICY_CONFIG).read_text())
+        found = saved.pop("format", 1)
+        if found != POLICY_FORMAT:
+            raise ValueError(
+                f"skills_checkpoint={directory}: a policy of input format {found}, and this code "
+                f"feeds format {POLICY_FORMAT} (policies.learned.POLICY_FORMAT); retrain it with "
+                "python -m embodied.train_skills"
+            )
+        config = SkillPolicyConfig(**saved)
         policy = cls(config)
         policy.load_state_dict(load_file(directory / POLICY_WEIGHTS))
         return policy.eval()

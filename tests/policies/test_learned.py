@@ -3,6 +3,7 @@ the skill interface."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -177,6 +178,11 @@ def test_policy_shapes_and_safetensors_round_trip(tmp_path):
     assert (tmp_path / "policy.safetensors").exists()
     with torch.no_grad():
         assert torch.equal(SkillPolicy.load(tmp_path)(*inputs), policy.eval()(*inputs))
+    saved = json.loads((tmp_path / "policy.json").read_text())
+    del saved["format"]  # a checkpoint from before the inputs changed
+    (tmp_path / "policy.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="input format 1, and this code feeds format 2"):
+        SkillPolicy.load(tmp_path)
 
 
 def test_triangulate_finds_each_object_from_the_views_that_see_it(make_env):
