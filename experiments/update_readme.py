@@ -71,7 +71,8 @@ SECTIONS = (
     ),
     (
         "benchmark_skills",
-        "python -m experiments.benchmark_skills --checkpoint runs/skills_v13_scaled_occlusion/final",
+        "python -m experiments.benchmark_skills "
+        "--checkpoint runs/skills_v13_scaled_occlusion/final",
         "learned vs scripted skills under the oracle's plans; the policy trained in 1264 s by "
         "`python -m embodied.train_skills data=data/tabletop_demos` at today's defaults on the "
         "README's demonstrations (views front, left, right; demo_noise=0.02)",
