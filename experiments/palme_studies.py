@@ -162,6 +162,22 @@ def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool
     return replace(config, lm=replace(config.lm, path=shared_lm(config, data["full"], runs)))
 
 
+def merged_rows(
+    study: str, rows: list[dict[str, Any]], earlier: Path, splits: list[str], episodes: int
+) -> list[dict[str, Any]]:
+    """The rows just measured, with the earlier results' rows of the study's other variants
+    when they were measured on the same splits and episodes (rerunning one variant keeps the
+    rest of the table), in the study's variant order."""
+    by_name = {}
+    if earlier.exists():
+        previous = json.loads(earlier.read_text())
+        if previous["splits"] == splits and previous["episodes"] == episodes:
+            by_name = {row["variant"]: row for row in previous["rows"]}
+    by_name |= {row["variant"]: row for row in rows}
+    order = [v.name for v in STUDIES[study][1]]
+    return sorted(by_name.values(), key=lambda row: order.index(row["variant"]))
+
+
 def run_variant(
     variant: Variant,
     splits: list[str],
@@ -172,6 +188,7 @@ def run_variant(
 ) -> dict[str, Any]:
     """Train (unless finished) and evaluate one variant."""
     row: dict[str, Any] = {"variant": variant.name, "budget": variant.budget}
+    row["commit"] = machine()["commit"]
     row["run"] = variant.run_dir
     final = Path(variant.run_dir) / FINAL
     if not final.exists():
@@ -229,7 +246,11 @@ def to_markdown(study: str, results: dict[str, Any]) -> str:
             + f"{row['evaluate_s']} s evaluation"
             for row in results["rows"]
         )
-        + f". {results['machine']['cpus']} CPUs, commit {results['machine']['commit']}."
+        + f". {results['machine']['cpus']} CPUs, commit "
+        + ", ".join(
+            sorted({row.get("commit", results["machine"]["commit"]) for row in results["rows"]})
+        )
+        + "."
     )
     return "\n".join(lines)
 
@@ -286,14 +307,16 @@ def main() -> None:
     for budget in sorted({v.budget for v in variants} | {"full"}):
         ensure_data(data[budget], BUDGETS[budget][1], args.quick)
     rows = [run_variant(v, splits, args.episodes, data, args.runs, args.quick) for v in variants]
+    name = f"study_{args.study}" + ("_quick" if args.quick else "")
     results = {
         "study": args.study,
         "splits": splits,
         "episodes": args.episodes,
         "machine": machine(),
-        "rows": rows,
+        "rows": merged_rows(
+            args.study, rows, args.output_dir / f"{name}.json", splits, args.episodes
+        ),
     }
-    name = f"study_{args.study}" + ("_quick" if args.quick else "")
     write_results(name, results, to_markdown(args.study, results), args.output_dir)
     plot(args.study, results, args.output_dir / f"{name}.png")
 

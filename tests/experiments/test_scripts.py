@@ -193,6 +193,24 @@ def test_palme_studies_smoke(tmp_path):
     table = (tmp_path / "study_entity_referrals_quick.md").read_text()
     assert "| state_no_entity_referrals | **" in table
     assert (tmp_path / "study_entity_referrals_quick.png").stat().st_size > 0
+    again = run_script(
+        "experiments.palme_studies",
+        tmp_path,
+        "--study",
+        "entity_referrals",
+        "--variants",
+        "state_entity_referrals",
+        "--runs",
+        str(tmp_path),
+    )
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads((tmp_path / "study_entity_referrals_quick.json").read_text())
+    assert [row["variant"] for row in rerun["rows"]] == [
+        "state_entity_referrals",
+        "state_no_entity_referrals",
+        "state_relabelled_entities",
+    ], "rerunning one variant keeps the others' rows"
+    assert rerun["rows"][1] == rows["state_no_entity_referrals"]
 
 
 def test_palme_studies_reject_an_unknown_variant(tmp_path):
