@@ -36,6 +36,7 @@ from envs import TABLETOP_ID
 from envs.base import ArmEnv
 from envs.plan import SkillCall, parse_step
 from experiments.common import RESULTS_DIR, machine, success_summary, write_results
+from policies.base import Skill, SkillRun, run_skill
 from policies.factory import make_skill
 from policies.learned import LearnedSkill, SkillPolicy
 
@@ -89,12 +90,11 @@ def swapped_calls(checkpoint: str | None, family: str, seed: int) -> list[dict[s
         for index, text in enumerate(plan):
             observation, _ = env.reset(seed=seed, options={"task": family})
             for earlier in plan[:index]:
-                observation = _run_skill(env, make_skill(sim, _call(earlier)), observation)
+                scripted = make_skill(sim, _call(earlier))
+                observation = _run_skill(env, scripted, observation).observation
             call = _call(text)
             skill = LearnedSkill(sim, call, policy) if policy else make_skill(sim, call)
-            _run_skill(env, skill, observation)
-            assert skill.outcome is not None
-            outcome = skill.outcome
+            outcome = _run_skill(env, skill, observation).outcome
             records.append(
                 {"text": text, "success": outcome.success, "reason": outcome.reason}
                 | {"control_steps": outcome.steps}
@@ -115,10 +115,10 @@ def _scripted_plan(env: gym.Env[Any, Any], family: str, seed: int) -> list[str]:
         call = _call(text)
         if call.verb == "done":
             break
-        skill = make_skill(sim, call)
-        observation = _run_skill(env, skill, observation)
-        if not (skill.outcome and skill.outcome.success):
-            raise RuntimeError(f"{family} seed {seed}: scripted {text} failed: {skill.outcome}")
+        ran = _run_skill(env, make_skill(sim, call), observation)
+        if not ran.outcome.success:
+            raise RuntimeError(f"{family} seed {seed}: scripted {text} failed: {ran.outcome}")
+        observation = ran.observation
         plan.append(text)
     return plan
 
@@ -132,10 +132,10 @@ def _call(text: str) -> SkillCall:
     return call
 
 
-def _run_skill(env: gym.Env[Any, Any], skill: Any, observation: Any) -> Any:
-    while (action := skill.act(observation)) is not None:
-        observation, *_ = env.step(action)
-    return observation
+def _run_skill(env: gym.Env[Any, Any], skill: Skill, observation: Any) -> SkillRun:
+    """Run ``skill`` to its end as the episodes do (``policies.base.run_skill``: cut off by the
+    episode's time limit too), nothing injected."""
+    return run_skill(env, skill, observation, {}, inject_failure=False)
 
 
 def _swapped_job(job: tuple[str | None, str, int]) -> list[dict[str, Any]]:
