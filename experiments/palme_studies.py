@@ -168,13 +168,14 @@ def merged_rows(
     """The rows just measured, with the earlier results' rows of the study's other variants
     when they were measured on the same splits and episodes (rerunning one variant keeps the
     rest of the table), in the study's variant order."""
+    order = [v.name for v in STUDIES[study][1]]
     by_name = {}
     if earlier.exists():
         previous = json.loads(earlier.read_text())
         if previous["splits"] == splits and previous["episodes"] == episodes:
-            by_name = {row["variant"]: row for row in previous["rows"]}
+            # A variant the study no longer has is dropped, not kept as a stale row.
+            by_name = {row["variant"]: row for row in previous["rows"] if row["variant"] in order}
     by_name |= {row["variant"]: row for row in rows}
-    order = [v.name for v in STUDIES[study][1]]
     return sorted(by_name.values(), key=lambda row: order.index(row["variant"]))
 
 

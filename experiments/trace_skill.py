@@ -24,6 +24,7 @@ from embodied.planners import OraclePlanner
 from envs import keys
 from envs.base import ArmEnv
 from envs.plan import SkillCall, parse_step
+from policies.base import run_skill
 from policies.factory import make_skill
 from policies.learned import ACTION_DIM, MASKS, LearnedSkill, SkillPolicy, decode_action
 
@@ -52,10 +53,9 @@ def trace(checkpoint: str, family: str, seed: int, step: int = 1, argument: int 
             history.append(text)
             if len(history) == step:
                 break
-            scripted = make_skill(sim, call)
-            while (action := scripted.act(observation)) is not None:
-                observation, *_ = env.step(action)
-            print(f"step {len(history)}, scripted: {text}: {scripted.outcome}")
+            ran = run_skill(env, make_skill(sim, call), observation, {}, inject_failure=False)
+            observation = ran.observation
+            print(f"step {len(history)}, scripted: {text}: {ran.outcome}")
         print(f"{sim.task.instruction!r}: step {step}, {text} (policy {checkpoint})")
         if argument > len(call.args):
             raise ValueError(f"--argument {argument}: {text} has {len(call.args)} argument(s)")

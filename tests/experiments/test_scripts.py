@@ -218,3 +218,17 @@ def test_palme_studies_reject_an_unknown_variant(tmp_path):
         "experiments.palme_studies", tmp_path, "--study", "frozen_lm", "--variants", "x"
     )
     assert run.returncode != 0 and "--variants ['x']: study frozen_lm has" in run.stderr
+
+
+def test_palme_studies_merge_keeps_known_variants_of_the_same_measurement(tmp_path):
+    from experiments.palme_studies import merged_rows
+
+    earlier = tmp_path / "study.json"
+    old_rows = [
+        {"variant": v} for v in ("state_relabelled_entities", "retired", "state_entity_referrals")
+    ]
+    earlier.write_text(json.dumps({"splits": ["eval"], "episodes": 2, "rows": old_rows}))
+    new = [{"variant": "state_entity_referrals", "fresh": True}]
+    merged = merged_rows("entity_referrals", new, earlier, ["eval"], 2)
+    assert merged == [new[0], {"variant": "state_relabelled_entities"}], "study order, no stale row"
+    assert merged_rows("entity_referrals", new, earlier, ["eval"], 3) == new, "other episodes"
