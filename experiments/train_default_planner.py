@@ -6,7 +6,7 @@
 
 1. The data: ``python -m embodied.generate`` (tabletop: p1, p2, q1-q4 as the default rollout,
    5000 training and 200 held-out episodes, ~10 minutes with 2 workers; kitchen: its six
-   families, 1000 episodes with ``env.failure_rate=0.2`` so that plans hold failed steps and
+   families, 1200 episodes with ``env.failure_rate=0.2`` so that plans hold failed steps and
    the recoveries after them, ~1 hour with 2 workers: its physics is slower), skipped when
    already there (a half-written one is resumed).
 2. ``python -m embodied.train data=...`` at its other defaults (state tokens from PaLM-E's
@@ -59,6 +59,8 @@ class Recipe:
     results: str
     steps: int = 3000
     """Training steps (``embodied.train``'s default unless a world needs otherwise)."""
+    tasks: tuple[str, ...] | None = None
+    """Families generated and evaluated; None: the env's default ``tasks``."""
 
 
 RECIPES = {
@@ -73,17 +75,27 @@ RECIPES = {
     ),
     "kitchen": Recipe(
         KitchenEnvConfig(failure_rate=0.2),
-        "data/kitchen_1k",
-        1000,
+        "data/kitchen_1200",
+        1200,
         "runs/planner_kitchen",
         DEFAULT_KITCHEN_PLANNER_CHECKPOINT,
-        # Skill-reported failures only: its data holds the four planning families, not the
-        # success-detection questions that failure_detection=model asks.
-        (("free", "skill"),),
+        # Failures detected by the skills' reports, then by the model's own answers to "Was
+        # pick(can) successful?", which the success_detection family teaches.
+        (("free", "skill"), ("free", "model")),
         "default_planner_kitchen",
         # The kitchen's prompts (six entities, histories with failed steps) make a step ~4x
         # the tabletop's here (1.4 s): 1500 steps keep its training near half an hour.
         steps=1500,
+        # The four planning families and both question families: without the success-detection
+        # questions the model cannot detect failures itself (failure_detection=model).
+        tasks=(
+            "put_in_drawer",
+            "bring_from_cabinet",
+            "clear_counter",
+            "put_away",
+            "affordance",
+            "success_detection",
+        ),
     ),
 }
 
@@ -113,6 +125,7 @@ def evaluate(
             checkpoint=checkpoint,
             decoding=decoding,
             failure_detection=failure_detection,
+            tasks=list(recipe.tasks) if recipe.tasks is not None else None,
             episodes=episodes,
             workers=2,
             output_dir=str(output_dir),
@@ -183,7 +196,10 @@ def main() -> None:
     recipe = RECIPES[args.env]
     data, run = args.data or recipe.data, args.run or recipe.run
     checkpoint = args.checkpoint or recipe.checkpoint
-    generating = GenerateConfig(env=recipe.env, episodes=recipe.episodes, output_dir=data)
+    tasks = list(recipe.tasks) if recipe.tasks is not None else None
+    generating = GenerateConfig(
+        env=recipe.env, tasks=tasks, episodes=recipe.episodes, output_dir=data
+    )
     training = TrainConfig(data=data, output_dir=run, steps=recipe.steps)
     if args.quick:
         generating = replace(generating, episodes=6, eval_episodes=3, shard_size=3, workers=1)
