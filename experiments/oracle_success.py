@@ -72,6 +72,22 @@ def evaluate_family(
     }
 
 
+def collapse_repeats(items: list[str], limit: int | None = None) -> str:
+    """``["a", "b", "b", "b"]`` -> ``"a; b x3"``: an oracle retrying an unreachable object
+    writes the same step dozens of times, which would fill a table's failure list. At most
+    ``limit`` runs are written, then how many more there are."""
+    runs: list[list[Any]] = []
+    for item in items:
+        if runs and runs[-1][0] == item:
+            runs[-1][1] += 1
+        else:
+            runs.append([item, 1])
+    shown = runs if limit is None else runs[:limit]
+    text = "; ".join(item if count == 1 else f"{item} x{count}" for item, count in shown)
+    hidden = len(runs) - len(shown)
+    return text + (f"; {hidden} more in the JSON" if hidden else "")
+
+
 def to_markdown(
     env_name: str, per_family: dict[str, dict[str, Any]], num_objects: int | None, rate: float
 ) -> str:
@@ -98,7 +114,9 @@ def to_markdown(
     if failures:
         lines += ["", "Failures:"]
         lines += [
-            f"- {f} seed {x['seed']}: {x['plan']} ({'; '.join(x['reasons'])})" for f, x in failures
+            f"- {f} seed {x['seed']}: {collapse_repeats(x['plan'].split('; '))} "
+            f"({collapse_repeats(x['reasons'], limit=3)})"
+            for f, x in failures
         ]
     return "\n".join(lines)
 

@@ -46,6 +46,15 @@ def test_oracle_success_smoke(tmp_path):
     assert results["families"]["p1"]["success_rate"] == 1.0
 
 
+def test_failure_lists_collapse_repeated_steps_and_reasons():
+    from experiments.oracle_success import collapse_repeats
+
+    steps = ["open(drawer)", "pick(cup)", "pick(cup)", "pick(cup)", "done()", "pick(cup)"]
+    assert collapse_repeats(steps) == "open(drawer); pick(cup) x3; done(); pick(cup)"
+    assert collapse_repeats([]) == ""
+    assert collapse_repeats(["a", "b", "b", "c", "d"], limit=2) == "a; b x2; 2 more in the JSON"
+
+
 def test_benchmark_kitchen_smoke(tmp_path):
     run = run_script("experiments.benchmark_kitchen", tmp_path)
     assert run.returncode == 0, run.stderr
