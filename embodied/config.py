@@ -486,6 +486,10 @@ class ModelConfig:
     """PaLM-E's entity referrals: "obj_1 is <obj_1>. obj_2 is <obj_2>. ..." before the question.
     False lists the object tokens unnamed ("Scene: <obj_1><obj_2>..."), the ablation of PaLM-E's
     Table 7; it needs mention_tokens and keep_placeholder off, which would name the tokens."""
+    spoken_instructions: bool = False
+    """The instruction is heard, not read: a speech encoder (``audio``) turns it, spoken by
+    espeak-ng, into tokens that take its place in the prompt, beside the scene's (SALMONN-style
+    speech input; ``embodied.data.speech.SpokenInstructions``)."""
 
     def __post_init__(self) -> None:
         if not self.entity_prefix and (self.mention_tokens or self.keep_placeholder):
@@ -510,6 +514,9 @@ class TrainConfig(TrainingRun):
     dataset's."""
     encoder_checkpoint: str | None = None
     """Start the encoder from this directory (e.g. runs/encoder_object_centric/final)."""
+    speech_checkpoint: str | None = None
+    """With ``model.spoken_instructions``: start the speech encoder from this directory (its CTC
+    pretraining, e.g. runs/encoder_audio/final); None: a new one."""
     lm: LMConfig = field(default_factory=LMConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: str = "data/tabletop"
@@ -554,6 +561,16 @@ class TrainConfig(TrainingRun):
             raise ValueError(
                 "relabel_entities=true needs model.entity_prefix=true: only the entity prefix "
                 "tells the LM which object a relabelled obj_j is"
+            )
+        if self.speech_checkpoint is not None and not self.model.spoken_instructions:
+            raise ValueError(
+                f"speech_checkpoint={self.speech_checkpoint} needs "
+                "model.spoken_instructions=true: only then does the planner hear its instructions"
+            )
+        if self.model.spoken_instructions and self.encoder in ("audio", "region"):
+            raise ValueError(
+                f"model.spoken_instructions=true with encoder={self.encoder}: the scene sensor "
+                "must be state, object_centric, vit or osrt (the instruction is the speech)"
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device={self.device!r}: allowed auto, cpu, cuda")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from embodied.config import DECODING, FAILURE_DETECTION
+from embodied.data.speech import HELD_OUT_SPEECH_SEED, instruction_speech
 from embodied.decoding import TokenTrie, greedy_decode
 from embodied.model import PalmE
 from embodied.planners import Planner
@@ -68,6 +69,13 @@ class PalmEPlanner(Planner):
                 f"failure_detection={failure_detection!r}: allowed {FAILURE_DETECTION}"
             )
         self.model = PalmE.load(checkpoint).to(device).eval()
+        if self.model.config.spoken_instructions and failure_detection == "model":
+            raise ValueError(
+                "failure_detection='model' asks the model questions in text, and this "
+                "checkpoint hears its instructions spoken: use failure_detection='skill'"
+            )
+        # A model that hears its instructions gets the task's spoken in voices it never heard.
+        self._speech = instruction_speech(self.model.speech_encoder, HELD_OUT_SPEECH_SEED)
         self.decoding, self.failure_detection = decoding, failure_detection
         self.max_new_tokens = max_new_tokens
         self.stats = PlanningStats()
@@ -90,9 +98,13 @@ class PalmEPlanner(Planner):
                 f"encoder reads: make the env render them (observe_images=true)"
             )
         batch = {  # only what the sensor reads, with a batch dimension
-            key: torch.from_numpy(np.asarray(observation[key])[None]).to(self.model.device)
+            key: torch.from_numpy(np.asarray(observation[key])[None])
             for key in self.model.encoder.inputs
         }
+        if self._speech is not None:  # the user speaks the task's instruction
+            assert env.task is not None
+            batch |= self._speech.batch([env.task.instruction])
+        batch = {key: value.to(self.model.device) for key, value in batch.items()}
         tokenizer = self.model.tokenizer
         input_ids = encode(tokenizer, [prompt]).input_ids.to(self.model.device)  # (1, T)
         with torch.no_grad():

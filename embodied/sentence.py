@@ -53,6 +53,7 @@ def prompt_text(
     n_tokens: int = 0,
     mention_tokens: bool = False,
     entity_prefix: bool = True,
+    spoken_tokens: int = 0,
 ) -> str:
     """The prompt for one decision: sensor placeholders, the instruction, the steps so far (with
     their failures), and the cue for the next step (``Next:``) or the answer (``A:``).
@@ -63,7 +64,11 @@ def prompt_text(
 
     ``entity_prefix=False`` drops PaLM-E's entity referrals ("obj_3 is <obj_3>."): the object
     tokens come as one unnamed sequence ("Scene: <obj_1><obj_2><obj_3>."), and which token is
-    obj_3 must be inferred from its place in it."""
+    obj_3 must be inferred from its place in it.
+
+    ``spoken_tokens`` > 0: the instruction is heard, not read: that many ``<audio>`` tokens (a
+    speech encoder's, ``PalmE.speech_encoder``) take its place after the scene's placeholders
+    ("obj_1 is <obj_1>. ... Q: <audio>...<audio> Next:")."""
     if kind not in ("plan", "question"):
         raise ValueError(f"kind={kind!r}: allowed 'plan' or 'question'")
     if placement == OBJECTS:
@@ -84,7 +89,9 @@ def prompt_text(
             f"placement={placement!r}: allowed {OBJECTS!r}, {IMAGE}, {AUDIO}, {REGION}"
         )
     if placement == AUDIO:
-        instruction = AUDIO * n_tokens
+        spoken_tokens = n_tokens
+    if spoken_tokens:
+        instruction = AUDIO * spoken_tokens
     if placement == OBJECTS and mention_tokens:
         for name, token in zip(entities, OBJECT_PLACEHOLDERS, strict=False):
             instruction = re.sub(rf"\b{re.escape(name)}\b", f"{name} {token}", instruction)

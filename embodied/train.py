@@ -53,6 +53,12 @@ from transformers.utils import logging as hf_logging
 from embodied.config import TRAINED_ON, TrainConfig, register_configs, to_config_or_exit
 from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
+from embodied.data.speech import (
+    HELD_OUT_SPEECH_SEED,
+    TRAIN_SPEECH_SEED,
+    SpokenInstructions,
+    instruction_speech,
+)
 from embodied.decoding import greedy_decode
 from embodied.lm import load_lm, small_llama, train_tokenizer
 from embodied.model import PalmE
@@ -112,9 +118,9 @@ def prompts_and_targets(
     bank: FrameBank,
     index: Tensor | Sequence[int],
     relabel: np.random.Generator | None = None,
-) -> tuple[list[str], list[str]]:
-    """The prompt (``model_prompt``: PalmE.prompt or alike) and target of each frame, its
-    entities relabelled by ``relabel_entities`` when a generator is given."""
+) -> tuple[list[str], list[str], list[str]]:
+    """The prompt (``model_prompt``: PalmE.prompt or alike), target and instruction of each
+    frame, its entities relabelled by ``relabel_entities`` when a generator is given."""
     records = [bank.records[int(i)] for i in index]
     if relabel is not None:
         records = [relabel_entities(r, relabel) for r in records]
@@ -122,7 +128,29 @@ def prompts_and_targets(
         model_prompt(r["instruction"], r["kind"], r["entities"], r["history"], r["history_success"])
         for r in records
     ]
-    return prompts, [r["target"] for r in records]
+    return prompts, [r["target"] for r in records], [r["instruction"] for r in records]
+
+
+SPEECH_VARIANTS = 4
+"""Ways (voice, speed, pitch, noise) training hears each instruction spoken in."""
+
+
+def observations(
+    model: PalmE,
+    bank: FrameBank,
+    index: Tensor | Sequence[int],
+    instructions: list[str],
+    speech: SpokenInstructions | None,
+    variants: list[int] | None = None,
+) -> dict[str, Tensor]:
+    """The model's inputs for these frames: the bank's arrays, and the instructions spoken
+    (``variants``-th ways) when the model hears them."""
+    arrays = bank.observations(torch.as_tensor(index))
+    if model.speech_encoder is None:
+        return arrays
+    if speech is None:
+        raise ValueError("a model with spoken instructions needs SpokenInstructions to hear")
+    return {**arrays, **speech.batch(instructions, variants)}
 
 
 def pretrain_lm(
@@ -139,7 +167,7 @@ def pretrain_lm(
         return prompt_text(instruction, kind, entities, history, success, placement, n_tokens)
 
     relabel = np.random.default_rng(config.seed + 11) if config.relabel_entities else None
-    prompts, targets = prompts_and_targets(text_prompt, bank, range(len(bank)), relabel)
+    prompts, targets, _ = prompts_and_targets(text_prompt, bank, range(len(bank)), relabel)
     tokenizer = train_tokenizer(
         [f"{p} {t}" for p, t in zip(prompts, targets, strict=True)], config.lm.vocab_size
     )
@@ -194,8 +222,23 @@ def build_encoder(config: TrainConfig, bank: FrameBank | None) -> SensorEncoder:
     return encoder
 
 
+def build_speech_encoder(config: TrainConfig) -> SensorEncoder | None:
+    """With spoken instructions, the speech encoder: from ``speech_checkpoint`` or new."""
+    if not config.model.spoken_instructions:
+        return None
+    if config.speech_checkpoint is None:
+        return make_encoder("audio")
+    encoder = load_encoder(config.speech_checkpoint)
+    if encoder.name != "audio":
+        raise ValueError(
+            f"speech_checkpoint={config.speech_checkpoint} holds {encoder.name!r}, not audio"
+        )
+    return encoder
+
+
 def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE:
-    """A fresh PaLM-E: the encoder (new or from ``encoder_checkpoint``), the LM, a projector."""
+    """A fresh PaLM-E: the encoder (new or from ``encoder_checkpoint``), the LM, a projector;
+    with spoken instructions, the speech encoder and its projector."""
     encoder = build_encoder(config, bank)
     if config.lm.path is not None:
         lm, tokenizer = load_lm(config.lm.path)
@@ -203,7 +246,7 @@ def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE
         lm, tokenizer = pretrain_lm(
             config, bank, PLACEMENTS[encoder.name], encoder.n_tokens, output_dir / LM_DIR
         )
-    return PalmE(lm, tokenizer, encoder, config.model)
+    return PalmE(lm, tokenizer, encoder, config.model, build_speech_encoder(config))
 
 
 def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, float]:
@@ -211,7 +254,8 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
     each task family."""
     model.eval()
     index = bank.draw(config.eval_examples, config.seed + 1, 0, config.family_alpha)
-    prompts, targets = prompts_and_targets(model.prompt, bank, index)
+    prompts, targets, instructions = prompts_and_targets(model.prompt, bank, index)
+    speech = instruction_speech(model.speech_encoder, HELD_OUT_SPEECH_SEED)
     device = model.device
     losses: list[float] = []
     correct: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # name -> [right, seen]
@@ -219,11 +263,12 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
         for start in range(0, len(index), config.batch_size):
             chunk = slice(start, start + config.batch_size)
             encoded = encode(model.tokenizer, prompts[chunk], targets[chunk]).to(device)
-            observation = _to(bank.observations(index[chunk]), device)
-            losses.append(float(model(encoded, observation)))
+            observation = observations(model, bank, index[chunk], instructions[chunk], speech)
+            losses.append(float(model(encoded, _to(observation, device))))
         for i, frame in enumerate(index):
             ids = encode(model.tokenizer, [prompts[i]]).input_ids.to(device)
-            embeddings = model.embed(ids, _to(bank.observations(frame[None]), device))
+            observation = observations(model, bank, frame[None], instructions[i : i + 1], speech)
+            embeddings = model.embed(ids, _to(observation, device))
             tokens = greedy_decode(model.lm, embeddings, model.tokenizer.eos_token_id, 24)
             written = str(model.tokenizer.decode(tokens)).strip()
             record = bank.records[int(frame)]
@@ -284,6 +329,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 torch.manual_seed(config.seed)
                 model = build_model(config, bank, output_dir)
     model.to(device).train()
+    speech = instruction_speech(model.speech_encoder, TRAIN_SPEECH_SEED)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     step = load_trainer_state(found, optimizer) if found is not None else 0
@@ -309,12 +355,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
             torch.manual_seed(config.seed * 1_000_003 + step)
             index = bank.draw(config.batch_size, config.seed, step, config.family_alpha)
             index = index[rank::world]
-            relabel = (
-                np.random.default_rng([config.seed, step]) if config.relabel_entities else None
-            )
-            prompts, targets = prompts_and_targets(model.prompt, bank, index, relabel)
+            draws = np.random.default_rng([config.seed, step])
+            relabel = draws if config.relabel_entities else None
+            prompts, targets, instructions = prompts_and_targets(model.prompt, bank, index, relabel)
+            variants = draws.integers(SPEECH_VARIANTS, size=len(index)).tolist()
+            observation = observations(model, bank, index, instructions, speech, variants)
             encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
-            loss = network(encoded.to(device), _to(bank.observations(index), device))
+            loss = network(encoded.to(device), _to(observation, device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)

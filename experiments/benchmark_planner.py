@@ -50,7 +50,7 @@ def training_throughput(checkpoint: Path, data: str, steps: int, batch_size: int
     tokens = 0
     for step in range(steps + 2):  # the first two steps warm up and are not counted
         index = bank.draw(batch_size, 0, step)
-        prompts, targets = prompts_and_targets(model.prompt, bank, index)
+        prompts, targets, _ = prompts_and_targets(model.prompt, bank, index)
         encoded = encode(model.tokenizer, prompts, targets)
         observation = bank.observations(index)
         for name in ("full", "bare"):

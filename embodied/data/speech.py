@@ -9,6 +9,7 @@ object". Everything is drawn from one seed: the same seed gives the same corpus.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -17,11 +18,13 @@ import torch
 from torch import Tensor
 
 import envs  # noqa: F401  (registers the environments)
+from encoders import SensorEncoder
 from encoders.audio import (
     AUDIO_FEATURES,
     AUDIO_LENGTHS,
     TRANSCRIPT,
     TRANSCRIPT_LENGTHS,
+    AudioConfig,
     encode_transcript,
     log_mel,
     synthesize,
@@ -81,32 +84,35 @@ class Utterance:
     snr_db: float
 
 
+def draw_utterance(text: str, rng: np.random.Generator) -> Utterance:
+    """How ``text`` is spoken: a voice, speed, pitch and noise level drawn from ``rng``."""
+    return Utterance(
+        text,
+        VOICES[int(rng.integers(len(VOICES)))],
+        int(rng.integers(*SPEEDS)),
+        int(rng.integers(*PITCHES)),
+        float(rng.uniform(*SNR_DB)),
+    )
+
+
+def spoken_features(utterance: Utterance, rng: np.random.Generator, n_mels: int) -> Tensor:
+    """The utterance synthesized, with white noise (drawn from ``rng``) at its SNR:
+    ``(T, n_mels)`` log-mel frames."""
+    samples = synthesize(utterance.text, utterance.voice, utterance.speed, utterance.pitch)
+    power = float(np.mean(samples**2)) + 1e-12
+    noise_power = power / 10 ** (utterance.snr_db / 10)
+    noise = rng.normal(0.0, np.sqrt(noise_power), samples.shape).astype(np.float32)
+    return log_mel(samples + noise, n_mels)
+
+
 class SpeechCorpus:
     """Synthesized utterances as log-mel features with their transcripts, in memory."""
 
     def __init__(self, count: int, seed: int, n_mels: int = 80) -> None:
         rng = np.random.default_rng([seed, 1])
-        self.utterances = [
-            Utterance(
-                text,
-                VOICES[int(rng.integers(len(VOICES)))],
-                int(rng.integers(*SPEEDS)),
-                int(rng.integers(*PITCHES)),
-                float(rng.uniform(*SNR_DB)),
-            )
-            for text in instruction_corpus(count, seed)
-        ]
-        self.features: list[Tensor] = []
-        self.transcripts: list[list[int]] = []
-        for utterance in self.utterances:
-            samples = synthesize(utterance.text, utterance.voice, utterance.speed, utterance.pitch)
-            power = float(np.mean(samples**2)) + 1e-12
-            noise_power = power / 10 ** (utterance.snr_db / 10)
-            samples = samples + rng.normal(0.0, np.sqrt(noise_power), samples.shape).astype(
-                np.float32
-            )
-            self.features.append(log_mel(samples, n_mels))  # (T, M)
-            self.transcripts.append(encode_transcript(utterance.text))
+        self.utterances = [draw_utterance(text, rng) for text in instruction_corpus(count, seed)]
+        self.features = [spoken_features(u, rng, n_mels) for u in self.utterances]
+        self.transcripts = [encode_transcript(u.text) for u in self.utterances]
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -119,18 +125,63 @@ class SpeechCorpus:
         return collate_speech(features, [self.transcripts[i] for i in index])
 
 
-def collate_speech(features: list[Tensor], transcripts: list[list[int]]) -> dict[str, Tensor]:
+class SpokenInstructions:
+    """A planner's instructions spoken on demand: text ``t`` in its ``variant``-th way (voice,
+    speed, pitch, noise drawn from ``(seed, variant, t)``), synthesized once and cached. The
+    same seed speaks a text the same way everywhere; another seed, in other voices."""
+
+    def __init__(self, seed: int, n_mels: int = 80) -> None:
+        self.seed, self.n_mels = seed, n_mels
+        self._cache: dict[tuple[str, int], Tensor] = {}
+
+    def features(self, text: str, variant: int = 0) -> Tensor:
+        """``(T, n_mels)`` log-mel frames of ``text`` spoken its ``variant``-th way."""
+        key = (text, variant)
+        if key not in self._cache:
+            rng = np.random.default_rng([self.seed, variant, zlib.crc32(text.encode())])
+            self._cache[key] = spoken_features(draw_utterance(text, rng), rng, self.n_mels)
+        return self._cache[key]
+
+    def batch(self, texts: list[str], variants: list[int] | None = None) -> dict[str, Tensor]:
+        """The audio encoder's inputs for ``texts`` (zero-padded)."""
+        variants = variants if variants is not None else [0] * len(texts)
+        return collate_audio([self.features(t, v) for t, v in zip(texts, variants, strict=True)])
+
+
+TRAIN_SPEECH_SEED, HELD_OUT_SPEECH_SEED = 0, 1
+"""Seeds of ``SpokenInstructions``: training hears each instruction in a few ways; the held-out
+evaluation and the closed-loop planner hear it in others."""
+
+
+def instruction_speech(
+    speech_encoder: SensorEncoder | None, seed: int
+) -> SpokenInstructions | None:
+    """The instructions' speech, at the features ``speech_encoder`` hears (None: no encoder,
+    the model reads its instructions)."""
+    if speech_encoder is None:
+        return None
+    config = speech_encoder.config
+    if not isinstance(config, AudioConfig):
+        raise ValueError(f"the speech encoder is {speech_encoder.name!r}, not audio")
+    return SpokenInstructions(seed, config.n_mels)
+
+
+def collate_audio(features: list[Tensor]) -> dict[str, Tensor]:
+    """``(T_i, M)`` utterances -> zero-padded ``(B, T, M)`` frames and ``(B,)`` lengths."""
     b, m = len(features), features[0].shape[1]
-    frames = max(f.shape[0] for f in features)
-    longest = max(len(t) for t in transcripts)
-    audio = torch.zeros(b, frames, m)
-    text = torch.zeros(b, longest, dtype=torch.long)
-    for i, (f, t) in enumerate(zip(features, transcripts, strict=True)):
+    audio = torch.zeros(b, max(f.shape[0] for f in features), m)
+    for i, f in enumerate(features):
         audio[i, : f.shape[0]] = f
+    return {AUDIO_FEATURES: audio, AUDIO_LENGTHS: torch.tensor([f.shape[0] for f in features])}
+
+
+def collate_speech(features: list[Tensor], transcripts: list[list[int]]) -> dict[str, Tensor]:
+    """``collate_audio`` plus the zero-padded transcripts (CTC pretraining)."""
+    text = torch.zeros(len(transcripts), max(len(t) for t in transcripts), dtype=torch.long)
+    for i, t in enumerate(transcripts):
         text[i, : len(t)] = torch.tensor(t)
     return {
-        AUDIO_FEATURES: audio,
-        AUDIO_LENGTHS: torch.tensor([f.shape[0] for f in features]),
+        **collate_audio(features),
         TRANSCRIPT: text,
         TRANSCRIPT_LENGTHS: torch.tensor([len(t) for t in transcripts]),
     }

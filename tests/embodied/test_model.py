@@ -26,10 +26,11 @@ from embodied.config import (
     TrainConfig,
 )
 from embodied.data.frames import FrameBank
+from embodied.data.speech import SpokenInstructions
 from embodied.decoding import TokenTrie, greedy_decode
 from embodied.episode import run_episode
 from embodied.generate import generate
-from embodied.lm import IMAGE, OBJECT_PLACEHOLDERS, load_lm, small_llama, train_tokenizer
+from embodied.lm import AUDIO, IMAGE, OBJECT_PLACEHOLDERS, load_lm, small_llama, train_tokenizer
 from embodied.model import PalmE
 from embodied.palme_planner import PalmEPlanner, valid_steps
 from embodied.sentence import IGNORE, OBJECTS, encode, inject, prompt_text
@@ -348,6 +349,82 @@ def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monke
         assert torch.equal(a[name], b[name]), name
 
 
+def spoken_model(tokenizer) -> PalmE:
+    torch.manual_seed(0)
+    return PalmE(
+        small_llama(TINY_LM, tokenizer),
+        tokenizer,
+        make_encoder("state", hidden=16, dim=16),
+        ModelConfig(spoken_instructions=True, keep_placeholder=False),
+        make_encoder("audio", n_mels=16, width=16, layers=1, heads=2, tokens=3, dim=16),
+    )
+
+
+def test_a_spoken_instruction_fills_the_audio_placeholders_beside_the_scene(tokenizer):
+    model = spoken_model(tokenizer).eval()  # no dropout: the same tokens twice
+    prompt = model.prompt("How to grasp obj_2?", "plan", ["obj_1", "obj_2"], ["pick(obj_1)"])
+    assert prompt == (
+        f"obj_1 is <obj_1>. obj_2 is <obj_2>. Q: {AUDIO * 3} Done: pick(obj_1). Next:"
+    )
+    speech = SpokenInstructions(seed=0, n_mels=16)
+    observation = {**state_batch(1), **speech.batch(["How to grasp obj_2?"])}
+    ids = encode(tokenizer, [prompt]).input_ids
+    with torch.no_grad():
+        out = model.embed(ids, observation)[0]  # (T, D)
+        scene = model.projector(model.encoder(observation))[0]  # (8, D)
+        spoken = model.speech_projector(model.speech_encoder(observation))[0]  # (3, D)
+    tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
+    audio_positions = [t for t, token in enumerate(tokens) if token == AUDIO]
+    assert len(audio_positions) == 3
+    assert torch.equal(out[audio_positions], spoken)
+    for j, token in enumerate(OBJECT_PLACEHOLDERS[:2]):
+        assert torch.equal(out[tokens.index(token)], scene[j])
+    # The same text is spoken the same way by one seed, and another way by another seed.
+    again = SpokenInstructions(seed=0, n_mels=16).features("How to grasp obj_2?")
+    assert torch.equal(again, speech.features("How to grasp obj_2?"))
+    other = SpokenInstructions(seed=1, n_mels=16).features("How to grasp obj_2?")
+    assert other.shape != again.shape or not torch.equal(other, again)
+
+
+def test_a_model_that_hears_its_instructions_saves_and_loads_exactly(tokenizer, tmp_path):
+    model = spoken_model(tokenizer).eval()
+    model.save(tmp_path)
+    loaded = PalmE.load(tmp_path).eval()
+    assert loaded.speech_encoder is not None
+    for (name, p), (_, q) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
+        assert torch.equal(p, q), name
+    with pytest.raises(ValueError, match="spoken_instructions=True needs a speech encoder"):
+        PalmE(model.lm, tokenizer, model.encoder, ModelConfig(spoken_instructions=True))
+
+
+def test_tiny_train_plan_execute_with_spoken_instructions(dataset, tmp_path):
+    speech = {"n_mels": 16, "width": 16, "layers": 1, "heads": 2, "tokens": 3, "dim": 16}
+    make_encoder("audio", **speech).save(tmp_path / "audio")
+    config = run_config(
+        dataset,
+        tmp_path / "run",
+        steps=6,
+        eval_every=6,
+        eval_examples=2,
+        model=ModelConfig(spoken_instructions=True),
+        speech_checkpoint=str(tmp_path / "audio"),
+    )
+    metrics = train(config)
+    assert np.isfinite(metrics["eval_loss"])
+    planner = PalmEPlanner(tmp_path / "run" / FINAL, decoding="constrained")
+    assert planner.model.speech_encoder is not None
+    env = gym.make("embodied/Tabletop-v0", image_size=32, views=["front"], tasks=["p1"])
+    try:
+        result = run_episode(env, planner, seed=100_000, family="p1", max_plan_steps=2)
+    finally:
+        env.close()
+    assert result.steps and result.parse_failures == 0
+    with pytest.raises(ValueError, match="asks the model questions in text"):
+        PalmEPlanner(tmp_path / "run" / FINAL, failure_detection="model")
+
+
 def test_tiny_train_plan_execute_end_to_end(dataset, tmp_path):
     train(run_config(dataset, tmp_path, steps=20, lr=1e-2))
     env = gym.make("embodied/Tabletop-v0", image_size=32, views=["front"], tasks=["p1"])
@@ -410,6 +487,11 @@ def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
         ({"encoder": "sonar"}, "encoder='sonar': allowed"),
         ({"steps": 0}, "steps=0: must be >= 1"),
         ({"device": "tpu"}, "device='tpu': allowed"),
+        ({"speech_checkpoint": "runs/encoder_audio/final"}, "needs model.spoken_instructions"),
+        (
+            {"encoder": "audio", "model": ModelConfig(spoken_instructions=True)},
+            "the scene sensor must be",
+        ),
         (
             {
                 "relabel_entities": True,
