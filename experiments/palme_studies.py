@@ -5,6 +5,7 @@
     python -m experiments.palme_studies --study frozen_lm         # frozen vs finetuned LM
     python -m experiments.palme_studies --study representations   # state, ViT, object-centric,
                                                                    #   OSRT at ~1% and full data
+    python -m experiments.palme_studies --study spoken_instructions  # heard vs read
     python -m experiments.palme_studies --study decoding --quick  # smoke run: tiny everything
     python -m experiments.palme_studies --study representations --variants vit_full vit_1pct
 
@@ -17,7 +18,9 @@ recipe of the shipped default (``runs/planner_state``, ``experiments.train_defau
 The "pretrained LLM" every variant starts from is the same for all budgets: the small Llama
 pretrained on the text of the full corpus (``runs/lm_<data>_<placement>``), as PaLM-E's LLM is
 pretrained once, whatever the robot data. Vision encoders start from their pretraining
-(``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists.
+(``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists; a planner
+that hears its instructions starts its speech encoder from ``runs/encoder_audio/final``, which
+the study pretrains first (CTC, ``embodied.train_encoder encoder=audio``) when it is missing.
 
 Results: ``experiments/results/study_<study>.json``, ``.md`` (success per family and split
 with 95% intervals, training and evaluation wall time) and ``.png`` (overall success per
@@ -42,6 +45,7 @@ from embodied.config import (
     ModelConfig,
     TabletopEnvConfig,
     TrainConfig,
+    TrainEncoderConfig,
 )
 from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
@@ -49,6 +53,7 @@ from embodied.evaluate import evaluate
 from embodied.generate import generate
 from embodied.sentence import PLACEMENTS
 from embodied.train import FINAL, build_encoder, pretrain_lm, train
+from embodied.train_encoder import train as train_encoder
 from encoders import ENCODERS
 from experiments.common import RESULTS_DIR, machine, write_results
 
@@ -59,6 +64,7 @@ SMALL_STEPS = 1000
 """Steps at ~1% of the data: 3000 would revisit each of its ~90 frames a thousand times."""
 SHIPPED_RUN = "runs/planner_state"
 NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
+SPOKEN = ModelConfig(spoken_instructions=True)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,13 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_frozen_lm", train={"model": ModelConfig(freeze_lm=True)}),
         ],
     ),
+    "spoken_instructions": (
+        ["eval"],
+        [
+            Variant("state_text_instructions", run=SHIPPED_RUN),
+            Variant("state_spoken_instructions", train={"model": SPOKEN}),
+        ],
+    ),
     "representations": (
         ["eval"],
         [
@@ -142,6 +155,17 @@ def shared_lm(config: TrainConfig, full_data: str, runs: Path) -> str:
     return str(directory)
 
 
+def pretrained_speech_encoder(runs: Path) -> str:
+    """``runs/encoder_audio/final``, pretrained here (CTC on spoken instructions, at the
+    encoder's defaults) unless it is there."""
+    final = runs / "encoder_audio" / FINAL
+    if not final.exists():
+        train_encoder(
+            TrainEncoderConfig(encoder="audio", output_dir=str(final.parent), progress=False)
+        )
+    return str(final)
+
+
 def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool) -> TrainConfig:
     """``data``: budget -> corpus path."""
     fields: dict[str, Any] = {
@@ -155,6 +179,8 @@ def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool
     pretrained = runs / f"encoder_{encoder}" / FINAL
     if encoder != "state" and pretrained.exists() and not quick:
         fields["encoder_checkpoint"] = str(pretrained)
+    if fields.get("model", ModelConfig()).spoken_instructions and not quick:
+        fields["speech_checkpoint"] = pretrained_speech_encoder(runs)
     config = TrainConfig(**fields)
     if quick:
         tiny = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, pretrain_steps=2)
