@@ -461,6 +461,10 @@ class LMConfig:
 PROJECTORS = ("linear", "mlp")
 
 
+INSTRUCTION_SENSORS = (None, "audio", "region")
+"""``ModelConfig.instruction_sensor``: read the instruction (None), hear it, or see a region."""
+
+
 @dataclass
 class ModelConfig:
     """How the sensor meets the LM (stored with every checkpoint as ``palme.json``)."""
@@ -486,10 +490,12 @@ class ModelConfig:
     """PaLM-E's entity referrals: "obj_1 is <obj_1>. obj_2 is <obj_2>. ..." before the question.
     False lists the object tokens unnamed ("Scene: <obj_1><obj_2>..."), the ablation of PaLM-E's
     Table 7; it needs mention_tokens and keep_placeholder off, which would name the tokens."""
-    spoken_instructions: bool = False
-    """The instruction is heard, not read: a speech encoder (``audio``) turns it, spoken by
-    espeak-ng, into tokens that take its place in the prompt, beside the scene's (SALMONN-style
-    speech input; ``embodied.data.speech.SpokenInstructions``)."""
+    instruction_sensor: str | None = None
+    """A second sensor, beside the scene's, for the instruction itself: ``audio`` hears it
+    spoken by espeak-ng, its tokens taking the instruction's place (SALMONN-style speech input;
+    ``embodied.data.speech``); ``region`` sees one object it names pointed at on a view, by a
+    point, a box or a mask, Ferret's coordinates and feature token taking the name's place
+    (``embodied.data.regions``). None: the instruction is read as text."""
 
     def __post_init__(self) -> None:
         if not self.entity_prefix and (self.mention_tokens or self.keep_placeholder):
@@ -501,6 +507,11 @@ class ModelConfig:
             raise ValueError(f"model.projector={self.projector!r}: allowed {PROJECTORS}")
         if self.max_length < 8:
             raise ValueError(f"model.max_length={self.max_length}: must be >= 8")
+        if self.instruction_sensor not in INSTRUCTION_SENSORS:
+            raise ValueError(
+                f"model.instruction_sensor={self.instruction_sensor!r}: allowed "
+                f"{INSTRUCTION_SENSORS}"
+            )
 
 
 @dataclass
@@ -514,9 +525,9 @@ class TrainConfig(TrainingRun):
     dataset's."""
     encoder_checkpoint: str | None = None
     """Start the encoder from this directory (e.g. runs/encoder_object_centric/final)."""
-    speech_checkpoint: str | None = None
-    """With ``model.spoken_instructions``: start the speech encoder from this directory (its CTC
-    pretraining, e.g. runs/encoder_audio/final); None: a new one."""
+    instruction_encoder_checkpoint: str | None = None
+    """With ``model.instruction_sensor``: start its encoder from this directory (its
+    pretraining: runs/encoder_audio/final, runs/encoder_region/final); None: a new one."""
     lm: LMConfig = field(default_factory=LMConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: str = "data/tabletop"
@@ -562,15 +573,16 @@ class TrainConfig(TrainingRun):
                 "relabel_entities=true needs model.entity_prefix=true: only the entity prefix "
                 "tells the LM which object a relabelled obj_j is"
             )
-        if self.speech_checkpoint is not None and not self.model.spoken_instructions:
+        sensor = self.model.instruction_sensor
+        if self.instruction_encoder_checkpoint is not None and sensor is None:
             raise ValueError(
-                f"speech_checkpoint={self.speech_checkpoint} needs "
-                "model.spoken_instructions=true: only then does the planner hear its instructions"
+                f"instruction_encoder_checkpoint={self.instruction_encoder_checkpoint} needs "
+                "model.instruction_sensor=audio|region: the planner reads its instructions"
             )
-        if self.model.spoken_instructions and self.encoder in ("audio", "region"):
+        if sensor is not None and self.encoder in INSTRUCTION_SENSORS:
             raise ValueError(
-                f"model.spoken_instructions=true with encoder={self.encoder}: the scene sensor "
-                "must be state, object_centric, vit or osrt (the instruction is the speech)"
+                f"model.instruction_sensor={sensor} with encoder={self.encoder}: the scene "
+                "sensor must be state, object_centric, vit or osrt"
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device={self.device!r}: allowed auto, cpu, cuda")

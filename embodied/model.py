@@ -12,7 +12,7 @@ LM part::
     encoder/encoder.json, encoder/model.safetensors           the sensor encoder
     projector.safetensors                                     encoder width -> LM width
     palme.json                                                ModelConfig
-    speech_encoder/, speech_projector.safetensors             with spoken instructions only
+    instruction_encoder/, instruction_projector.safetensors   with an instruction sensor only
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from embodied.config import ModelConfig
-from embodied.lm import AUDIO, IMAGE, embedding_table, load_lm
+from embodied.lm import IMAGE, embedding_table, load_lm
 from embodied.sentence import IGNORE, OBJECTS, PLACEMENTS, Encoded, inject, prompt_text
 from encoders import SensorEncoder, load_encoder
 
 MODEL_CONFIG = "palme.json"
 PROJECTOR = "projector.safetensors"
 ENCODER_DIR = "encoder"
-SPEECH_ENCODER_DIR = "speech_encoder"
-SPEECH_PROJECTOR = "speech_projector.safetensors"
+INSTRUCTION_ENCODER_DIR = "instruction_encoder"
+INSTRUCTION_PROJECTOR = "instruction_projector.safetensors"
 
 
 def example_mean_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -59,9 +59,11 @@ def example_mean_loss(logits: Tensor, labels: Tensor) -> Tensor:
 class PalmE(nn.Module):
     """Sensor encoder + projector + causal LM, reading prompts with sensor placeholders.
 
-    With ``config.spoken_instructions`` a second sensor, ``speech_encoder`` (``audio``), hears
-    the instruction: its tokens, through their own projector, fill the ``<audio>`` placeholders
-    that stand in the prompt where the instruction's text would be."""
+    With ``config.instruction_sensor`` a second sensor, ``instruction_encoder``, takes in the
+    instruction itself: ``audio`` hears it spoken (its tokens fill the ``<audio>`` placeholders
+    that stand where the instruction's text would be), ``region`` sees an object it names
+    pointed at (its token fills the ``<region>`` after the region's coordinates); each through
+    its own projector."""
 
     def __init__(
         self,
@@ -69,31 +71,30 @@ class PalmE(nn.Module):
         tokenizer: PreTrainedTokenizerBase,
         encoder: SensorEncoder,
         config: ModelConfig,
-        speech_encoder: SensorEncoder | None = None,
+        instruction_encoder: SensorEncoder | None = None,
     ) -> None:
         super().__init__()
         if encoder.name not in PLACEMENTS:
             raise ValueError(f"encoder {encoder.name!r} has no placement: {sorted(PLACEMENTS)}")
-        if config.spoken_instructions != (speech_encoder is not None):
+        heard = instruction_encoder.name if instruction_encoder is not None else None
+        if config.instruction_sensor != heard:
             raise ValueError(
-                f"model.spoken_instructions={config.spoken_instructions} needs a speech encoder "
-                "exactly when true"
+                f"model.instruction_sensor={config.instruction_sensor!r} needs that instruction "
+                f"encoder, got {heard!r}"
             )
-        if speech_encoder is not None and (
-            PLACEMENTS[speech_encoder.name] != AUDIO
-            or PLACEMENTS[encoder.name] not in (OBJECTS, IMAGE)
-        ):
+        if heard is not None and PLACEMENTS[encoder.name] not in (OBJECTS, IMAGE):
             raise ValueError(
-                f"spoken instructions need an audio speech encoder (got {speech_encoder.name!r}) "
-                f"and a scene encoder (got {encoder.name!r})"
+                f"an instruction sensor needs a scene encoder beside it, not {encoder.name!r}"
             )
         self.lm, self.tokenizer, self.encoder, self.config = lm, tokenizer, encoder, config
         self.placement = PLACEMENTS[encoder.name]
         width = embedding_table(lm).embedding_dim
         self.projector = self._projector(encoder.dim, width)
-        self.speech_encoder = speech_encoder
-        self.speech_projector = (
-            self._projector(speech_encoder.dim, width) if speech_encoder is not None else None
+        self.instruction_encoder = instruction_encoder
+        self.instruction_projector = (
+            self._projector(instruction_encoder.dim, width)
+            if instruction_encoder is not None
+            else None
         )
         self.lm.requires_grad_(not config.freeze_lm)
         if config.freeze_encoder:
@@ -106,9 +107,9 @@ class PalmE(nn.Module):
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """The observation keys the model reads: the scene sensor's, then the speech's."""
-        speech = self.speech_encoder.inputs if self.speech_encoder is not None else ()
-        return (*self.encoder.inputs, *speech)
+        """The observation keys the model reads: the scene sensor's, then the instruction's."""
+        second = self.instruction_encoder.inputs if self.instruction_encoder is not None else ()
+        return tuple(dict.fromkeys((*self.encoder.inputs, *second)))
 
     @property
     def device(self) -> torch.device:
@@ -133,20 +134,28 @@ class PalmE(nn.Module):
             self.encoder.n_tokens,
             self.config.mention_tokens,
             self.config.entity_prefix,
-            self.speech_encoder.n_tokens if self.speech_encoder is not None else 0,
+            self._spoken_tokens,
         )
 
+    @property
+    def _spoken_tokens(self) -> int:
+        """``<audio>`` placeholders that stand for a spoken instruction (0: it is text)."""
+        if self.instruction_encoder is None or self.config.instruction_sensor != "audio":
+            return 0
+        return self.instruction_encoder.n_tokens
+
     def embed(self, input_ids: Tensor, observation: dict[str, Tensor]) -> Tensor:
-        """``(B, T)`` token ids + observation batch (with the spoken instruction's features
-        when the model hears them) -> ``(B, T, D)`` input embeddings."""
+        """``(B, T)`` token ids + observation batch (with the instruction sensor's inputs when
+        the model has one) -> ``(B, T, D)`` input embeddings."""
         keep = self.config.keep_placeholder
         text = embedding_table(self.lm)(input_ids)  # (B, T, D)
         sensor = self.projector(self.encoder(observation))  # (B, N, D)
         embeddings = inject(text, input_ids, self.tokenizer, self.placement, sensor, keep)
-        if self.speech_encoder is None or self.speech_projector is None:
+        if self.instruction_encoder is None or self.instruction_projector is None:
             return embeddings
-        speech = self.speech_projector(self.speech_encoder(observation))  # (B, S, D)
-        return inject(embeddings, input_ids, self.tokenizer, AUDIO, speech, keep)
+        second = self.instruction_projector(self.instruction_encoder(observation))  # (B, S, D)
+        placement = PLACEMENTS[self.instruction_encoder.name]
+        return inject(embeddings, input_ids, self.tokenizer, placement, second, keep)
 
     def forward(self, encoded: Encoded, observation: dict[str, Tensor]) -> Tensor:
         """Cross-entropy on the target tokens (``encoded.labels``), each example weighing the
@@ -163,13 +172,13 @@ class PalmE(nn.Module):
         self.encoder.save(directory / ENCODER_DIR)
         weights = {k: v.detach().cpu().contiguous() for k, v in self.projector.state_dict().items()}
         save_file(weights, directory / PROJECTOR)
-        if self.speech_encoder is not None and self.speech_projector is not None:
-            self.speech_encoder.save(directory / SPEECH_ENCODER_DIR)
+        if self.instruction_encoder is not None and self.instruction_projector is not None:
+            self.instruction_encoder.save(directory / INSTRUCTION_ENCODER_DIR)
             weights = {
                 k: v.detach().cpu().contiguous()
-                for k, v in self.speech_projector.state_dict().items()
+                for k, v in self.instruction_projector.state_dict().items()
             }
-            save_file(weights, directory / SPEECH_PROJECTOR)
+            save_file(weights, directory / INSTRUCTION_PROJECTOR)
         (directory / MODEL_CONFIG).write_text(json.dumps(asdict(self.config), indent=2))
 
     @classmethod
@@ -184,11 +193,15 @@ class PalmE(nn.Module):
         config = ModelConfig(**{**json.loads((directory / MODEL_CONFIG).read_text()), **overrides})
         hf_logging.disable_progress_bar()
         lm, tokenizer = load_lm(directory)
-        speech = (
-            load_encoder(directory / SPEECH_ENCODER_DIR) if config.spoken_instructions else None
+        second = (
+            load_encoder(directory / INSTRUCTION_ENCODER_DIR)
+            if config.instruction_sensor is not None
+            else None
         )
-        model = cls(lm, tokenizer, load_encoder(directory / ENCODER_DIR), config, speech)
+        model = cls(lm, tokenizer, load_encoder(directory / ENCODER_DIR), config, second)
         model.projector.load_state_dict(load_file(directory / PROJECTOR))
-        if model.speech_projector is not None:
-            model.speech_projector.load_state_dict(load_file(directory / SPEECH_PROJECTOR))
+        if model.instruction_projector is not None:
+            model.instruction_projector.load_state_dict(
+                load_file(directory / INSTRUCTION_PROJECTOR)
+            )
         return model

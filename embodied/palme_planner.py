@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ import numpy as np
 import torch
 
 from embodied.config import DECODING, FAILURE_DETECTION
-from embodied.data.speech import HELD_OUT_SPEECH_SEED, instruction_speech
 from embodied.decoding import TokenTrie, greedy_decode
+from embodied.instructions import HELD_OUT_SEED, instruction_inputs
 from embodied.model import PalmE
 from embodied.planners import Planner
 from embodied.sentence import encode
@@ -69,13 +70,14 @@ class PalmEPlanner(Planner):
                 f"failure_detection={failure_detection!r}: allowed {FAILURE_DETECTION}"
             )
         self.model = PalmE.load(checkpoint).to(device).eval()
-        if self.model.config.spoken_instructions and failure_detection == "model":
+        if self.model.config.instruction_sensor == "audio" and failure_detection == "model":
             raise ValueError(
                 "failure_detection='model' asks the model questions in text, and this "
                 "checkpoint hears its instructions spoken: use failure_detection='skill'"
             )
-        # A model that hears its instructions gets the task's spoken in voices it never heard.
-        self._speech = instruction_speech(self.model.speech_encoder, HELD_OUT_SPEECH_SEED)
+        # The task's instruction spoken in voices training never used, or an object it names
+        # pointed at on the current views; None when the model reads it.
+        self._inputs = instruction_inputs(self.model.instruction_encoder, held_out=True)
         self.decoding, self.failure_detection = decoding, failure_detection
         self.max_new_tokens = max_new_tokens
         self.stats = PlanningStats()
@@ -89,22 +91,23 @@ class PalmEPlanner(Planner):
         observation: dict[str, Any],
         prompt: str,
         allowed: list[str] | None,
+        instruction_arrays: dict[str, torch.Tensor],
     ) -> str:
         started = time.perf_counter()
-        missing = [key for key in self.model.encoder.inputs if key not in observation]
+        read = [key for key in self.model.inputs if key not in instruction_arrays]
+        missing = [key for key in read if key not in observation]
         if missing:
             raise ValueError(
-                f"the observation lacks {missing}, which the planner's {self.model.encoder.name} "
-                f"encoder reads: make the env render them (observe_images=true)"
+                f"the observation lacks {missing}, which the planner's encoders read: make the "
+                f"env render them (observe_images=true)"
             )
-        batch = {  # only what the sensor reads, with a batch dimension
-            key: torch.from_numpy(np.asarray(observation[key])[None])
-            for key in self.model.encoder.inputs
+        batch = {  # only what the sensors read, with a batch dimension
+            key: torch.from_numpy(np.asarray(observation[key])[None]) for key in read
         }
-        if self._speech is not None:  # the user speaks the task's instruction
-            assert env.task is not None
-            batch |= self._speech.batch([env.task.instruction])
-        batch = {key: value.to(self.model.device) for key, value in batch.items()}
+        batch = {
+            key: value.to(self.model.device)
+            for key, value in {**batch, **instruction_arrays}.items()
+        }
         tokenizer = self.model.tokenizer
         input_ids = encode(tokenizer, [prompt]).input_ids.to(self.model.device)  # (1, T)
         with torch.no_grad():
@@ -124,8 +127,34 @@ class PalmEPlanner(Planner):
         self.stats.latencies.append(elapsed)
         return str(tokenizer.decode(tokens)).strip()
 
+    def _instruction(
+        self, env: ArmEnv, observation: dict[str, Any], history: list[str]
+    ) -> tuple[str, dict[str, torch.Tensor]]:
+        """The task's instruction as the prompt carries it, and the instruction sensor's
+        inputs (none when the model reads it): its speech, or a region on the current views
+        (drawn from the episode's instruction and step, so a rerun draws the same)."""
+        task = env.task
+        assert task is not None
+        if self._inputs is None:
+            return task.instruction, {}
+        arrays = {
+            key: torch.from_numpy(np.asarray(observation[key])[None]) for key in self._inputs.needs
+        }
+        draws = np.random.default_rng(
+            [HELD_OUT_SEED, zlib.crc32(task.instruction.encode()), len(history)]
+        )
+        texts, extra = self._inputs.prepare(
+            [task.instruction], [list(env.observed_names)], arrays, draws
+        )
+        return texts[0], extra
+
     def _history_success(
-        self, env: ArmEnv, observation: dict[str, Any], history: list[str], outcomes: list[bool]
+        self,
+        env: ArmEnv,
+        observation: dict[str, Any],
+        history: list[str],
+        outcomes: list[bool],
+        instruction_arrays: dict[str, torch.Tensor],
     ) -> list[bool]:
         if self.failure_detection == "skill":
             return outcomes
@@ -138,9 +167,10 @@ class PalmEPlanner(Planner):
                 question = self.model.prompt(
                     f"Was {step} successful?", "question", list(env.observed_names)
                 )
-                self._detected[key] = (
-                    self._generate(env, observation, question, ["yes", "no"]) == "yes"
+                answer = self._generate(
+                    env, observation, question, ["yes", "no"], instruction_arrays
                 )
+                self._detected[key] = answer == "yes"
             marks[i] = self._detected[key]
         return marks
 
@@ -154,21 +184,18 @@ class PalmEPlanner(Planner):
         if not history:
             self._detected = {}
         outcomes = list(outcomes) if outcomes is not None else [True] * len(history)
-        task = env.task
-        assert task is not None
-        marks = self._history_success(env, observation, history, outcomes)
-        prompt = self.model.prompt(
-            task.instruction, "plan", list(env.observed_names), history, marks
-        )
+        instruction, arrays = self._instruction(env, observation, history)
+        marks = self._history_success(env, observation, history, outcomes, arrays)
+        prompt = self.model.prompt(instruction, "plan", list(env.observed_names), history, marks)
         constrained = self.decoding == "constrained" or self._retry_constrained
         self._retry_constrained = False
-        return self._generate(env, observation, prompt, valid_steps(env) if constrained else None)
+        allowed = valid_steps(env) if constrained else None
+        return self._generate(env, observation, prompt, allowed, arrays)
 
     def rejected(self, text: str, reason: str) -> None:
         self._retry_constrained = True
 
     def answer(self, env: ArmEnv, observation: dict[str, Any]) -> str:
-        task = env.task
-        assert task is not None
-        prompt = self.model.prompt(task.instruction, "question", list(env.observed_names))
-        return self._generate(env, observation, prompt, None)
+        instruction, arrays = self._instruction(env, observation, [])
+        prompt = self.model.prompt(instruction, "question", list(env.observed_names))
+        return self._generate(env, observation, prompt, None, arrays)

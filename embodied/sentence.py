@@ -66,8 +66,8 @@ def prompt_text(
     tokens come as one unnamed sequence ("Scene: <obj_1><obj_2><obj_3>."), and which token is
     obj_3 must be inferred from its place in it.
 
-    ``spoken_tokens`` > 0: the instruction is heard, not read: that many ``<audio>`` tokens (a
-    speech encoder's, ``PalmE.speech_encoder``) take its place after the scene's placeholders
+    ``spoken_tokens`` > 0: the instruction is heard, not read: that many ``<audio>`` tokens (an
+    audio ``PalmE.instruction_encoder``'s) take its place after the scene's placeholders
     ("obj_1 is <obj_1>. ... Q: <audio>...<audio> Next:")."""
     if kind not in ("plan", "question"):
         raise ValueError(f"kind={kind!r}: allowed 'plan' or 'question'")

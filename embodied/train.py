@@ -53,13 +53,8 @@ from transformers.utils import logging as hf_logging
 from embodied.config import TRAINED_ON, TrainConfig, register_configs, to_config_or_exit
 from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
-from embodied.data.speech import (
-    HELD_OUT_SPEECH_SEED,
-    TRAIN_SPEECH_SEED,
-    SpokenInstructions,
-    instruction_speech,
-)
 from embodied.decoding import greedy_decode
+from embodied.instructions import InstructionInputs, arrays_read, instruction_inputs
 from embodied.lm import load_lm, small_llama, train_tokenizer
 from embodied.model import PalmE
 from embodied.sentence import IGNORE, PLACEMENTS, encode, prompt_text
@@ -113,44 +108,52 @@ def relabel_entities(record: dict[str, Any], rng: np.random.Generator) -> dict[s
     }
 
 
-def prompts_and_targets(
-    model_prompt: Any,
-    bank: FrameBank,
-    index: Tensor | Sequence[int],
-    relabel: np.random.Generator | None = None,
-) -> tuple[list[str], list[str], list[str]]:
-    """The prompt (``model_prompt``: PalmE.prompt or alike), target and instruction of each
-    frame, its entities relabelled by ``relabel_entities`` when a generator is given."""
+def frame_records(
+    bank: FrameBank, index: Tensor | Sequence[int], relabel: np.random.Generator | None = None
+) -> list[dict[str, Any]]:
+    """The records (instruction, entities, history, target, ...) of these frames, their
+    entities relabelled by ``relabel_entities`` when a generator is given."""
     records = [bank.records[int(i)] for i in index]
     if relabel is not None:
         records = [relabel_entities(r, relabel) for r in records]
+    return records
+
+
+def prompts_and_targets(
+    model_prompt: Any, records: Sequence[dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """The prompt (``model_prompt``: PalmE.prompt or alike) and target of each record."""
     prompts = [
         model_prompt(r["instruction"], r["kind"], r["entities"], r["history"], r["history_success"])
         for r in records
     ]
-    return prompts, [r["target"] for r in records], [r["instruction"] for r in records]
+    return prompts, [r["target"] for r in records]
 
 
-SPEECH_VARIANTS = 4
-"""Ways (voice, speed, pitch, noise) training hears each instruction spoken in."""
-
-
-def observations(
+def examples(
     model: PalmE,
     bank: FrameBank,
     index: Tensor | Sequence[int],
-    instructions: list[str],
-    speech: SpokenInstructions | None,
-    variants: list[int] | None = None,
-) -> dict[str, Tensor]:
-    """The model's inputs for these frames: the bank's arrays, and the instructions spoken
-    (``variants``-th ways) when the model hears them."""
-    arrays = bank.observations(torch.as_tensor(index))
-    if model.speech_encoder is None:
-        return arrays
-    if speech is None:
-        raise ValueError("a model with spoken instructions needs SpokenInstructions to hear")
-    return {**arrays, **speech.batch(instructions, variants)}
+    inputs: InstructionInputs | None,
+    draws: np.random.Generator,
+    relabel: bool = False,
+) -> tuple[list[str], list[str], dict[str, Tensor]]:
+    """Prompts, targets and the observation batch of these frames as ``model`` takes them:
+    entities relabelled (``relabel``, from ``draws``), then the instructions through the
+    model's instruction sensor (``inputs``: spoken, or an object pointed at)."""
+    records = frame_records(bank, index, draws if relabel else None)
+    observation = bank.observations(torch.as_tensor(index))
+    if inputs is not None:
+        instructions, extra = inputs.prepare(
+            [r["instruction"] for r in records],
+            [r["entities"] for r in records],
+            observation,
+            draws,
+        )
+        records = [{**r, "instruction": t} for r, t in zip(records, instructions, strict=True)]
+        observation = {**observation, **extra}
+    prompts, targets = prompts_and_targets(model.prompt, records)
+    return prompts, targets, observation
 
 
 def pretrain_lm(
@@ -167,7 +170,9 @@ def pretrain_lm(
         return prompt_text(instruction, kind, entities, history, success, placement, n_tokens)
 
     relabel = np.random.default_rng(config.seed + 11) if config.relabel_entities else None
-    prompts, targets, _ = prompts_and_targets(text_prompt, bank, range(len(bank)), relabel)
+    prompts, targets = prompts_and_targets(
+        text_prompt, frame_records(bank, range(len(bank)), relabel)
+    )
     tokenizer = train_tokenizer(
         [f"{p} {t}" for p, t in zip(prompts, targets, strict=True)], config.lm.vocab_size
     )
@@ -222,23 +227,26 @@ def build_encoder(config: TrainConfig, bank: FrameBank | None) -> SensorEncoder:
     return encoder
 
 
-def build_speech_encoder(config: TrainConfig) -> SensorEncoder | None:
-    """With spoken instructions, the speech encoder: from ``speech_checkpoint`` or new."""
-    if not config.model.spoken_instructions:
+def build_instruction_encoder(config: TrainConfig) -> SensorEncoder | None:
+    """The instruction sensor's encoder (``model.instruction_sensor``): from
+    ``instruction_encoder_checkpoint`` (its pretraining), or new."""
+    sensor = config.model.instruction_sensor
+    if sensor is None:
         return None
-    if config.speech_checkpoint is None:
-        return make_encoder("audio")
-    encoder = load_encoder(config.speech_checkpoint)
-    if encoder.name != "audio":
+    if config.instruction_encoder_checkpoint is None:
+        return make_encoder(sensor, **encoder_fields(sensor, config.data, {}))
+    encoder = load_encoder(config.instruction_encoder_checkpoint)
+    if encoder.name != sensor:
         raise ValueError(
-            f"speech_checkpoint={config.speech_checkpoint} holds {encoder.name!r}, not audio"
+            f"instruction_encoder_checkpoint={config.instruction_encoder_checkpoint} holds "
+            f"{encoder.name!r}, not model.instruction_sensor={sensor!r}"
         )
     return encoder
 
 
 def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE:
     """A fresh PaLM-E: the encoder (new or from ``encoder_checkpoint``), the LM, a projector;
-    with spoken instructions, the speech encoder and its projector."""
+    with an instruction sensor, its encoder and projector."""
     encoder = build_encoder(config, bank)
     if config.lm.path is not None:
         lm, tokenizer = load_lm(config.lm.path)
@@ -246,7 +254,7 @@ def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE
         lm, tokenizer = pretrain_lm(
             config, bank, PLACEMENTS[encoder.name], encoder.n_tokens, output_dir / LM_DIR
         )
-    return PalmE(lm, tokenizer, encoder, config.model, build_speech_encoder(config))
+    return PalmE(lm, tokenizer, encoder, config.model, build_instruction_encoder(config))
 
 
 def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, float]:
@@ -254,8 +262,9 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
     each task family."""
     model.eval()
     index = bank.draw(config.eval_examples, config.seed + 1, 0, config.family_alpha)
-    prompts, targets, instructions = prompts_and_targets(model.prompt, bank, index)
-    speech = instruction_speech(model.speech_encoder, HELD_OUT_SPEECH_SEED)
+    inputs = instruction_inputs(model.instruction_encoder, held_out=True)
+    draws = np.random.default_rng(config.seed + 1)
+    prompts, targets, observation = examples(model, bank, index, inputs, draws)
     device = model.device
     losses: list[float] = []
     correct: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # name -> [right, seen]
@@ -263,12 +272,10 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
         for start in range(0, len(index), config.batch_size):
             chunk = slice(start, start + config.batch_size)
             encoded = encode(model.tokenizer, prompts[chunk], targets[chunk]).to(device)
-            observation = observations(model, bank, index[chunk], instructions[chunk], speech)
-            losses.append(float(model(encoded, _to(observation, device))))
+            losses.append(float(model(encoded, _to(observation, device, chunk))))
         for i, frame in enumerate(index):
             ids = encode(model.tokenizer, [prompts[i]]).input_ids.to(device)
-            observation = observations(model, bank, frame[None], instructions[i : i + 1], speech)
-            embeddings = model.embed(ids, _to(observation, device))
+            embeddings = model.embed(ids, _to(observation, device, slice(i, i + 1)))
             tokens = greedy_decode(model.lm, embeddings, model.tokenizer.eos_token_id, 24)
             written = str(model.tokenizer.decode(tokens)).strip()
             record = bank.records[int(frame)]
@@ -282,8 +289,12 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
     return metrics
 
 
-def _to(observation: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
-    return {key: value.to(device) for key, value in observation.items()}
+def _to(
+    observation: dict[str, Tensor], device: torch.device, rows: slice | None = None
+) -> dict[str, Tensor]:
+    """The observation batch (its ``rows`` when given) on ``device``."""
+    rows = rows if rows is not None else slice(None)
+    return {key: value[rows].to(device) for key, value in observation.items()}
 
 
 def _distributed(device: torch.device) -> tuple[int, int]:
@@ -312,9 +323,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    inputs = ENCODERS[config.encoder].inputs
-    bank = FrameBank(config.data, config.split, inputs, config.families)
-    eval_bank = FrameBank(config.data, config.eval_split, inputs, config.families)
+    arrays = [*ENCODERS[config.encoder].inputs, *arrays_read(config.model.instruction_sensor)]
+    bank = FrameBank(config.data, config.split, arrays, config.families)
+    eval_bank = FrameBank(config.data, config.eval_split, arrays, config.families)
 
     checkpoint = output_dir / CHECKPOINT
     found = latest_checkpoint(checkpoint) if config.resume else None
@@ -329,7 +340,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 torch.manual_seed(config.seed)
                 model = build_model(config, bank, output_dir)
     model.to(device).train()
-    speech = instruction_speech(model.speech_encoder, TRAIN_SPEECH_SEED)
+    inputs = instruction_inputs(model.instruction_encoder, held_out=False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     step = load_trainer_state(found, optimizer) if found is not None else 0
@@ -355,11 +366,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
             torch.manual_seed(config.seed * 1_000_003 + step)
             index = bank.draw(config.batch_size, config.seed, step, config.family_alpha)
             index = index[rank::world]
-            draws = np.random.default_rng([config.seed, step])
-            relabel = draws if config.relabel_entities else None
-            prompts, targets, instructions = prompts_and_targets(model.prompt, bank, index, relabel)
-            variants = draws.integers(SPEECH_VARIANTS, size=len(index)).tolist()
-            observation = observations(model, bank, index, instructions, speech, variants)
+            draws = np.random.default_rng([config.seed, step])  # relabels, voices, regions
+            prompts, targets, observation = examples(
+                model, bank, index, inputs, draws, config.relabel_entities
+            )
             encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
             loss = network(encoded.to(device), _to(observation, device))
             optimizer.zero_grad(set_to_none=True)

@@ -81,6 +81,25 @@ def region_mask(region: Region, size: int) -> np.ndarray:
     return bool_array((xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2))
 
 
+def draw_region(
+    on_object: np.ndarray, view: int, rng: np.random.Generator, kind: RegionKind | None = None
+) -> Region:
+    """A region on an object's pixels ``on_object`` (H, W) bool of ``view``: a point on it, its
+    bounding box or its mask (``kind``; None draws one, a third each)."""
+    if kind is None:
+        kind = REGION_KINDS[int(rng.integers(len(REGION_KINDS)))]
+    if kind == "point":
+        pixels = np.argwhere(on_object)
+        y, x = pixels[int(rng.integers(len(pixels)))]
+        return Region("point", view, (int(x), int(y)))
+    if kind == "box":
+        rows, cols = np.nonzero(on_object)
+        return Region(
+            "box", view, (int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max()))
+        )
+    return Region("mask", view, mask=on_object.copy())
+
+
 def bool_array(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=bool)
 

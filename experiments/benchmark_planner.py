@@ -33,7 +33,7 @@ from embodied.episode import EVAL_SEED_START, run_episode
 from embodied.model import PalmE, example_mean_loss
 from embodied.palme_planner import PalmEPlanner
 from embodied.sentence import IGNORE, encode
-from embodied.train import prompts_and_targets
+from embodied.train import frame_records, prompts_and_targets
 from envs.tabletop import TabletopConfig
 from experiments.common import RESULTS_DIR, machine, write_results
 
@@ -50,7 +50,7 @@ def training_throughput(checkpoint: Path, data: str, steps: int, batch_size: int
     tokens = 0
     for step in range(steps + 2):  # the first two steps warm up and are not counted
         index = bank.draw(batch_size, 0, step)
-        prompts, targets, _ = prompts_and_targets(model.prompt, bank, index)
+        prompts, targets = prompts_and_targets(model.prompt, frame_records(bank, index))
         encoded = encode(model.tokenizer, prompts, targets)
         observation = bank.observations(index)
         for name in ("full", "bare"):

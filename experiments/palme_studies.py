@@ -64,7 +64,7 @@ SMALL_STEPS = 1000
 """Steps at ~1% of the data: 3000 would revisit each of its ~90 frames a thousand times."""
 SHIPPED_RUN = "runs/planner_state"
 NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
-SPOKEN = ModelConfig(spoken_instructions=True)
+SPOKEN = ModelConfig(instruction_sensor="audio")
 
 
 @dataclass(frozen=True)
@@ -179,8 +179,8 @@ def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool
     pretrained = runs / f"encoder_{encoder}" / FINAL
     if encoder != "state" and pretrained.exists() and not quick:
         fields["encoder_checkpoint"] = str(pretrained)
-    if fields.get("model", ModelConfig()).spoken_instructions and not quick:
-        fields["speech_checkpoint"] = pretrained_speech_encoder(runs)
+    if fields.get("model", ModelConfig()).instruction_sensor == "audio" and not quick:
+        fields["instruction_encoder_checkpoint"] = pretrained_speech_encoder(runs)
     config = TrainConfig(**fields)
     if quick:
         tiny = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, pretrain_steps=2)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from embodied.data.dataset import EpisodeDataset, collate_examples
-from encoders.region import POINT_RADIUS, REGION_MASK, REGION_TARGET, REGION_VIEW
+from encoders.region import REGION_MASK, REGION_TARGET, REGION_VIEW, draw_region, region_mask
 from envs import keys
 
 
@@ -86,26 +86,14 @@ def add_regions(batch: dict[str, Tensor], seed: int, step: int) -> dict[str, Ten
     b, v, h, w = segmentation.shape
     masks = np.zeros((b, h, w), dtype=bool)
     views, targets = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
-    ys, xs = np.mgrid[0:h, 0:w]
     for i in range(b):
         seen = [(view, label) for view in range(v) for label in np.unique(segmentation[i, view])]
         seen = [(view, int(label)) for view, label in seen if label > 0]
         if not seen:
             raise ValueError("a frame shows no object: regions need one")
         view, label = seen[int(rng.integers(len(seen)))]
-        on_object = segmentation[i, view] == label
-        kind = int(rng.integers(3))
-        if kind == 0:  # a point on the object
-            pixels = np.argwhere(on_object)
-            y, x = pixels[int(rng.integers(len(pixels)))]
-            masks[i] = (xs - x) ** 2 + (ys - y) ** 2 <= POINT_RADIUS**2
-        elif kind == 1:  # its bounding box
-            rows, cols = np.nonzero(on_object)
-            masks[i] = (
-                (ys >= rows.min()) & (ys <= rows.max()) & (xs >= cols.min()) & (xs <= cols.max())
-            )
-        else:  # its mask
-            masks[i] = on_object
+        region = draw_region(segmentation[i, view] == label, view, rng)
+        masks[i] = region_mask(region, h)
         views[i], targets[i] = view, label - 1
     return {
         **batch,

@@ -10,6 +10,7 @@ object". Everything is drawn from one seed: the same seed gives the same corpus.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -18,13 +19,11 @@ import torch
 from torch import Tensor
 
 import envs  # noqa: F401  (registers the environments)
-from encoders import SensorEncoder
 from encoders.audio import (
     AUDIO_FEATURES,
     AUDIO_LENGTHS,
     TRANSCRIPT,
     TRANSCRIPT_LENGTHS,
-    AudioConfig,
     encode_transcript,
     log_mel,
     synthesize,
@@ -126,13 +125,29 @@ class SpeechCorpus:
 
 
 class SpokenInstructions:
-    """A planner's instructions spoken on demand: text ``t`` in its ``variant``-th way (voice,
-    speed, pitch, noise drawn from ``(seed, variant, t)``), synthesized once and cached. The
-    same seed speaks a text the same way everywhere; another seed, in other voices."""
+    """The planner's instruction sensor for ``audio``: instructions spoken on demand, text ``t``
+    in its ``variant``-th way (voice, speed, pitch, noise drawn from ``(seed, variant, t)``; a
+    draw picks one of ``variants`` per example), synthesized once and cached. The same seed
+    speaks a text the same way everywhere; another seed, in other voices."""
 
-    def __init__(self, seed: int, n_mels: int = 80) -> None:
-        self.seed, self.n_mels = seed, n_mels
+    needs: tuple[str, ...] = ()
+    """Observation arrays it reads: none, it speaks the instruction's text."""
+
+    def __init__(self, seed: int, n_mels: int = 80, variants: int = 1) -> None:
+        self.seed, self.n_mels, self.variants = seed, n_mels, variants
         self._cache: dict[tuple[str, int], Tensor] = {}
+
+    def prepare(
+        self,
+        instructions: Sequence[str],
+        entities: Sequence[Sequence[str]],
+        observation: Mapping[str, Tensor],
+        draws: np.random.Generator,
+    ) -> tuple[list[str], dict[str, Tensor]]:
+        """The instructions (the prompt puts ``<audio>`` in their place) and their speech,
+        each spoken one of ``variants`` ways drawn from ``draws``."""
+        variants = draws.integers(self.variants, size=len(instructions)).tolist()
+        return list(instructions), self.batch(list(instructions), variants)
 
     def features(self, text: str, variant: int = 0) -> Tensor:
         """``(T, n_mels)`` log-mel frames of ``text`` spoken its ``variant``-th way."""
@@ -146,24 +161,6 @@ class SpokenInstructions:
         """The audio encoder's inputs for ``texts`` (zero-padded)."""
         variants = variants if variants is not None else [0] * len(texts)
         return collate_audio([self.features(t, v) for t, v in zip(texts, variants, strict=True)])
-
-
-TRAIN_SPEECH_SEED, HELD_OUT_SPEECH_SEED = 0, 1
-"""Seeds of ``SpokenInstructions``: training hears each instruction in a few ways; the held-out
-evaluation and the closed-loop planner hear it in others."""
-
-
-def instruction_speech(
-    speech_encoder: SensorEncoder | None, seed: int
-) -> SpokenInstructions | None:
-    """The instructions' speech, at the features ``speech_encoder`` hears (None: no encoder,
-    the model reads its instructions)."""
-    if speech_encoder is None:
-        return None
-    config = speech_encoder.config
-    if not isinstance(config, AudioConfig):
-        raise ValueError(f"the speech encoder is {speech_encoder.name!r}, not audio")
-    return SpokenInstructions(seed, config.n_mels)
 
 
 def collate_audio(features: list[Tensor]) -> dict[str, Tensor]:

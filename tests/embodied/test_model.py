@@ -26,6 +26,7 @@ from embodied.config import (
     TrainConfig,
 )
 from embodied.data.frames import FrameBank
+from embodied.data.regions import refer_by_region
 from embodied.data.speech import SpokenInstructions
 from embodied.decoding import TokenTrie, greedy_decode
 from embodied.episode import run_episode
@@ -37,6 +38,7 @@ from embodied.sentence import IGNORE, OBJECTS, encode, inject, prompt_text
 from embodied.train import CHECKPOINT, FINAL, relabel_entities, train
 from embodied.training import METRICS
 from encoders import make_encoder
+from encoders.region import region_mask
 from envs import keys
 from envs.base import OBJECT_CAPACITY
 
@@ -355,7 +357,7 @@ def spoken_model(tokenizer) -> PalmE:
         small_llama(TINY_LM, tokenizer),
         tokenizer,
         make_encoder("state", hidden=16, dim=16),
-        ModelConfig(spoken_instructions=True, keep_placeholder=False),
+        ModelConfig(instruction_sensor="audio", keep_placeholder=False),
         make_encoder("audio", n_mels=16, width=16, layers=1, heads=2, tokens=3, dim=16),
     )
 
@@ -372,7 +374,7 @@ def test_a_spoken_instruction_fills_the_audio_placeholders_beside_the_scene(toke
     with torch.no_grad():
         out = model.embed(ids, observation)[0]  # (T, D)
         scene = model.projector(model.encoder(observation))[0]  # (8, D)
-        spoken = model.speech_projector(model.speech_encoder(observation))[0]  # (3, D)
+        spoken = model.instruction_projector(model.instruction_encoder(observation))[0]  # (3, D)
     tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
     audio_positions = [t for t, token in enumerate(tokens) if token == AUDIO]
     assert len(audio_positions) == 3
@@ -386,43 +388,71 @@ def test_a_spoken_instruction_fills_the_audio_placeholders_beside_the_scene(toke
     assert other.shape != again.shape or not torch.equal(other, again)
 
 
-def test_a_model_that_hears_its_instructions_saves_and_loads_exactly(tokenizer, tmp_path):
+def test_a_model_with_an_instruction_sensor_saves_and_loads_exactly(tokenizer, tmp_path):
     model = spoken_model(tokenizer).eval()
     model.save(tmp_path)
     loaded = PalmE.load(tmp_path).eval()
-    assert loaded.speech_encoder is not None
+    assert loaded.instruction_encoder is not None
     for (name, p), (_, q) in zip(
         model.state_dict().items(), loaded.state_dict().items(), strict=True
     ):
         assert torch.equal(p, q), name
-    with pytest.raises(ValueError, match="spoken_instructions=True needs a speech encoder"):
-        PalmE(model.lm, tokenizer, model.encoder, ModelConfig(spoken_instructions=True))
+    with pytest.raises(ValueError, match="instruction_sensor='audio' needs that instruction"):
+        PalmE(model.lm, tokenizer, model.encoder, ModelConfig(instruction_sensor="audio"))
 
 
-def test_tiny_train_plan_execute_with_spoken_instructions(dataset, tmp_path):
-    speech = {"n_mels": 16, "width": 16, "layers": 1, "heads": 2, "tokens": 3, "dim": 16}
-    make_encoder("audio", **speech).save(tmp_path / "audio")
+def test_a_region_referral_points_at_the_first_named_object():
+    segmentation = np.zeros((2, 32, 32), dtype=np.int32)  # (V, H, W)
+    segmentation[1, 10:14, 20:26] = 2  # obj_2, seen by view 1 only
+    segmentation[0, 3:6, 3:6] = 3
+    rng = np.random.default_rng(0)
+    entities = ["obj_1", "obj_2", "obj_3"]
+    for kind in ("point", "box", "mask"):
+        text, region = refer_by_region(
+            "How to stack obj_2 on top of obj_3?", entities, segmentation, rng, kind
+        )
+        assert region is not None and region.kind == kind and region.view == 1
+        mask = region_mask(region, 32)
+        assert (segmentation[1][mask] == 2).any(), "the region lies on obj_2"
+        assert text.startswith("How to stack [") and text.endswith("<region> on top of obj_3?")
+        if kind != "point":  # a box or mask is written as obj_2's box: x 20-25, y 10-13
+            assert "[62, 31, 78, 40] <region>" in text
+    hidden, none = refer_by_region("How to grasp obj_1?", entities, segmentation, rng)
+    assert (hidden, none) == ("How to grasp obj_1?", None), "no view shows obj_1"
+    unnamed = refer_by_region("Is the red object left?", entities, segmentation, rng)
+    assert unnamed == ("Is the red object left?", None)
+
+
+@pytest.mark.parametrize("sensor", ["audio", "region"])
+def test_tiny_train_plan_execute_with_an_instruction_sensor(dataset, tmp_path, sensor):
+    settings = {
+        "audio": {"n_mels": 16, "width": 16, "layers": 1, "heads": 2, "tokens": 3},
+        "region": {"image_size": 32, "views": 1, "hidden": 16, "layers": 1, "heads": 2},
+    }
+    make_encoder(sensor, dim=16, **settings[sensor]).save(tmp_path / sensor)
     config = run_config(
         dataset,
         tmp_path / "run",
         steps=6,
         eval_every=6,
         eval_examples=2,
-        model=ModelConfig(spoken_instructions=True),
-        speech_checkpoint=str(tmp_path / "audio"),
+        model=ModelConfig(instruction_sensor=sensor),
+        instruction_encoder_checkpoint=str(tmp_path / sensor),
     )
     metrics = train(config)
     assert np.isfinite(metrics["eval_loss"])
     planner = PalmEPlanner(tmp_path / "run" / FINAL, decoding="constrained")
-    assert planner.model.speech_encoder is not None
+    assert planner.model.instruction_encoder is not None
+    assert planner.model.instruction_encoder.name == sensor
     env = gym.make("embodied/Tabletop-v0", image_size=32, views=["front"], tasks=["p1"])
     try:
         result = run_episode(env, planner, seed=100_000, family="p1", max_plan_steps=2)
     finally:
         env.close()
     assert result.steps and result.parse_failures == 0
-    with pytest.raises(ValueError, match="asks the model questions in text"):
-        PalmEPlanner(tmp_path / "run" / FINAL, failure_detection="model")
+    if sensor == "audio":
+        with pytest.raises(ValueError, match="asks the model questions in text"):
+            PalmEPlanner(tmp_path / "run" / FINAL, failure_detection="model")
 
 
 def test_tiny_train_plan_execute_end_to_end(dataset, tmp_path):
@@ -487,9 +517,12 @@ def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
         ({"encoder": "sonar"}, "encoder='sonar': allowed"),
         ({"steps": 0}, "steps=0: must be >= 1"),
         ({"device": "tpu"}, "device='tpu': allowed"),
-        ({"speech_checkpoint": "runs/encoder_audio/final"}, "needs model.spoken_instructions"),
         (
-            {"encoder": "audio", "model": ModelConfig(spoken_instructions=True)},
+            {"instruction_encoder_checkpoint": "runs/encoder_audio/final"},
+            "needs model.instruction_sensor",
+        ),
+        (
+            {"encoder": "audio", "model": ModelConfig(instruction_sensor="audio")},
             "the scene sensor must be",
         ),
         (
@@ -537,6 +570,8 @@ def test_relabelling_renames_every_entity_consistently_and_covers_every_label():
 def test_bad_model_settings_name_the_field():
     with pytest.raises(ValueError, match=r"model\.projector='conv'"):
         ModelConfig(projector="conv")
+    with pytest.raises(ValueError, match=r"instruction_sensor='sonar': allowed \(None, 'audio'"):
+        ModelConfig(instruction_sensor="sonar")
     with pytest.raises(ValueError, match=r"lm\.hidden=30 must be a multiple of lm\.heads=4"):
         LMConfig(hidden=30)
 
@@ -562,7 +597,7 @@ def checkpoint(dataset, tmp_path_factory) -> Path:
 def scripted(planner: PalmEPlanner, answers: dict[str, list[str]], prompts: list[str]) -> None:
     """Replace the model's decoding by scripted texts (per prompt kind), recording the prompts."""
 
-    def generate(env, observation, prompt, allowed):
+    def generate(env, observation, prompt, allowed, instruction_arrays):
         prompts.append(prompt)
         return answers["question" if prompt.endswith("A:") else "plan"].pop(0)
 
@@ -611,7 +646,7 @@ def test_a_rejected_free_step_is_decoded_again_constrained(checkpoint, make_env)
     allowed_per_call: list[bool] = []
     texts = ["fly(obj_1)", "done()"]
 
-    def generate(env, observation, prompt, allowed):
+    def generate(env, observation, prompt, allowed, instruction_arrays):
         allowed_per_call.append(allowed is not None)
         return texts.pop(0)
 

@@ -228,8 +228,8 @@ def test_palme_studies_spoken_instructions_smoke(tmp_path):
     run = run_script("experiments.palme_studies", tmp_path, *args)
     assert run.returncode == 0, run.stderr
     trained = tmp_path / f"quick_{variant}" / "final"
-    assert json.loads((trained / "palme.json").read_text())["spoken_instructions"] is True
-    assert (trained / "speech_encoder" / "model.safetensors").exists()
+    assert json.loads((trained / "palme.json").read_text())["instruction_sensor"] == "audio"
+    assert (trained / "instruction_encoder" / "model.safetensors").exists()
     results = json.loads((tmp_path / "study_spoken_instructions_quick.json").read_text())
     assert [row["variant"] for row in results["rows"]] == [variant]
     assert results["rows"][0]["evaluation"]["eval"]["overall"]["trials"] == 6

@@ -1,0 +1,55 @@
+"""How the instruction reaches a planner that does not read it as text
+(``ModelConfig.instruction_sensor``): spoken (``audio``), or with one object pointed at on a view
+(``region``). Training, held-out evaluation and the closed-loop planner all go through
+``InstructionInputs.prepare``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+from torch import Tensor
+
+from embodied.data.regions import RegionReferrals
+from embodied.data.speech import SpokenInstructions
+from encoders import SensorEncoder
+from encoders.audio import AudioConfig
+
+TRAIN_SEED, HELD_OUT_SEED = 0, 1
+"""Training hears each instruction in TRAINING_VOICES ways from TRAIN_SEED; the held-out
+evaluation and the closed-loop planner hear it in the voices of HELD_OUT_SEED."""
+TRAINING_VOICES = 4
+
+
+class InstructionInputs(Protocol):
+    needs: tuple[str, ...]
+    """Observation arrays it reads, beyond the scene sensor's."""
+
+    def prepare(
+        self,
+        instructions: Sequence[str],
+        entities: Sequence[Sequence[str]],
+        observation: Mapping[str, Tensor],
+        draws: np.random.Generator,
+    ) -> tuple[list[str], dict[str, Tensor]]:
+        """The instructions as the prompts carry them, and the instruction sensor's inputs."""
+        ...
+
+
+def arrays_read(sensor: str | None) -> tuple[str, ...]:
+    """Observation arrays an instruction sensor reads from the data (``needs``)."""
+    return {None: (), "audio": SpokenInstructions.needs, "region": RegionReferrals.needs}[sensor]
+
+
+def instruction_inputs(encoder: SensorEncoder | None, held_out: bool) -> InstructionInputs | None:
+    """The inputs of a model's instruction sensor (None: it reads its instructions)."""
+    if encoder is None:
+        return None
+    if encoder.name == "region":
+        return RegionReferrals()
+    if not isinstance(encoder.config, AudioConfig):
+        raise ValueError(f"instruction encoder {encoder.name!r}: allowed audio or region")
+    if held_out:
+        return SpokenInstructions(HELD_OUT_SEED, encoder.config.n_mels)
+    return SpokenInstructions(TRAIN_SEED, encoder.config.n_mels, TRAINING_VOICES)
