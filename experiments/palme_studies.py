@@ -5,7 +5,7 @@
     python -m experiments.palme_studies --study frozen_lm         # frozen vs finetuned LM
     python -m experiments.palme_studies --study representations   # state, ViT, object-centric,
                                                                    #   OSRT at ~1% and full data
-    python -m experiments.palme_studies --study spoken_instructions  # heard vs read
+    python -m experiments.palme_studies --study instruction_sensors  # read, heard, pointed at
     python -m experiments.palme_studies --study decoding --quick  # smoke run: tiny everything
     python -m experiments.palme_studies --study representations --variants vit_full vit_1pct
 
@@ -19,8 +19,9 @@ The "pretrained LLM" every variant starts from is the same for all budgets: the 
 pretrained on the text of the full corpus (``runs/lm_<data>_<placement>``), as PaLM-E's LLM is
 pretrained once, whatever the robot data. Vision encoders start from their pretraining
 (``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists; a planner
-that hears its instructions starts its speech encoder from ``runs/encoder_audio/final``, which
-the study pretrains first (CTC, ``embodied.train_encoder encoder=audio``) when it is missing.
+with an instruction sensor starts it from ``runs/encoder_audio/final`` or
+``runs/encoder_region/final``, which the study pretrains first (``embodied.train_encoder``, at
+the encoder's defaults) when it is missing.
 
 Results: ``experiments/results/study_<study>.json``, ``.md`` (success per family and split
 with 95% intervals, training and evaluation wall time) and ``.png`` (overall success per
@@ -64,7 +65,8 @@ SMALL_STEPS = 1000
 """Steps at ~1% of the data: 3000 would revisit each of its ~90 frames a thousand times."""
 SHIPPED_RUN = "runs/planner_state"
 NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
-SPOKEN = ModelConfig(instruction_sensor="audio")
+HEARD = ModelConfig(instruction_sensor="audio")
+POINTED_AT = ModelConfig(instruction_sensor="region")
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,12 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_frozen_lm", train={"model": ModelConfig(freeze_lm=True)}),
         ],
     ),
-    "spoken_instructions": (
+    "instruction_sensors": (
         ["eval"],
         [
             Variant("state_text_instructions", run=SHIPPED_RUN),
-            Variant("state_spoken_instructions", train={"model": SPOKEN}),
+            Variant("state_spoken_instructions", train={"model": HEARD}),
+            Variant("state_region_referrals", train={"model": POINTED_AT}),
         ],
     ),
     "representations": (
@@ -155,14 +158,16 @@ def shared_lm(config: TrainConfig, full_data: str, runs: Path) -> str:
     return str(directory)
 
 
-def pretrained_speech_encoder(runs: Path) -> str:
-    """``runs/encoder_audio/final``, pretrained here (CTC on spoken instructions, at the
-    encoder's defaults) unless it is there."""
-    final = runs / "encoder_audio" / FINAL
+def pretrained_instruction_encoder(sensor: str, data: str, runs: Path) -> str:
+    """``runs/encoder_<sensor>/final``, pretrained here at the encoder's defaults (audio: CTC
+    on spoken instructions; region: the referred object's state, on ``data``'s frames) unless
+    it is there."""
+    final = runs / f"encoder_{sensor}" / FINAL
     if not final.exists():
-        train_encoder(
-            TrainEncoderConfig(encoder="audio", output_dir=str(final.parent), progress=False)
+        config = TrainEncoderConfig(
+            encoder=sensor, data=data, output_dir=str(final.parent), progress=False
         )
+        train_encoder(config)
     return str(final)
 
 
@@ -179,8 +184,11 @@ def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool
     pretrained = runs / f"encoder_{encoder}" / FINAL
     if encoder != "state" and pretrained.exists() and not quick:
         fields["encoder_checkpoint"] = str(pretrained)
-    if fields.get("model", ModelConfig()).instruction_sensor == "audio" and not quick:
-        fields["instruction_encoder_checkpoint"] = pretrained_speech_encoder(runs)
+    sensor = fields.get("model", ModelConfig()).instruction_sensor
+    if sensor is not None and not quick:
+        fields["instruction_encoder_checkpoint"] = pretrained_instruction_encoder(
+            sensor, data["full"], runs
+        )
     config = TrainConfig(**fields)
     if quick:
         tiny = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, pretrain_steps=2)

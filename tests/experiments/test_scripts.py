@@ -222,17 +222,19 @@ def test_palme_studies_smoke(tmp_path):
     assert rerun["rows"][1] == rows["state_no_entity_referrals"]
 
 
-def test_palme_studies_spoken_instructions_smoke(tmp_path):
-    variant = "state_spoken_instructions"
-    args = ["--study", "spoken_instructions", "--variants", variant, "--runs", str(tmp_path)]
+def test_palme_studies_instruction_sensors_smoke(tmp_path):
+    variants = ["state_spoken_instructions", "state_region_referrals"]
+    args = ["--study", "instruction_sensors", "--variants", *variants, "--runs", str(tmp_path)]
     run = run_script("experiments.palme_studies", tmp_path, *args)
     assert run.returncode == 0, run.stderr
-    trained = tmp_path / f"quick_{variant}" / "final"
-    assert json.loads((trained / "palme.json").read_text())["instruction_sensor"] == "audio"
-    assert (trained / "instruction_encoder" / "model.safetensors").exists()
-    results = json.loads((tmp_path / "study_spoken_instructions_quick.json").read_text())
-    assert [row["variant"] for row in results["rows"]] == [variant]
-    assert results["rows"][0]["evaluation"]["eval"]["overall"]["trials"] == 6
+    for variant, sensor in zip(variants, ["audio", "region"], strict=True):
+        trained = tmp_path / f"quick_{variant}" / "final"
+        assert json.loads((trained / "palme.json").read_text())["instruction_sensor"] == sensor
+        assert (trained / "instruction_encoder" / "model.safetensors").exists()
+    results = json.loads((tmp_path / "study_instruction_sensors_quick.json").read_text())
+    assert [row["variant"] for row in results["rows"]] == variants
+    for row in results["rows"]:
+        assert row["evaluation"]["eval"]["overall"]["trials"] == 6
 
 
 def test_palme_studies_reject_an_unknown_variant(tmp_path):
