@@ -23,7 +23,7 @@ import pybullet
 
 import envs  # noqa: F401  (registers the environments)
 from envs.base import PHYSICS_HZ
-from envs.cameras import CAMERA_PLACEMENTS, FAR, FIELD_OF_VIEW_DEG, NEAR
+from envs.cameras import CAMERA_PLACEMENTS, FAR, NEAR
 from envs.plan import SkillCall
 from envs.regions import REGION_NAMES
 from envs.robot import ARM_FORCES, FINGER_JOINTS, HOME_JOINTS, finger_force
@@ -72,10 +72,12 @@ def bare_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> f
     env.reset(seed=0, options={"task": "p2"})
     sim: TabletopEnv = env.unwrapped  # type: ignore[assignment]
     client, robot = sim.client, sim.robot.body
-    projection = pybullet.computeProjectionMatrixFOV(FIELD_OF_VIEW_DEG, 1.0, NEAR, FAR)
-    view_matrices = [
-        pybullet.computeViewMatrix(
-            CAMERA_PLACEMENTS[v].eye, CAMERA_PLACEMENTS[v].target, CAMERA_PLACEMENTS[v].up
+    cameras = [  # (view matrix, projection matrix) of each view
+        (
+            pybullet.computeViewMatrix(
+                CAMERA_PLACEMENTS[v].eye, CAMERA_PLACEMENTS[v].target, CAMERA_PLACEMENTS[v].up
+            ),
+            pybullet.computeProjectionMatrixFOV(CAMERA_PLACEMENTS[v].fov_deg, 1.0, NEAR, FAR),
         )
         for v in views
     ]
@@ -102,7 +104,7 @@ def bare_steps_per_second(views: list[str], size: int, actions: np.ndarray) -> f
         )
         for _ in range(substeps):
             client.stepSimulation()
-        for view in view_matrices:
+        for view, projection in cameras:
             client.getCameraImage(
                 size,
                 size,

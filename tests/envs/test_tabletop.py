@@ -229,3 +229,27 @@ def test_eight_cubes_without_stacks_always_fit():
                 pa, pb = placements[a.name], placements[b.name]
                 needed = (a.size + b.size) * np.sqrt(2) / 2 + GRIPPER_CLEARANCE
                 assert np.hypot(pa.x - pb.x, pa.y - pb.y) >= needed
+
+
+def test_narrowed_views_project_each_cube_where_it_is_drawn_and_larger(make_env):
+    wide = make_env(views=["front", "left", "right"])
+    zoom = make_env(views=["front_zoom", "left_zoom", "right_zoom"])
+    hits, seen, wide_pixels, zoom_pixels = 0, 0, 0, 0
+    for seed in range(3):
+        wide_obs, _ = wide.reset(seed=seed)
+        obs, info = zoom.reset(seed=seed)
+        wide_pixels += int((wide_obs[keys.SEGMENTATION] > 0).sum())
+        zoom_pixels += int((obs[keys.SEGMENTATION] > 0).sum())
+        size = obs[keys.RGB].shape[1]
+        for view in range(3):  # each cube's centre, projected by the view's calibration
+            world_to_camera = np.linalg.inv(obs[keys.EXTRINSICS][view])
+            for j in range(1, len(info[keys.ENTITIES]) + 1):
+                centre = np.append(obs[keys.OBJECTS][j - 1][keys.OBJECT_POSITION], 1.0)
+                u, v, w = obs[keys.INTRINSICS][view] @ (world_to_camera @ centre)[:3]
+                x, y = int(u / w), int(v / w)
+                assert 0 <= x < size and 0 <= y < size, "the narrowed views see every cube"
+                near = obs[keys.SEGMENTATION][view][max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]
+                hits += int(j in near)
+                seen += 1
+    assert hits >= 0.8 * seen, f"{hits} of {seen} projected centres land on their cube"
+    assert zoom_pixels > 1.8 * wide_pixels
