@@ -76,13 +76,13 @@ class PalmE(nn.Module):
         super().__init__()
         if encoder.name not in PLACEMENTS:
             raise ValueError(f"encoder {encoder.name!r} has no placement: {sorted(PLACEMENTS)}")
-        heard = instruction_encoder.name if instruction_encoder is not None else None
-        if config.instruction_sensor != heard:
+        given = instruction_encoder.name if instruction_encoder is not None else None
+        if config.instruction_sensor != given:
             raise ValueError(
                 f"model.instruction_sensor={config.instruction_sensor!r} needs that instruction "
-                f"encoder, got {heard!r}"
+                f"encoder, got {given!r}"
             )
-        if heard is not None and PLACEMENTS[encoder.name] not in (OBJECTS, IMAGE):
+        if given is not None and PLACEMENTS[encoder.name] not in (OBJECTS, IMAGE):
             raise ValueError(
                 f"an instruction sensor needs a scene encoder beside it, not {encoder.name!r}"
             )

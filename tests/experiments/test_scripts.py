@@ -171,6 +171,17 @@ def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
     assert "injection overhead" in (tmp_path / "benchmark_planner.md").read_text()
 
 
+def test_osrt_views_smoke(tmp_path):
+    args = ["--runs", str(tmp_path), "--data", str(tmp_path / "data")]
+    run = run_script("experiments.osrt_views", tmp_path, *args)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "osrt_views_quick.json").read_text())
+    assert [row["views"] for row in results["rows"]] == ["default", "zoom"]
+    for row in results["rows"]:
+        assert 0.0 <= row["metrics"][-1]["fg_ari"] <= 1.0 and row["metrics"][-1]["psnr"] > 0
+    assert "| zoom | 2 |" in (tmp_path / "osrt_views_quick.md").read_text()
+
+
 def test_palme_studies_smoke(tmp_path):
     run = run_script(
         "experiments.palme_studies",
