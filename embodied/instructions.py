@@ -23,6 +23,8 @@ TRAINING_VOICES = 4
 
 
 class InstructionInputs(Protocol):
+    """An instruction sensor's inputs, made from the instructions and the observations."""
+
     needs: tuple[str, ...]
     """Observation arrays it reads, beyond the scene sensor's."""
 
