@@ -55,6 +55,12 @@ SECTIONS = (
         "variant 2000 steps on one thread beside other jobs; neither reaches FG-ARI 0.8",
     ),
     (
+        "osrt_views",
+        "python -m experiments.osrt_views",
+        "OSRT's slots against the cubes' size in pixels: the same scenes through the default and "
+        "the narrowed views",
+    ),
+    (
         "default_planner",
         "python -m experiments.train_default_planner",
         "the shipped checkpoint, closed loop in physics",
