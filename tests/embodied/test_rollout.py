@@ -83,7 +83,10 @@ def test_rollout_without_video(tmp_path):
         ("checkpoint=/nowhere", "checkpoint=/nowhere: not a PaLM-E checkpoint"),
         ("task=p9", "allowed ['gather', 'line', 'p1', 'p2', 'pair', 'q1', 'q2', 'q3', 'q4'"),
         ("env.num_objects=12", "allowed 1..8"),
-        ("env.views=[front,ceiling]", "allowed ['back', 'front', 'left', 'overhead', 'right']"),
+        (
+            "env.views=[front,ceiling]",
+            "allowed ['back', 'front', 'front_zoom', 'left', 'left_zoom', 'overhead', 'right'",
+        ),
         ("episodes=0", "episodes=0: must be >= 1"),
         ("env=mars", "Available options in 'env'"),
         ("episode=3", "Could not override 'episode'"),
