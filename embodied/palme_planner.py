@@ -38,11 +38,14 @@ def valid_steps(env: ArmEnv) -> list[str]:
 
 @dataclass
 class PlanningStats:
-    """What the learned planner spent: model calls and their wall time."""
+    """What the learned planner spent: model calls and their wall time (``latencies``, one
+    per call), and the instruction sensor's input work (speech synthesis, region drawing).
+    ``seconds`` is the sum of both, all the time planning took."""
 
     calls: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    instruction_seconds: float = 0.0
 
 
 class PalmEPlanner(Planner):
@@ -137,6 +140,7 @@ class PalmEPlanner(Planner):
         assert task is not None
         if self._inputs is None:
             return task.instruction, {}
+        started = time.perf_counter()
         arrays = {
             key: torch.from_numpy(np.asarray(observation[key])[None]) for key in self._inputs.needs
         }
@@ -146,6 +150,9 @@ class PalmEPlanner(Planner):
         texts, extra = self._inputs.prepare(
             [task.instruction], [list(env.observed_names)], arrays, draws
         )
+        elapsed = time.perf_counter() - started
+        self.stats.instruction_seconds += elapsed
+        self.stats.seconds += elapsed
         return texts[0], extra
 
     def _history_success(

@@ -450,6 +450,9 @@ def test_tiny_train_plan_execute_with_an_instruction_sensor(dataset, tmp_path, s
     finally:
         env.close()
     assert result.steps and result.parse_failures == 0
+    stats = planner.stats  # the sensor's input work counts as planning time
+    assert stats.instruction_seconds > 0
+    assert stats.seconds == pytest.approx(sum(stats.latencies) + stats.instruction_seconds)
     if sensor == "audio":
         with pytest.raises(ValueError, match="asks the model questions in text"):
             PalmEPlanner(tmp_path / "run" / FINAL, failure_detection="model")
@@ -464,6 +467,7 @@ def test_tiny_train_plan_execute_end_to_end(dataset, tmp_path):
             result = run_episode(env, planner, seed=100_000, family="p1", max_plan_steps=4)
             assert result.steps, "the planner wrote steps and the episode ran them"
             assert planner.stats.calls >= 1 and planner.stats.seconds > 0
+            assert planner.stats.instruction_seconds == 0.0, "it reads its instruction"
             if decoding == "constrained":
                 assert result.parse_failures == 0
                 assert all(s.parse_error == "" for s in result.steps)
