@@ -548,6 +548,12 @@ class TrainConfig(TrainingRun):
     (``embodied.train.relabel_entities``), so that the planner learns to write every label the
     entity prefix may bind, not only the obj_1..obj_5 of 1-5-object training scenes. Needs
     ``model.entity_prefix`` (without it nothing binds a label to its object)."""
+    resample_questions: bool = False
+    """Ask each training question frame (tabletop q1-q4) a question drawn anew by its family
+    from the frame's symbolic state (``embodied.train.resample_question``), with its answer:
+    a scene holds many questions and an episode asks one (3000 steps on the 5000-episode
+    corpus show each of its 825 q4 questions ~15 times). Held-out evaluation keeps the
+    episodes' questions."""
     steps: int = 3000
     eval_examples: int = 128
     """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly

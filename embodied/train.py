@@ -69,6 +69,9 @@ from embodied.training import (
 )
 from encoders import ENCODERS, SensorEncoder, load_encoder, make_encoder
 from envs.base import OBJECT_CAPACITY
+from envs.scene import SymbolicState
+from envs.tasks.base import QuestionTask
+from envs.tasks.tamp import TAMP_FAMILIES
 
 register_configs()
 
@@ -108,14 +111,40 @@ def relabel_entities(record: dict[str, Any], rng: np.random.Generator) -> dict[s
     }
 
 
+def resample_question(record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """A tabletop question frame asked anew: a question of the same family (q1-q4) drawn by
+    that family from the frame's symbolic state, with its answer, in place of the one the
+    episode asked. The observation is the frame's, so the answer stays true of what the
+    sensors show; a scene holds many questions (q4 alone: every ordered triple of its
+    cubes), and an episode asks one. Other records are returned as is."""
+    family = TAMP_FAMILIES.get(record["family"])
+    if record["kind"] != "question" or family is None:
+        return record
+    task = family.sample(SymbolicState.from_json(record["symbolic_state"]), rng)
+    if not isinstance(task, QuestionTask):  # the family found nothing to ask here
+        return record
+    return {**record, "instruction": task.instruction, "target": task.answer}
+
+
 def frame_records(
-    bank: FrameBank, index: Tensor | Sequence[int], relabel: np.random.Generator | None = None
+    bank: FrameBank,
+    index: Tensor | Sequence[int],
+    draws: np.random.Generator | None = None,
+    relabel: bool = False,
+    resample: bool = False,
 ) -> list[dict[str, Any]]:
-    """The records (instruction, entities, history, target, ...) of these frames, their
-    entities relabelled by ``relabel_entities`` when a generator is given."""
+    """The records (instruction, entities, history, target, ...) of these frames: their
+    questions asked anew by ``resample_question`` (``resample``), then their entities
+    relabelled by ``relabel_entities`` (``relabel``), both drawing from ``draws``."""
     records = [bank.records[int(i)] for i in index]
-    if relabel is not None:
-        records = [relabel_entities(r, relabel) for r in records]
+    if (relabel or resample) and draws is None:
+        raise ValueError("relabelling entities or resampling questions needs draws")
+    if resample:
+        assert draws is not None
+        records = [resample_question(r, draws) for r in records]
+    if relabel:
+        assert draws is not None
+        records = [relabel_entities(r, draws) for r in records]
     return records
 
 
@@ -137,11 +166,13 @@ def examples(
     inputs: InstructionInputs | None,
     draws: np.random.Generator,
     relabel: bool = False,
+    resample: bool = False,
 ) -> tuple[list[str], list[str], dict[str, Tensor]]:
     """Prompts, targets and the observation batch of these frames as ``model`` takes them:
-    entities relabelled (``relabel``, from ``draws``), then the instructions through the
-    model's instruction sensor (``inputs``: spoken, or an object pointed at)."""
-    records = frame_records(bank, index, draws if relabel else None)
+    questions asked anew (``resample``) and entities relabelled (``relabel``), from
+    ``draws``, then the instructions through the model's instruction sensor (``inputs``:
+    spoken, or an object pointed at)."""
+    records = frame_records(bank, index, draws, relabel, resample)
     observation = bank.observations(torch.as_tensor(index))
     if inputs is not None:
         instructions, extra = inputs.prepare(
@@ -169,10 +200,9 @@ def pretrain_lm(
     ) -> str:
         return prompt_text(instruction, kind, entities, history, success, placement, n_tokens)
 
-    relabel = np.random.default_rng(config.seed + 11) if config.relabel_entities else None
-    prompts, targets = prompts_and_targets(
-        text_prompt, frame_records(bank, range(len(bank)), relabel)
-    )
+    draws = np.random.default_rng(config.seed + 11)
+    records = frame_records(bank, range(len(bank)), draws, config.relabel_entities)
+    prompts, targets = prompts_and_targets(text_prompt, records)
     tokenizer = train_tokenizer(
         [f"{p} {t}" for p, t in zip(prompts, targets, strict=True)], config.lm.vocab_size
     )
@@ -368,7 +398,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
             index = index[rank::world]
             draws = np.random.default_rng([config.seed, step])  # relabels, voices, regions
             prompts, targets, observation = examples(
-                model, bank, index, inputs, draws, config.relabel_entities
+                model,
+                bank,
+                index,
+                inputs,
+                draws,
+                config.relabel_entities,
+                config.resample_questions,
             )
             encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
             loss = network(encoded.to(device), _to(observation, device))

@@ -223,6 +223,18 @@ class ObjectState:
             "support": self.support,
         }
 
+    @classmethod
+    def from_json(cls, name: str, data: dict[str, Any]) -> ObjectState:
+        position = data["position"]
+        return cls(
+            name,
+            data["colour"],
+            data["size"],
+            (position[0], position[1], position[2]),
+            data["yaw"],
+            data["support"],
+        )
+
 
 @dataclass(frozen=True)
 class SymbolicState:
@@ -259,6 +271,12 @@ class SymbolicState:
 
     def to_json(self) -> dict[str, Any]:
         return {"held": self.held, "objects": {n: o.to_json() for n, o in self.objects.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SymbolicState:
+        """The state ``to_json`` wrote (as the datasets store it per frame)."""
+        objects = {n: ObjectState.from_json(n, o) for n, o in data["objects"].items()}
+        return cls(objects, data["held"])
 
 
 def read_symbolic_state(

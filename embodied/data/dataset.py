@@ -10,6 +10,7 @@ An example is what the planner sees and what it should write at one step::
       "target": "place(obj_1, table)",            # the next step, or the answer
       "family": "p1", "kind": "plan", "split": "train", "seed": 12, "frame": 1,
       "entities": ["obj_1", ...],                 # obj_j is row j-1 of "objects"
+      "symbolic_state": {"held": None, "objects": {...}},  # the simulator's, at this frame
     }
 
 ``collate_examples`` batches them: observation arrays stacked into tensors, texts kept as lists.
@@ -130,6 +131,7 @@ class EpisodeDataset(Dataset[dict[str, Any]]):
             "seed": int(attrs["seed"]),
             "frame": t,
             "entities": json.loads(_text(attrs["entities"])),
+            "symbolic_state": json.loads(_text(frames["symbolic_state"][t])),
         }
 
     def __getstate__(self) -> dict[str, Any]:

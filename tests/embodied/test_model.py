@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -35,12 +36,21 @@ from embodied.lm import AUDIO, IMAGE, OBJECT_PLACEHOLDERS, load_lm, small_llama,
 from embodied.model import PalmE
 from embodied.palme_planner import PalmEPlanner, valid_steps
 from embodied.sentence import IGNORE, OBJECTS, encode, inject, prompt_text
-from embodied.train import CHECKPOINT, FINAL, relabel_entities, train
+from embodied.train import (
+    CHECKPOINT,
+    FINAL,
+    frame_records,
+    relabel_entities,
+    resample_question,
+    train,
+)
 from embodied.training import METRICS
 from encoders import make_encoder
 from encoders.region import region_mask
 from envs import keys
 from envs.base import OBJECT_CAPACITY
+from envs.scene import ObjectState, SymbolicState
+from envs.tasks.tamp import is_feasible
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LM = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=320, pretrain_steps=5)
@@ -569,6 +579,73 @@ def test_relabelling_renames_every_entity_consistently_and_covers_every_label():
     assert seen == {f"obj_{j}" for j in range(1, OBJECT_CAPACITY + 1)}
     kitchen = {**record, "entities": ["apple", "drawer"], "target": "pick(apple)"}
     assert relabel_entities(kitchen, rng) is kitchen, "word-named entities stay"
+
+
+def test_resampled_questions_are_true_of_their_frame(dataset):
+    bank = FrameBank(dataset, "train")
+    questions = [r for r in bank.records if r["family"] == "q1"]
+    plans = [r for r in bank.records if r["kind"] == "plan"]
+    assert questions and plans
+    rng = np.random.default_rng(0)
+    asked: set[str] = set()
+    for record in questions:
+        state = SymbolicState.from_json(record["symbolic_state"])
+        assert state.to_json() == record["symbolic_state"], "the stored state round-trips"
+        for _ in range(5):
+            out = resample_question(record, rng)
+            named = out["instruction"].removeprefix("What colour is ").removesuffix("?")
+            assert out["target"] == state.objects[named].colour
+            assert out["entities"] == record["entities"] and out["seed"] == record["seed"]
+            asked.add(f"{record['seed']}:{named}")
+    assert len(asked) > len(questions), "other objects of the same scenes are asked about"
+    assert resample_question(plans[0], rng) is plans[0], "plans are left as they are"
+    index = [bank.records.index(questions[0])]
+    assert frame_records(bank, index)[0] is questions[0], "no resampling unless asked"
+    with pytest.raises(ValueError, match="needs draws"):
+        frame_records(bank, index, resample=True)
+
+
+def test_resampled_feasibility_questions_answer_by_the_symbolic_check():
+    def cube(name: str, support: str) -> ObjectState:
+        return ObjectState(name, "red", 0.04, (0.5, 0.0, 0.02), 0.0, support)
+
+    # obj_2 stands on obj_1; obj_3 and obj_4 on the table
+    state = SymbolicState(
+        {
+            "obj_1": cube("obj_1", "table"),
+            "obj_2": cube("obj_2", "obj_1"),
+            "obj_3": cube("obj_3", "table"),
+            "obj_4": cube("obj_4", "table"),
+        }
+    )
+    record = {
+        "family": "q4",
+        "kind": "question",
+        "instruction": "Is it possible to first grasp obj_3, then place it on obj_4, and then "
+        "grasp obj_1?",
+        "target": "no",
+        "entities": list(state.objects),
+        "symbolic_state": state.to_json(),
+    }
+    pattern = re.compile(r"grasp (obj_\d), then place it on (obj_\d), and then grasp (obj_\d)")
+    rng = np.random.default_rng(1)
+    answers = Counter()
+    for _ in range(60):
+        out = resample_question(record, rng)
+        match = pattern.search(out["instruction"])
+        assert match is not None, out["instruction"]
+        assert out["target"] == ("yes" if is_feasible(state, *match.groups()) else "no")
+        answers[out["target"]] += 1
+    assert answers["yes"] > 10 and answers["no"] > 10, answers
+    kitchen = {**record, "family": "success_detection"}
+    assert resample_question(kitchen, rng) is kitchen
+
+
+def test_training_with_resampled_questions_runs(dataset, tmp_path):
+    metrics = train(run_config(dataset, tmp_path, steps=2, eval_every=2, resample_questions=True))
+    assert np.isfinite(metrics["eval_loss"])
+    saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
+    assert saved["resample_questions"] is True
 
 
 def test_bad_model_settings_name_the_field():
