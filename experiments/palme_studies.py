@@ -6,6 +6,7 @@
     python -m experiments.palme_studies --study representations   # state, ViT, object-centric,
                                                                    #   OSRT at ~1% and full data
     python -m experiments.palme_studies --study instruction_sensors  # read, heard, pointed at
+    python -m experiments.palme_studies --study question_resampling --episodes 50  # q1-q4 data
     python -m experiments.palme_studies --study decoding --quick  # smoke run: tiny everything
     python -m experiments.palme_studies --study representations --variants vit_full vit_1pct
 
@@ -118,6 +119,13 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_text_instructions", run=SHIPPED_RUN),
             Variant("state_spoken_instructions", train={"model": HEARD}),
             Variant("state_region_referrals", train={"model": POINTED_AT}),
+        ],
+    ),
+    "question_resampling": (
+        ["eval"],
+        [
+            Variant("state_episode_questions", run=SHIPPED_RUN),
+            Variant("state_resampled_questions", train={"resample_questions": True}),
         ],
     ),
     "representations": (

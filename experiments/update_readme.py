@@ -121,6 +121,18 @@ STUDIES = (
         "PaLM-E Fig. 4: frozen vs finetuned LM",
     ),
     (
+        "study_instruction_sensors",
+        "python -m experiments.palme_studies --study instruction_sensors",
+        "the design card beyond PaLM-E: instructions read, spoken (SALMONN-style audio tokens) "
+        "and objects pointed at (Ferret's regions), on the same tasks",
+    ),
+    (
+        "study_question_resampling",
+        "python -m experiments.palme_studies --study question_resampling --episodes 50",
+        "beyond PaLM-E: every training question asked anew from its frame's symbolic state, "
+        "for q4 (feasibility), the family furthest below its target",
+    ),
+    (
         "study_representations",
         "python -m experiments.palme_studies --study representations",
         "PaLM-E Table 1: input representations at about 1% and the full data budget",

@@ -267,3 +267,14 @@ def test_palme_studies_merge_keeps_known_variants_of_the_same_measurement(tmp_pa
     merged = merged_rows("entity_referrals", new, earlier, ["eval"], 2)
     assert merged == [new[0], {"variant": "state_relabelled_entities"}], "study order, no stale row"
     assert merged_rows("entity_referrals", new, earlier, ["eval"], 3) == new, "other episodes"
+
+
+def test_every_study_has_its_section_in_results_md():
+    from experiments import palme_studies, update_readme
+
+    sections = {name for name, _, _ in update_readme.STUDIES}
+    missing = [s for s in palme_studies.STUDIES if f"study_{s}" not in sections]
+    assert not missing, f"experiments/update_readme.STUDIES lacks {missing}"
+    for name, command, _ in update_readme.STUDIES:
+        if name.startswith("study_"):
+            assert f"--study {name.removeprefix('study_')}" in command
