@@ -52,7 +52,14 @@ def success_summary(successes: int, calls: int) -> dict[str, Any]:
 
 
 def write_results(name: str, results: dict[str, Any], markdown: str, output_dir: Path) -> None:
-    """Write ``name.json`` and ``name.md`` and print the markdown."""
+    """Write ``name.json`` and ``name.md`` and print the markdown. A run that outlived a commit
+    (``machine()`` taken at its start names another) also records ``commit_at_end``: the
+    processes it spawned later imported the code of that time."""
+    measured_on = results.get("machine")
+    if isinstance(measured_on, dict) and "commit" in measured_on:
+        now = _git_commit()
+        if now != measured_on["commit"]:
+            results = {**results, "machine": {**measured_on, "commit_at_end": now}}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (output_dir / f"{name}.md").write_text(markdown + "\n")

@@ -278,3 +278,15 @@ def test_every_study_has_its_section_in_results_md():
     for name, command, _ in update_readme.STUDIES:
         if name.startswith("study_"):
             assert f"--study {name.removeprefix('study_')}" in command
+
+
+def test_results_of_a_run_that_outlived_its_commit_name_both(tmp_path):
+    from experiments.common import machine, write_results
+
+    now = machine()
+    write_results("same", {"machine": now}, "same", tmp_path)
+    assert json.loads((tmp_path / "same.json").read_text())["machine"] == now
+    started = {**now, "commit": "0000000"}
+    write_results("outlived", {"machine": started}, "outlived", tmp_path)
+    written = json.loads((tmp_path / "outlived.json").read_text())["machine"]
+    assert written["commit"] == "0000000" and written["commit_at_end"] == now["commit"]
