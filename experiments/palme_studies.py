@@ -242,6 +242,9 @@ def run_variant(
     metrics = Path(variant.run_dir) / "metrics.jsonl"
     if "train_metrics" not in row and metrics.exists():
         row["train_metrics"] = json.loads(metrics.read_text().splitlines()[-1])
+        if "elapsed_s" in row["train_metrics"]:  # trained by an earlier run of the study
+            row["train_s"] = round(row["train_metrics"]["elapsed_s"])
+            row["trained_earlier"] = True
     started = time.perf_counter()
     info = evaluate(
         EvaluateConfig(
@@ -257,6 +260,14 @@ def run_variant(
     row["evaluation"] = info["summary"]
     row["evaluate_s"] = round(time.perf_counter() - started)
     return row
+
+
+def _training_time(row: dict[str, Any]) -> str:
+    if "train_s" not in row:
+        return "(trained earlier) "
+    if row.get("trained_earlier"):
+        return f"(trained earlier: {row['train_s']} s by its log) "
+    return f"{row['train_s']} s training + "
 
 
 def to_markdown(study: str, results: dict[str, Any]) -> str:
@@ -284,9 +295,7 @@ def to_markdown(study: str, results: dict[str, Any]) -> str:
         f"{results['episodes']} episodes per family and split on the split's fixed seeds, "
         f"closed loop in physics. Wall time: "
         + ", ".join(
-            f"{row['variant']} "
-            + (f"{row['train_s']} s training + " if "train_s" in row else "(trained earlier) ")
-            + f"{row['evaluate_s']} s evaluation"
+            f"{row['variant']} " + _training_time(row) + f"{row['evaluate_s']} s evaluation"
             for row in results["rows"]
         )
         + f". {results['machine']['cpus']} CPUs, commit "

@@ -231,6 +231,12 @@ def test_palme_studies_smoke(tmp_path):
         "state_relabelled_entities",
     ], "rerunning one variant keeps the others' rows"
     assert rerun["rows"][1] == rows["state_no_entity_referrals"]
+    assert "trained_earlier" not in rows["state_entity_referrals"]
+    evaluated_again = rerun["rows"][0]
+    assert evaluated_again["trained_earlier"] is True, "its training time is its log's"
+    assert evaluated_again["train_s"] == round(evaluated_again["train_metrics"]["elapsed_s"])
+    retable = (tmp_path / "study_entity_referrals_quick.md").read_text()
+    assert "state_entity_referrals (trained earlier: " in retable
 
 
 def test_palme_studies_instruction_sensors_smoke(tmp_path):
