@@ -528,6 +528,9 @@ class TrainConfig(TrainingRun):
     instruction_encoder_checkpoint: str | None = None
     """With ``model.instruction_sensor``: start its encoder from this directory (its
     pretraining: runs/encoder_audio/final, runs/encoder_region/final); None: a new one."""
+    instruction_encoder_config: dict[str, Any] = field(default_factory=dict)
+    """The instruction encoder's config fields (``+instruction_encoder_config.pooling=windows``),
+    over its checkpoint's when it starts from one (there, only fields that shape no weight)."""
     lm: LMConfig = field(default_factory=LMConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: str = "data/tabletop"
@@ -583,6 +586,11 @@ class TrainConfig(TrainingRun):
         if self.instruction_encoder_checkpoint is not None and sensor is None:
             raise ValueError(
                 f"instruction_encoder_checkpoint={self.instruction_encoder_checkpoint} needs "
+                "model.instruction_sensor=audio|region: the planner reads its instructions"
+            )
+        if self.instruction_encoder_config and sensor is None:
+            raise ValueError(
+                f"instruction_encoder_config={self.instruction_encoder_config} needs "
                 "model.instruction_sensor=audio|region: the planner reads its instructions"
             )
         if sensor is not None and self.encoder in INSTRUCTION_SENSORS:

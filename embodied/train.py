@@ -259,13 +259,15 @@ def build_encoder(config: TrainConfig, bank: FrameBank | None) -> SensorEncoder:
 
 def build_instruction_encoder(config: TrainConfig) -> SensorEncoder | None:
     """The instruction sensor's encoder (``model.instruction_sensor``): from
-    ``instruction_encoder_checkpoint`` (its pretraining), or new."""
+    ``instruction_encoder_checkpoint`` (its pretraining), or new; ``instruction_encoder_config``
+    over either's config."""
     sensor = config.model.instruction_sensor
     if sensor is None:
         return None
+    overrides = config.instruction_encoder_config
     if config.instruction_encoder_checkpoint is None:
-        return make_encoder(sensor, **encoder_fields(sensor, config.data, {}))
-    encoder = load_encoder(config.instruction_encoder_checkpoint)
+        return make_encoder(sensor, **encoder_fields(sensor, config.data, overrides))
+    encoder = load_encoder(config.instruction_encoder_checkpoint, **overrides)
     if encoder.name != sensor:
         raise ValueError(
             f"instruction_encoder_checkpoint={config.instruction_encoder_checkpoint} holds "

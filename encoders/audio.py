@@ -1,5 +1,7 @@
 """``audio``: spoken instructions as a few tokens (SALMONN-style: an audio encoder whose frame
-features are pooled by learned queries into tokens for the language model).
+features are pooled by learned queries into tokens for the language model; ``pooling=windows``
+gives each query its own stretch of the utterance, in order, as SALMONN's window-level
+Q-Former does).
 
 Speech is synthesized offline with espeak-ng (``synthesize``: voice, speed, pitch), noised, and
 turned into log-mel features with ``torch.stft`` and a mel filterbank built here (torchaudio does
@@ -100,6 +102,22 @@ def log_mel(samples: np.ndarray, n_mels: int = 80) -> Tensor:
     return (features - features.mean()) / features.std().clamp(min=1e-5)
 
 
+POOLINGS = ("global", "windows")
+
+
+def window_mask(lengths: Tensor, frames: int, windows: int) -> Tensor:
+    """``(B, windows, frames)`` True where frame t lies outside window k of its utterance: the
+    ``lengths[b]`` frames cut into ``windows`` equal stretches (each at least one frame; the
+    padding after ``lengths[b]`` in none)."""
+    t = torch.arange(frames, device=lengths.device)  # (T,)
+    k = torch.arange(windows, device=lengths.device)  # (K,)
+    length = lengths[:, None].clamp(min=1)  # (B, 1)
+    start = k[None] * length // windows  # (B, K)
+    end = torch.maximum((k[None] + 1) * length // windows, start + 1).clamp(max=length)
+    inside = (t[None, None] >= start[..., None]) & (t[None, None] < end[..., None])  # (B,K,T)
+    return ~inside
+
+
 @dataclass
 class AudioConfig(EncoderConfig):
     n_mels: int = 80
@@ -108,11 +126,18 @@ class AudioConfig(EncoderConfig):
     heads: int = 4
     tokens: int = 8
     """Tokens per utterance handed to the language model."""
+    pooling: str = "global"
+    """How the ``tokens`` queries pool the encoded frames: ``global`` (each query attends to
+    the whole utterance) or ``windows`` (query k to the k-th of ``tokens`` equal stretches of
+    the utterance, so the tokens keep the words' order, as SALMONN's window-level Q-Former).
+    Both have the same parameters."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.width % self.heads:
             raise ValueError(f"width={self.width} must be a multiple of heads={self.heads}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling={self.pooling!r}: allowed {POOLINGS}")
         self.check_positive("n_mels", "layers", "tokens")
 
 
@@ -162,15 +187,24 @@ class AudioEncoder(SensorEncoder):
         """``(B, T', width)`` encoded frames (T' = ceil(T / 4)) and their ``(B, T')`` padding."""
         features = batch[AUDIO_FEATURES].float()  # (B, T, M)
         x = self.frontend(features.transpose(1, 2)).transpose(1, 2)  # (B, T', W)
-        lengths = (batch[AUDIO_LENGTHS] + 3) // 4  # frames left after two stride-2 convs
-        padding = torch.arange(x.shape[1], device=x.device)[None] >= lengths[:, None]  # (B, T')
+        padding = torch.arange(x.shape[1], device=x.device)[None] >= self._lengths(batch)[:, None]
         x = x + sinusoids(x.shape[1], x.shape[2]).to(x.device)
         return self.norm(self.transformer(x, src_key_padding_mask=padding)), padding
+
+    @staticmethod
+    def _lengths(batch: Batch) -> Tensor:
+        """``(B,)`` frames of each utterance left after the front end's two stride-2 convs."""
+        return (batch[AUDIO_LENGTHS] + 3) // 4
 
     def forward(self, batch: Batch) -> Tensor:
         x, padding = self.frames(batch)  # (B, T', W)
         queries = self.queries.expand(x.shape[0], -1, -1)  # (B, K, W)
-        pooled, _ = self.pool(queries, x, x, key_padding_mask=padding)  # (B, K, W)
+        if self.config.pooling == "windows":
+            hidden = window_mask(self._lengths(batch), x.shape[1], self.config.tokens)
+            hidden = hidden.repeat_interleave(self.config.heads, dim=0)  # (B*heads, K, T')
+            pooled, _ = self.pool(queries, x, x, attn_mask=hidden)  # (B, K, W)
+        else:
+            pooled, _ = self.pool(queries, x, x, key_padding_mask=padding)  # (B, K, W)
         return self.project(pooled)  # (B, K, D)
 
     def pretrain_loss(self, batch: Batch) -> Tensor:

@@ -129,13 +129,22 @@ def make_encoder(name: str, **config: Any) -> SensorEncoder:
     return cls(cls.config_class(**config))
 
 
-def load_encoder(directory: str | Path) -> SensorEncoder:
-    """An encoder saved by ``SensorEncoder.save``: weights loaded exactly, strictly."""
+def load_encoder(directory: str | Path, **overrides: Any) -> SensorEncoder:
+    """An encoder saved by ``SensorEncoder.save``: weights loaded exactly, strictly.
+    ``overrides`` change config fields that shape no weight (how audio tokens pool, say)."""
     directory = Path(directory)
     path = directory / CONFIG_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: not an encoder checkpoint directory")
     spec = json.loads(path.read_text())
-    encoder = make_encoder(spec["name"], **spec["config"])
-    encoder.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
+    encoder = make_encoder(spec["name"], **{**spec["config"], **overrides})
+    try:
+        encoder.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
+    except RuntimeError as error:
+        if not overrides:
+            raise
+        raise ValueError(
+            f"{directory}: the overrides {overrides} change the weights' shapes, so the saved "
+            f"weights do not fit; override only fields that shape no weight"
+        ) from error
     return encoder

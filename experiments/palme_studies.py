@@ -118,6 +118,10 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         [
             Variant("state_text_instructions", run=SHIPPED_RUN),
             Variant("state_spoken_instructions", train={"model": HEARD}),
+            Variant(
+                "state_spoken_windows",
+                train={"model": HEARD, "instruction_encoder_config": {"pooling": "windows"}},
+            ),
             Variant("state_region_referrals", train={"model": POINTED_AT}),
         ],
     ),

@@ -448,12 +448,15 @@ def test_tiny_train_plan_execute_with_an_instruction_sensor(dataset, tmp_path, s
         eval_examples=2,
         model=ModelConfig(instruction_sensor=sensor),
         instruction_encoder_checkpoint=str(tmp_path / sensor),
+        instruction_encoder_config={"pooling": "windows"} if sensor == "audio" else {},
     )
     metrics = train(config)
     assert np.isfinite(metrics["eval_loss"])
     planner = PalmEPlanner(tmp_path / "run" / FINAL, decoding="constrained")
     assert planner.model.instruction_encoder is not None
     assert planner.model.instruction_encoder.name == sensor
+    if sensor == "audio":  # the override over the pretrained config is saved with the model
+        assert planner.model.instruction_encoder.config.pooling == "windows"
     env = gym.make("embodied/Tabletop-v0", image_size=32, views=["front"], tasks=["p1"])
     try:
         result = run_episode(env, planner, seed=100_000, family="p1", max_plan_steps=2)
@@ -533,6 +536,10 @@ def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
         ({"device": "tpu"}, "device='tpu': allowed"),
         (
             {"instruction_encoder_checkpoint": "runs/encoder_audio/final"},
+            "needs model.instruction_sensor",
+        ),
+        (
+            {"instruction_encoder_config": {"pooling": "windows"}},
             "needs model.instruction_sensor",
         ),
         (

@@ -17,6 +17,7 @@ from encoders.audio import (
     mel_filterbank,
     normalize_transcript,
     synthesize,
+    window_mask,
 )
 
 TINY = {"width": 32, "layers": 1, "heads": 2, "tokens": 3, "dim": 16, "n_mels": 40}
@@ -74,8 +75,9 @@ def test_audio_tokens_and_a_few_ctc_steps_lower_the_loss(corpus):
     assert 0.0 <= encoder.eval_metrics(batch)["cer"] <= 1.5
 
 
-def test_padding_does_not_change_an_utterance_tokens(corpus):
-    encoder = make_encoder("audio", **TINY).eval()
+@pytest.mark.parametrize("pooling", ["global", "windows"])
+def test_padding_does_not_change_an_utterance_tokens(corpus, pooling):
+    encoder = make_encoder("audio", **TINY, pooling=pooling).eval()
     alone = collate_speech([corpus.features[0]], [corpus.transcripts[0]])
     longest = max(range(len(corpus)), key=lambda i: corpus.features[i].shape[0])
     padded = collate_speech(
@@ -94,3 +96,48 @@ def test_audio_encoder_saves_and_loads_exactly(corpus, tmp_path):
     batch = corpus.batch(4, seed=0, step=1)
     with torch.no_grad():
         assert torch.equal(encoder(batch), loaded(batch))
+
+
+def test_windows_cut_each_utterance_into_ordered_stretches():
+    lengths = torch.tensor([20, 5, 2])
+    hidden = window_mask(lengths, frames=24, windows=4)  # (3, 4, 24)
+    inside = ~hidden
+    assert inside.any(-1).all(), "every window holds a frame"
+    for b, length in enumerate(lengths.tolist()):
+        assert not inside[b, :, length:].any(), "padding lies in no window"
+        starts = [int(row.nonzero()[0]) for row in inside[b]]
+        assert starts == sorted(starts) and starts[0] == 0
+        if length >= 4:  # disjoint stretches covering the utterance
+            assert (inside[b].sum(0)[:length] == 1).all()
+    assert inside[0, 1].nonzero().flatten().tolist() == [5, 6, 7, 8, 9]
+
+
+def test_windowed_tokens_pool_only_their_own_stretch(corpus):
+    torch.manual_seed(0)
+    encoder = make_encoder("audio", **TINY, pooling="windows").eval()
+    batch = collate_speech([corpus.features[0]], [corpus.transcripts[0]])
+    with torch.no_grad():
+        tokens = encoder(batch)  # (1, 3, 16)
+        frames, _ = encoder.frames(batch)  # (1, T', W)
+        length = int((batch["audio_lengths"][0] + 3) // 4)
+        inside = ~window_mask(torch.tensor([length]), frames.shape[1], 3)[0]  # (3, T')
+        for k in range(3):
+            stretch = frames[:, inside[k]]  # the k-th stretch alone
+            query = encoder.queries[k : k + 1][None]
+            pooled, _ = encoder.pool(query, stretch, stretch)
+            assert torch.allclose(tokens[0, k], encoder.project(pooled)[0, 0], atol=1e-5)
+    with pytest.raises(ValueError, match=r"pooling='mean': allowed \('global', 'windows'\)"):
+        make_encoder("audio", **TINY, pooling="mean")
+
+
+def test_a_loaded_encoder_takes_overrides_that_shape_no_weight(corpus, tmp_path):
+    encoder = make_encoder("audio", **TINY).eval()
+    encoder.save(tmp_path)
+    windows = load_encoder(tmp_path, pooling="windows").eval()
+    assert windows.config.pooling == "windows"
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(encoder.state_dict().values(), windows.state_dict().values(), strict=True)
+    )
+    with pytest.raises(ValueError, match="change the weights' shapes"):
+        load_encoder(tmp_path, width=64)
