@@ -17,9 +17,8 @@ from encoders import SensorEncoder
 from encoders.audio import AudioConfig
 
 TRAIN_SEED, HELD_OUT_SEED = 0, 1
-"""Training hears each instruction in TRAINING_VOICES ways from TRAIN_SEED; the held-out
-evaluation and the closed-loop planner hear it in the voices of HELD_OUT_SEED."""
-TRAINING_VOICES = 4
+"""Training hears each instruction in ``TrainConfig.spoken_variants`` ways from TRAIN_SEED; the
+held-out evaluation and the closed-loop planner hear it in the voices of HELD_OUT_SEED."""
 
 
 class InstructionInputs(Protocol):
@@ -44,8 +43,11 @@ def arrays_read(sensor: str | None) -> tuple[str, ...]:
     return {None: (), "audio": SpokenInstructions.needs, "region": RegionReferrals.needs}[sensor]
 
 
-def instruction_inputs(encoder: SensorEncoder | None, held_out: bool) -> InstructionInputs | None:
-    """The inputs of a model's instruction sensor (None: it reads its instructions)."""
+def instruction_inputs(
+    encoder: SensorEncoder | None, held_out: bool, spoken_variants: int = 1
+) -> InstructionInputs | None:
+    """The inputs of a model's instruction sensor (None: it reads its instructions); training
+    (not ``held_out``) speaks each instruction in ``spoken_variants`` ways."""
     if encoder is None:
         return None
     if encoder.name == "region":
@@ -54,4 +56,4 @@ def instruction_inputs(encoder: SensorEncoder | None, held_out: bool) -> Instruc
         raise ValueError(f"instruction encoder {encoder.name!r}: allowed audio or region")
     if held_out:
         return SpokenInstructions(HELD_OUT_SEED, encoder.config.n_mels)
-    return SpokenInstructions(TRAIN_SEED, encoder.config.n_mels, TRAINING_VOICES)
+    return SpokenInstructions(TRAIN_SEED, encoder.config.n_mels, spoken_variants)

@@ -372,7 +372,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 torch.manual_seed(config.seed)
                 model = build_model(config, bank, output_dir)
     model.to(device).train()
-    inputs = instruction_inputs(model.instruction_encoder, held_out=False)
+    inputs = instruction_inputs(
+        model.instruction_encoder, held_out=False, spoken_variants=config.spoken_variants
+    )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     step = load_trainer_state(found, optimizer) if found is not None else 0

@@ -32,6 +32,7 @@ from embodied.data.speech import SpokenInstructions
 from embodied.decoding import TokenTrie, greedy_decode
 from embodied.episode import run_episode
 from embodied.generate import generate
+from embodied.instructions import HELD_OUT_SEED, TRAIN_SEED, instruction_inputs
 from embodied.lm import AUDIO, IMAGE, OBJECT_PLACEHOLDERS, load_lm, small_llama, train_tokenizer
 from embodied.model import PalmE
 from embodied.palme_planner import PalmEPlanner, valid_steps
@@ -372,6 +373,19 @@ def spoken_model(tokenizer) -> PalmE:
     )
 
 
+def test_training_speaks_each_instruction_in_the_configured_number_of_ways(tokenizer):
+    encoder = spoken_model(tokenizer).instruction_encoder
+    training = instruction_inputs(encoder, held_out=False, spoken_variants=5)
+    held_out = instruction_inputs(encoder, held_out=True, spoken_variants=5)
+    assert isinstance(training, SpokenInstructions) and isinstance(held_out, SpokenInstructions)
+    assert (training.seed, training.variants) == (TRAIN_SEED, 5)
+    assert (held_out.seed, held_out.variants) == (HELD_OUT_SEED, 1), "one way, other voices"
+    draws = np.random.default_rng(0)
+    _, audio = training.prepare(["How to grasp obj_1?"] * 40, [[]] * 40, {}, draws)
+    assert len(training._cache) == 5, "40 examples heard in all 5 ways, no more"
+    assert audio["audio_features"].shape[0] == 40
+
+
 def test_a_spoken_instruction_fills_the_audio_placeholders_beside_the_scene(tokenizer):
     model = spoken_model(tokenizer).eval()  # no dropout: the same tokens twice
     prompt = model.prompt("How to grasp obj_2?", "plan", ["obj_1", "obj_2"], ["pick(obj_1)"])
@@ -533,6 +547,7 @@ def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
     [
         ({"encoder": "sonar"}, "encoder='sonar': allowed"),
         ({"steps": 0}, "steps=0: must be >= 1"),
+        ({"spoken_variants": 0}, "spoken_variants=0: must be >= 1"),
         ({"device": "tpu"}, "device='tpu': allowed"),
         (
             {"instruction_encoder_checkpoint": "runs/encoder_audio/final"},
