@@ -561,7 +561,8 @@ class TrainConfig(TrainingRun):
     from the frame's symbolic state (``embodied.train.resample_question``), with its answer:
     a scene holds many questions and an episode asks one (3000 steps on the 5000-episode
     corpus show each of its 825 q4 questions ~15 times). Held-out evaluation keeps the
-    episodes' questions."""
+    episodes' questions. Measured (``palme_studies --study question_resampling``, 50 episodes
+    per family): q4 0.68 against 0.84 without, all families 0.92 against 0.95; so off."""
     steps: int = 3000
     eval_examples: int = 128
     """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly
