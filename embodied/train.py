@@ -137,13 +137,13 @@ def frame_records(
     questions asked anew by ``resample_question`` (``resample``), then their entities
     relabelled by ``relabel_entities`` (``relabel``), both drawing from ``draws``."""
     records = [bank.records[int(i)] for i in index]
-    if (relabel or resample) and draws is None:
+    if not (relabel or resample):
+        return records
+    if draws is None:
         raise ValueError("relabelling entities or resampling questions needs draws")
     if resample:
-        assert draws is not None
         records = [resample_question(r, draws) for r in records]
     if relabel:
-        assert draws is not None
         records = [relabel_entities(r, draws) for r in records]
     return records
 
