@@ -187,20 +187,17 @@ class AudioEncoder(SensorEncoder):
         """``(B, T', width)`` encoded frames (T' = ceil(T / 4)) and their ``(B, T')`` padding."""
         features = batch[AUDIO_FEATURES].float()  # (B, T, M)
         x = self.frontend(features.transpose(1, 2)).transpose(1, 2)  # (B, T', W)
-        padding = torch.arange(x.shape[1], device=x.device)[None] >= self._lengths(batch)[:, None]
+        lengths = (batch[AUDIO_LENGTHS] + 3) // 4  # frames left after two stride-2 convs
+        padding = torch.arange(x.shape[1], device=x.device)[None] >= lengths[:, None]  # (B, T')
         x = x + sinusoids(x.shape[1], x.shape[2]).to(x.device)
         return self.norm(self.transformer(x, src_key_padding_mask=padding)), padding
-
-    @staticmethod
-    def _lengths(batch: Batch) -> Tensor:
-        """``(B,)`` frames of each utterance left after the front end's two stride-2 convs."""
-        return (batch[AUDIO_LENGTHS] + 3) // 4
 
     def forward(self, batch: Batch) -> Tensor:
         x, padding = self.frames(batch)  # (B, T', W)
         queries = self.queries.expand(x.shape[0], -1, -1)  # (B, K, W)
         if self.config.pooling == "windows":
-            hidden = window_mask(self._lengths(batch), x.shape[1], self.config.tokens)
+            lengths = (~padding).sum(-1)  # (B,) frames of each utterance
+            hidden = window_mask(lengths, x.shape[1], self.config.tokens)
             hidden = hidden.repeat_interleave(self.config.heads, dim=0)  # (B*heads, K, T')
             pooled, _ = self.pool(queries, x, x, attn_mask=hidden)  # (B, K, W)
         else:

@@ -118,8 +118,8 @@ def test_windowed_tokens_pool_only_their_own_stretch(corpus):
     batch = collate_speech([corpus.features[0]], [corpus.transcripts[0]])
     with torch.no_grad():
         tokens = encoder(batch)  # (1, 3, 16)
-        frames, _ = encoder.frames(batch)  # (1, T', W)
-        length = int((batch["audio_lengths"][0] + 3) // 4)
+        frames, padding = encoder.frames(batch)  # (1, T', W), (1, T')
+        length = int((~padding).sum())
         inside = ~window_mask(torch.tensor([length]), frames.shape[1], 3)[0]  # (3, T')
         for k in range(3):
             stretch = frames[:, inside[k]]  # the k-th stretch alone
