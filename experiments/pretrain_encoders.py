@@ -9,7 +9,8 @@
 Each encoder is trained by ``embodied.train_encoder.train`` into ``runs/encoder_<name>`` (an
 existing run there resumes, a finished one is only read); the table holds the last evaluation of
 ``metrics.jsonl``: held-out loss, the encoder's own measures (patch accuracy, depth error;
-object position error; PSNR and FG-ARI; CER) and the wall time of training.
+object position error; PSNR and FG-ARI; CER) and the wall time of training. Encoders not named
+by ``--encoders`` keep their earlier rows, each with the commit it was tabulated at.
 """
 
 from __future__ import annotations
@@ -55,12 +56,28 @@ def last_metrics(run_dir: Path) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
+def merged_rows(rows: list[dict[str, Any]], earlier: Path) -> list[dict[str, Any]]:
+    """The rows just tabulated, with the earlier table's rows of the other encoders, in the
+    order of ENCODERS then VARIANTS: pretraining one encoder again keeps the rest of the
+    table."""
+    order = [*ENCODERS, *VARIANTS]
+    by_name = {}
+    if earlier.exists():
+        by_name = {
+            row["encoder"]: row
+            for row in json.loads(earlier.read_text())["rows"]
+            if row["encoder"] in order
+        }
+    by_name |= {row["encoder"]: row for row in rows}
+    return sorted(by_name.values(), key=lambda row: order.index(row["encoder"]))
+
+
 def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     lines = [
         "## Encoder pretraining (held-out, at the defaults)",
         "",
-        "| encoder | steps | held-out loss | measures | target | training time (s) |",
-        "|---|---|---|---|---|---|",
+        "| encoder | steps | held-out loss | measures | target | training time (s) | commit |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         m = row["metrics"]
@@ -69,9 +86,10 @@ def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {row['encoder']} | {m.get('step')} | {m.get('eval_loss')} | {measures} | "
-            f"{TARGETS.get(row['encoder'], '')} | {m.get('elapsed_s')} |"
+            f"{TARGETS.get(row['encoder'], '')} | {m.get('elapsed_s')} | "
+            f"{row.get('commit', info['commit'])} |"
         )
-    lines += ["", f"{info['cpus']} CPUs, commit {info['commit']}."]
+    lines += ["", f"{info['cpus']} CPUs; table written at commit {info['commit']}."]
     return "\n".join(lines)
 
 
@@ -114,8 +132,16 @@ def main() -> None:
             print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
         if not (run_dir / METRICS).exists():
             raise SystemExit(f"{run_dir / METRICS} not found: train {name} first")
-        rows.append({"encoder": name, "run": str(run_dir), "metrics": last_metrics(run_dir)})
+        rows.append(
+            {
+                "encoder": name,
+                "run": str(run_dir),
+                "commit": machine()["commit"],
+                "metrics": last_metrics(run_dir),
+            }
+        )
     info = machine()
+    rows = merged_rows(rows, args.output_dir / "pretrain_encoders.json")
     results = {"machine": info, "rows": rows}
     write_results("pretrain_encoders", results, to_markdown(rows, info), args.output_dir)
 

@@ -135,6 +135,26 @@ def test_pretrain_encoders_smoke(tmp_path):
     assert {"psnr", "fg_ari"} <= measures["osrt"] and "cer" in measures["audio"]
     assert "| osrt | 4 |" in (tmp_path / "pretrain_encoders.md").read_text()
 
+    # Tabulating one encoder again re-reads its run and keeps the other encoders' rows.
+    table = tmp_path / "pretrain_encoders.json"
+    results = json.loads(table.read_text())
+    for row in results["rows"]:
+        row["metrics"]["step"] = -1
+    table.write_text(json.dumps(results))
+    run = run_script(
+        "experiments.pretrain_encoders",
+        tmp_path,
+        "--collect",
+        "--encoders",
+        "audio",
+        "--runs",
+        str(tmp_path),
+    )
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(table.read_text())["rows"]
+    assert [r["encoder"] for r in rows] == ["vit", "object_centric", "region", "osrt", "audio"]
+    assert [r["metrics"]["step"] for r in rows] == [-1, -1, -1, -1, 4]
+
 
 def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
     checkpoint = tmp_path / "checkpoint"
