@@ -164,14 +164,17 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         by_split[episode["split"]][episode["family"]].append(episode)
     return {
         split: {
-            "families": {f: _row(rows) for f, rows in sorted(families.items())},
-            "overall": _row([e for rows in families.values() for e in rows]),
+            "families": {f: outcome_row(rows) for f, rows in sorted(families.items())},
+            "overall": outcome_row([e for rows in families.values() for e in rows]),
         }
         for split, families in by_split.items()
     }
 
 
-def _row(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+def outcome_row(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table row over episode records (``EpisodeResult.to_json()`` with ``planning_s``):
+    success rate with its 95% interval, mean progress; for plans the executed plan length,
+    re-plans and parse-failure rate; for yes/no questions the macro F1."""
     n = len(episodes)
     plans = [e for e in episodes if e["kind"] == "plan"]
     outputs = sum(len(e["steps"]) for e in plans)

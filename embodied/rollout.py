@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 import envs  # noqa: F401  (registers the environments)
 from embodied.config import RolloutConfig, register_configs, to_config_or_exit
 from embodied.episode import EpisodeResult, run_episode
+from embodied.evaluate import outcome_row
 from embodied.planners import make_planner
 from embodied.video import VideoRecorder
 from policies.factory import make_skills
@@ -46,8 +47,10 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
         failure_detection=config.failure_detection,
     )
     skills = make_skills(config.skills, config.skills_checkpoint)
+    stats = getattr(planner, "stats", None)  # the learned planner times its calls
     started = time.perf_counter()
     results: list[EpisodeResult] = []
+    records: list[dict[str, Any]] = []
     videos: list[str] = []
     try:
         for index in range(config.episodes):
@@ -59,6 +62,7 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
                     config.video_every,
                 )
             family = families[index % len(families)]  # every family in turn
+            planning_before = stats.seconds if stats is not None else 0.0
             result = run_episode(
                 env,
                 planner,
@@ -68,13 +72,15 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
                 observer=recorder,
                 skills=skills,
             )
+            planning = (stats.seconds if stats is not None else 0.0) - planning_before
             results.append(result)
+            records.append({**result.to_json(), "planning_s": round(planning, 4)})
             if recorder is not None:
                 videos.append(str(recorder.path))
             print(_describe(index, config.episodes, result), flush=True)
     finally:
         env.close()
-    summary = summarize(results)
+    summary = summarize(records)
     summary["wall_time_s"] = round(time.perf_counter() - started, 2)
     summary["planner"] = config.planner
     summary["checkpoint"] = config.planner_checkpoint if config.planner == "palme" else None
@@ -82,34 +88,25 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
     summary["skills_checkpoint"] = config.skills_checkpoint
     summary["env"] = config.env.id
     summary["videos"] = videos
-    summary["episodes"] = [r.to_json() for r in results]
+    summary["episodes"] = records
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    low, high = summary["overall"]["ci95"]
     print(
-        f"success rate {summary['success_rate']:.2f} over {len(results)} episodes "
-        f"({summary['wall_time_s']} s); summary: {output_dir / 'summary.json'}"
+        f"success rate {summary['overall']['rate']:.2f} [{low:.2f}, {high:.2f}] over "
+        f"{len(results)} episodes ({summary['wall_time_s']} s); summary: "
+        f"{output_dir / 'summary.json'}"
     )
     return summary
 
 
-def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
-    """Success rate overall and per task family, plan lengths and parse failures."""
-    by_family: dict[str, list[EpisodeResult]] = defaultdict(list)
-    for result in results:
-        by_family[result.task].append(result)
-    plans = [r for r in results if r.kind == "plan"]
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluator's rows (``embodied.evaluate.outcome_row``): overall and per task family."""
+    by_family: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_family[record["task"]].append(record)
     return {
-        "success_rate": sum(r.success for r in results) / len(results),
-        "mean_progress": sum(r.progress for r in results) / len(results),
-        "per_task": {
-            family: {
-                "episodes": len(rs),
-                "success_rate": sum(r.success for r in rs) / len(rs),
-                "mean_progress": sum(r.progress for r in rs) / len(rs),
-            }
-            for family, rs in sorted(by_family.items())
-        },
-        "mean_plan_length": sum(len(r.steps) for r in plans) / len(plans) if plans else 0.0,
-        "parse_failures": sum(r.parse_failures for r in results),
+        "overall": outcome_row(records),
+        "families": {family: outcome_row(rows) for family, rows in sorted(by_family.items())},
     }
 
 
