@@ -7,16 +7,18 @@
                                                                    #   OSRT at ~1% and full data
     python -m experiments.palme_studies --study instruction_sensors  # read, heard, pointed at
     python -m experiments.palme_studies --study question_resampling --episodes 50  # q1-q4 data
+    python -m experiments.palme_studies --study failure_recovery  # training corpus with failures
     python -m experiments.palme_studies --study decoding --quick  # smoke run: tiny everything
     python -m experiments.palme_studies --study representations --variants vit_full vit_1pct
 
 Every variant is a planner trained by ``embodied.train`` (``runs/study_<variant>``: a finished
 run is only evaluated, an interrupted one resumes) and evaluated by ``embodied.evaluate`` on the
 fixed seeds of each split the study names (every family of the default tabletop in turn,
-``--episodes`` per family and split). The state-token planner at the full budget is the
+``--episodes`` per family and split). The state-token planner on the full corpus is the
 recipe of the shipped default (``runs/planner_state``, ``experiments.train_default_planner``).
+Each variant trains on one of CORPORA, generated on first use.
 
-The "pretrained LLM" every variant starts from is the same for all budgets: the small Llama
+The "pretrained LLM" every variant starts from is the same for all corpora: the small Llama
 pretrained on the text of the full corpus (``runs/lm_<data>_<placement>``), as PaLM-E's LLM is
 pretrained once, whatever the robot data. Vision encoders start from their pretraining
 (``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists; a planner
@@ -59,9 +61,27 @@ from embodied.train_encoder import train as train_encoder
 from encoders import ENCODERS
 from experiments.common import RESULTS_DIR, machine, write_results
 
-BUDGETS = {"full": ("data/tabletop_5k", 5000), "1pct": ("data/tabletop_50", 50)}
-"""Data budget -> (corpus, training episodes): the full one of the shipped planner, and about
-1% of it (PaLM-E's data-efficiency axis)."""
+
+@dataclass(frozen=True)
+class Corpus:
+    """A training corpus of the default tabletop, written by ``embodied.generate``."""
+
+    path: str
+    episodes: int
+    failure_rate: float = 0.0
+    """The env's injected skill failures while generating (``TabletopEnvConfig.failure_rate``):
+    the oracle's plans then continue from the state a failed step left."""
+
+
+CORPORA = {
+    "full": Corpus("data/tabletop_5k", 5000),
+    "1pct": Corpus("data/tabletop_50", 50),
+    "failures": Corpus("data/tabletop_5k_failures", 5000, failure_rate=0.1),
+}
+"""Name -> corpus: the full one of the shipped planner; about 1% of it (PaLM-E's
+data-efficiency axis); as many episodes with a tenth of the skill calls failing, so that the
+histories hold failed steps and the recoveries that follow them (the shipped planner's p2
+misses start with a blocked pick it then never recovers from)."""
 SMALL_STEPS = 1000
 """Steps at ~1% of the data: 3000 would revisit each of its ~90 frames a thousand times."""
 SHIPPED_RUN = "runs/planner_state"
@@ -75,8 +95,8 @@ class Variant:
     """One planner of a study: how it is trained, and how it is evaluated."""
 
     name: str
-    budget: str = "full"
-    """A key of BUDGETS: the training corpus (``1pct`` also trains SMALL_STEPS steps)."""
+    corpus: str = "full"
+    """A key of CORPORA: the training corpus (``1pct`` also trains SMALL_STEPS steps)."""
     train: dict[str, Any] = field(default_factory=dict)
     """TrainConfig fields beyond the defaults."""
     evaluate: dict[str, Any] = field(default_factory=dict)
@@ -125,6 +145,13 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_region_referrals", train={"model": POINTED_AT}),
         ],
     ),
+    "failure_recovery": (
+        ["eval"],
+        [
+            Variant("state_no_failures", run=SHIPPED_RUN),
+            Variant("state_failure_recovery", "failures"),
+        ],
+    ),
     "question_resampling": (
         ["eval"],
         [
@@ -138,9 +165,9 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_full", run=SHIPPED_RUN),
             Variant("state_1pct", "1pct"),
             *[
-                Variant(f"{encoder}_{budget}", budget, {"encoder": encoder})
+                Variant(f"{encoder}_{corpus}", corpus, {"encoder": encoder})
                 for encoder in ("vit", "object_centric", "osrt")
-                for budget in BUDGETS
+                for corpus in ("full", "1pct")
             ],
         ],
     ),
@@ -148,11 +175,20 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
 """Study -> (evaluation splits, variants)."""
 
 
-def ensure_data(path: str, episodes: int, quick: bool) -> None:
-    """Generate the default tabletop corpus at ``path`` unless it is there."""
-    if (Path(path) / MANIFEST).exists():
+def ensure_data(path: str, corpus: Corpus, quick: bool) -> None:
+    """Generate ``corpus`` at ``path`` unless it is there; one there generated with another
+    failure rate is an error, not a silent substitute."""
+    manifest = Path(path) / MANIFEST
+    if manifest.exists():
+        made_with = json.loads(manifest.read_text())["generator"]["env"].get("failure_rate", 0.0)
+        if made_with != corpus.failure_rate:
+            raise SystemExit(
+                f"{path} was generated with env.failure_rate={made_with}; this corpus needs "
+                f"{corpus.failure_rate}: move it away or regenerate it"
+            )
         return
-    config = GenerateConfig(env=TabletopEnvConfig(), episodes=episodes, output_dir=path)
+    env = TabletopEnvConfig(failure_rate=corpus.failure_rate)
+    config = GenerateConfig(env=env, episodes=corpus.episodes, output_dir=path)
     if quick:
         config = replace(config, episodes=6, eval_episodes=3, shard_size=3, workers=1)
     generate(config)
@@ -160,7 +196,7 @@ def ensure_data(path: str, episodes: int, quick: bool) -> None:
 
 def shared_lm(config: TrainConfig, full_data: str, runs: Path) -> str:
     """The variant's starting LM: pretrained once on the full corpus's text in this encoder's
-    prompt format, shared by every budget (built on first use)."""
+    prompt format, shared by every corpus (built on first use)."""
     directory = runs / f"lm_{Path(full_data).name}_{config.encoder}"
     if not (directory / "config.json").exists():
         full = replace(config, data=full_data)
@@ -184,10 +220,10 @@ def pretrained_instruction_encoder(sensor: str, data: str, runs: Path) -> str:
 
 
 def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool) -> TrainConfig:
-    """``data``: budget -> corpus path."""
+    """``data``: corpus name -> its path."""
     fields: dict[str, Any] = {
-        "data": data[variant.budget],
-        **({"steps": SMALL_STEPS} if variant.budget == "1pct" else {}),
+        "data": data[variant.corpus],
+        **({"steps": SMALL_STEPS} if variant.corpus == "1pct" else {}),
         **variant.train,
         "output_dir": variant.run_dir,
         "progress": False,
@@ -234,7 +270,7 @@ def run_variant(
     quick: bool,
 ) -> dict[str, Any]:
     """Train (unless finished) and evaluate one variant."""
-    row: dict[str, Any] = {"variant": variant.name, "budget": variant.budget}
+    row: dict[str, Any] = {"variant": variant.name, "corpus": variant.corpus}
     row["commit"] = machine()["commit"]
     row["run"] = variant.run_dir
     final = Path(variant.run_dir) / FINAL
@@ -355,13 +391,13 @@ def main() -> None:
             allowed = [v.name for v in variants]
             raise SystemExit(f"--variants {unknown}: study {args.study} has {allowed}")
         variants = [v for v in variants if v.name in args.variants]
-    data = {budget: path for budget, (path, _) in BUDGETS.items()}
+    data = {name: corpus.path for name, corpus in CORPORA.items()}
     if args.quick:  # everything under --runs, nothing in data/ or the real runs
         variants = [replace(v, run=str(args.runs / f"quick_{v.name}")) for v in variants]
-        data = {budget: str(args.runs / f"quick_data_{budget}") for budget in BUDGETS}
+        data = {name: str(args.runs / f"quick_data_{name}") for name in CORPORA}
         args.episodes, splits = 1, splits[:1]
-    for budget in sorted({v.budget for v in variants} | {"full"}):
-        ensure_data(data[budget], BUDGETS[budget][1], args.quick)
+    for name in sorted({v.corpus for v in variants} | {"full"}):
+        ensure_data(data[name], CORPORA[name], args.quick)
     rows = [run_variant(v, splits, args.episodes, data, args.runs, args.quick) for v in variants]
     name = f"study_{args.study}" + ("_quick" if args.quick else "")
     results = {

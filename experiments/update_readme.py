@@ -133,6 +133,13 @@ STUDIES = (
         "for q4 (feasibility), the family furthest below its target",
     ),
     (
+        "study_failure_recovery",
+        "python -m experiments.palme_studies --study failure_recovery",
+        "beyond PaLM-E: the same planner trained on a corpus whose skills fail a tenth of the "
+        "time, so that its histories hold failed steps and the oracle's recoveries, for p2 "
+        "(blocked picks never recovered from)",
+    ),
+    (
         "study_representations",
         "python -m experiments.palme_studies --study representations",
         "PaLM-E Table 1: input representations at about 1% and the full data budget",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -293,6 +294,19 @@ def test_palme_studies_merge_keeps_known_variants_of_the_same_measurement(tmp_pa
     merged = merged_rows("entity_referrals", new, earlier, ["eval"], 2)
     assert merged == [new[0], {"variant": "state_relabelled_entities"}], "study order, no stale row"
     assert merged_rows("entity_referrals", new, earlier, ["eval"], 3) == new, "other episodes"
+
+
+def test_palme_studies_write_the_failure_rate_of_a_corpus_and_refuse_a_mismatch(tmp_path):
+    from experiments.palme_studies import CORPORA, ensure_data
+
+    path = str(tmp_path / "failures")
+    ensure_data(path, CORPORA["failures"], quick=True)
+    manifest = json.loads((tmp_path / "failures" / "manifest.json").read_text())
+    assert manifest["generator"]["env"]["failure_rate"] == 0.1
+    with pytest.raises(
+        SystemExit, match=re.escape("generated with env.failure_rate=0.1; this corpus needs 0.0")
+    ):
+        ensure_data(path, CORPORA["full"], quick=True)
 
 
 def test_every_study_has_its_section_in_results_md():
