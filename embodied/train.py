@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -60,12 +59,13 @@ from embodied.model import PalmE
 from embodied.sentence import IGNORE, PLACEMENTS, encode, prompt_text
 from embodied.train_encoder import encoder_fields
 from embodied.training import (
+    CHECKPOINT,
+    FINAL,
     latest_checkpoint,
     learning_rate,
     load_trainer_state,
-    log_metrics,
+    optimize,
     run_or_exit,
-    save_checkpoint,
 )
 from encoders import ENCODERS, SensorEncoder, load_encoder, make_encoder
 from envs.base import OBJECT_CAPACITY
@@ -76,8 +76,6 @@ from envs.tasks.tamp import TAMP_FAMILIES
 register_configs()
 
 LM_DIR = "lm"
-CHECKPOINT = "checkpoint"
-FINAL = "final"
 RUN_CONFIG = "train_config.json"
 
 
@@ -390,49 +388,29 @@ def train(config: TrainConfig) -> dict[str, Any]:
             f"{len(eval_bank)} held-out; {world} process(es) on {device}",
             flush=True,
         )
-    started = time.perf_counter()
-    metrics: dict[str, Any] = {}
     tokens_seen = 0
-    with tqdm(total=config.steps, initial=step, disable=rank != 0 or not config.progress) as bar:
-        while step < config.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config.lr, config.warmup_steps, config.steps, step)
-            torch.manual_seed(config.seed * 1_000_003 + step)
-            index = bank.draw(config.batch_size, config.seed, step, config.family_alpha)
-            index = index[rank::world]
-            draws = np.random.default_rng([config.seed, step])  # relabels, voices, regions
-            prompts, targets, observation = examples(
-                model,
-                bank,
-                index,
-                inputs,
-                draws,
-                config.relabel_entities,
-                config.resample_questions,
-            )
-            encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
-            loss = network(encoded.to(device), _to(observation, device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            tokens_seen += int(encoded.attention_mask.sum())
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            last = step == config.steps
-            if rank == 0 and (step % config.eval_every == 0 or last):
-                elapsed = time.perf_counter() - started
-                metrics = {
-                    "step": step,
-                    "loss": round(loss.item(), 5),
-                    **evaluate(model, eval_bank, config),
-                    "tokens_per_s": round(tokens_seen * world / elapsed, 1),
-                    "elapsed_s": round(elapsed, 1),
-                }
-                log_metrics(output_dir, metrics)
-            if rank == 0 and (step % config.checkpoint_every == 0 or last):
-                save_checkpoint(model.save, optimizer, step, checkpoint)
+
+    def loss_at(at: int) -> torch.Tensor:
+        nonlocal tokens_seen
+        index = bank.draw(config.batch_size, config.seed, at, config.family_alpha)[rank::world]
+        draws = np.random.default_rng([config.seed, at])  # relabels, voices, regions
+        prompts, targets, observation = examples(
+            model, bank, index, inputs, draws, config.relabel_entities, config.resample_questions
+        )
+        encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
+        tokens_seen += int(encoded.attention_mask.sum())
+        loss: torch.Tensor = network(encoded.to(device), _to(observation, device))
+        return loss
+
+    def measure(elapsed: float) -> dict[str, Any]:
+        return {
+            **evaluate(model, eval_bank, config),
+            "tokens_per_s": round(tokens_seen * world / elapsed, 1),
+        }
+
+    metrics = optimize(
+        config, config.steps, step, optimizer, loss_at, measure, model.save, output_dir, rank == 0
+    )
     if rank == 0:
         model.save(output_dir / FINAL)
         (output_dir / FINAL / RUN_CONFIG).write_text(json.dumps(asdict(config), indent=2))

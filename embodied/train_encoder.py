@@ -19,34 +19,30 @@ run ends with the same weights as one that was never interrupted.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
 import hydra
 import torch
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from embodied.config import TrainEncoderConfig, register_configs, to_config_or_exit
 from embodied.data.frames import FrameBank, add_regions
 from embodied.data.speech import SpeechCorpus
 from embodied.generate import MANIFEST
 from embodied.training import (
+    CHECKPOINT,
+    FINAL,
     TrainingConflict,
     latest_checkpoint,
-    learning_rate,
     load_trainer_state,
-    log_metrics,
+    optimize,
     run_or_exit,
-    save_checkpoint,
 )
 from encoders import SensorEncoder, load_encoder, make_encoder
 
 register_configs()
 
-CHECKPOINT = "checkpoint"
-FINAL = "final"
 INPUT_KEYS = {
     "vit": ["rgb", "depth", "segmentation"],
     "object_centric": ["rgb", "segmentation", "objects", "object_mask"],
@@ -147,34 +143,17 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
         flush=True,
     )
     output_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    metrics: dict[str, Any] = {}
     encoder.train()
-    with tqdm(total=config.total_steps, initial=step, disable=not config.progress) as bar:
-        while step < config.total_steps:
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(
-                    config.lr, config.warmup_steps, config.total_steps, step
-                )
-            torch.manual_seed(config.seed * 1_000_003 + step)  # dropout, ray draws: per step
-            loss = encoder.pretrain_loss(make_batch(train_bank, config, step, config.seed))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step % config.eval_every == 0 or step == config.total_steps:
-                metrics = {
-                    "step": step,
-                    "loss": round(loss.item(), 5),
-                    **evaluate(encoder, eval_bank, config),
-                    "elapsed_s": round(time.perf_counter() - started, 1),
-                }
-                log_metrics(output_dir, metrics)
-            if step % config.checkpoint_every == 0 or step == config.total_steps:
-                save_checkpoint(encoder.save, optimizer, step, checkpoint)
+    metrics = optimize(
+        config,
+        config.total_steps,
+        step,
+        optimizer,
+        lambda at: encoder.pretrain_loss(make_batch(train_bank, config, at, config.seed)),
+        lambda _: evaluate(encoder, eval_bank, config),
+        encoder.save,
+        output_dir,
+    )
     encoder.save(output_dir / FINAL)
     print(f"done: {metrics}; encoder in {output_dir / FINAL}", flush=True)
     return metrics

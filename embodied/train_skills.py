@@ -17,7 +17,6 @@ policy in safetensors with its config.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,26 +27,22 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from embodied.config import TrainSkillsConfig, register_configs, to_config_or_exit
 from embodied.data.demos import DemoArrays, dataset_views, load_demos
 from embodied.training import (
+    CHECKPOINT,
+    FINAL,
     TrainingConflict,
     latest_checkpoint,
-    learning_rate,
     load_trainer_state,
-    log_metrics,
+    optimize,
     run_or_exit,
-    save_checkpoint,
 )
 from policies.learned import ACTION_DIM, GRIP, SkillPolicy, policy_batch
 from policies.learned_config import SkillPolicyConfig
 
 register_configs()
-
-CHECKPOINT = "checkpoint"
-FINAL = "final"
 
 
 def batch_of(
@@ -162,34 +157,25 @@ def train(config: TrainSkillsConfig) -> dict[str, Any]:
         flush=True,
     )
     output_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    metrics: dict[str, Any] = {}
+
+    def loss_at(at: int) -> Tensor:
+        rng = np.random.default_rng([config.seed, at])
+        index = rng.choice(len(train_demos), config.batch_size, replace=False)
+        shifts = torch.Generator().manual_seed(config.seed * 1_000_003 + at)
+        loss, _ = losses(policy, train_demos, index, config.done_weight, (config.shift, shifts))
+        return loss
+
     policy.train()
-    with tqdm(total=config.steps, initial=step, disable=not config.progress) as bar:
-        while step < config.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config.lr, config.warmup_steps, config.steps, step)
-            rng = np.random.default_rng([config.seed, step])
-            index = rng.choice(len(train_demos), config.batch_size, replace=False)
-            shifts = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            loss, _ = losses(policy, train_demos, index, config.done_weight, (config.shift, shifts))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step % config.eval_every == 0 or step == config.steps:
-                metrics = {
-                    "step": step,
-                    "loss": round(loss.item(), 5),
-                    **evaluate(policy, eval_demos, config),
-                    "elapsed_s": round(time.perf_counter() - started, 1),
-                }
-                log_metrics(output_dir, metrics)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                save_checkpoint(policy.save, optimizer, step, checkpoint)
+    metrics = optimize(
+        config,
+        config.steps,
+        step,
+        optimizer,
+        loss_at,
+        lambda _: evaluate(policy, eval_demos, config),
+        policy.save,
+        output_dir,
+    )
     policy.save(output_dir / FINAL)
     print(f"done: {metrics}; policy in {output_dir / FINAL}", flush=True)
     return metrics

@@ -1,5 +1,5 @@
-"""What every training entry point shares: the learning-rate schedule, crash-safe checkpoints,
-the metrics log.
+"""What every training entry point shares: the optimization loop (``optimize``), its
+learning-rate schedule, crash-safe checkpoints, the metrics log.
 
 A checkpoint directory holds the model (written by the caller) and ``trainer.pt`` (optimizer
 state and step, loaded with ``weights_only=True``). It is written beside its final name and
@@ -12,13 +12,21 @@ import json
 import math
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
+
+from embodied.config import TrainingRun
 
 TRAINER_STATE = "trainer.pt"
+CHECKPOINT = "checkpoint"
+"""``output_dir/checkpoint``: the latest checkpoint, resumed from."""
+FINAL = "final"
+"""``output_dir/final``: the trained model."""
 
 
 class TrainingConflict(ValueError):
@@ -88,3 +96,55 @@ def log_metrics(output_dir: Path, metrics: dict[str, Any]) -> None:
     """Append one JSON line to ``output_dir/metrics.jsonl``."""
     with open(output_dir / METRICS, "a") as log:
         log.write(json.dumps(metrics) + "\n")
+
+
+def optimize(
+    run: TrainingRun,
+    total_steps: int,
+    step: int,
+    optimizer: torch.optim.Optimizer,
+    loss_at: Callable[[int], torch.Tensor],
+    measure: Callable[[float], dict[str, Any]],
+    save: Callable[[Path], None],
+    output_dir: Path,
+    leader: bool = True,
+) -> dict[str, Any]:
+    """The optimization loop of every entry point, from ``step`` to ``total_steps``.
+
+    Each step sets the warm-up-then-cosine learning rate, seeds torch with the step (dropout
+    and random draws repeat on resume), backpropagates ``loss_at(step)`` and clips the
+    optimizer's gradients to norm 1. Every ``run.eval_every`` steps and at the last, the leader
+    (rank 0; the only process with ``leader``) logs ``step``, ``loss``,
+    ``measure(elapsed_s)`` and ``elapsed_s``; every ``run.checkpoint_every`` steps and at the
+    last, it checkpoints ``output_dir/checkpoint`` (``save`` writes the model). Returns the last
+    metrics logged (empty on other processes)."""
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    checkpoint = output_dir / CHECKPOINT
+    started = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    with tqdm(total=total_steps, initial=step, disable=not (leader and run.progress)) as bar:
+        while step < total_steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(run.lr, run.warmup_steps, total_steps, step)
+            torch.manual_seed(run.seed * 1_000_003 + step)
+            loss = loss_at(step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            last = step == total_steps
+            if leader and (step % run.eval_every == 0 or last):
+                elapsed = time.perf_counter() - started
+                metrics = {
+                    "step": step,
+                    "loss": round(loss.item(), 5),
+                    **measure(elapsed),
+                    "elapsed_s": round(elapsed, 1),
+                }
+                log_metrics(output_dir, metrics)
+            if leader and (step % run.checkpoint_every == 0 or last):
+                save_checkpoint(save, optimizer, step, checkpoint)
+    return metrics
