@@ -138,6 +138,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         [
             Variant("state_text_instructions", run=SHIPPED_RUN),
             Variant("state_spoken_instructions", train={"model": HEARD, "spoken_variants": 4}),
+            Variant("state_spoken_voices", train={"model": HEARD}),
             Variant(
                 "state_spoken_windows",
                 train={"model": HEARD, "instruction_encoder_config": {"pooling": "windows"}},
