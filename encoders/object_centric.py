@@ -19,6 +19,7 @@ from encoders.base import Batch, SensorEncoder, register
 from encoders.vit import ViTEncoder, ViTEncoderConfig
 from envs import keys
 from envs.base import OBJECT_CAPACITY
+from envs.scene import PALETTE
 
 WORKSPACE_CENTRE = (0.5, 0.0, 0.65)  # metres: object positions are regressed relative to this
 
@@ -107,13 +108,18 @@ def state_targets(objects: Tensor) -> Tensor:
 
 
 def state_errors(predicted: Tensor, target: Tensor) -> dict[str, float]:
-    """``(M, 7)`` predicted vs true states -> mean position error (cm), size error (mm) and
-    colour error (0-1 scale)."""
+    """``(M, 7)`` predicted vs true states -> mean position error (cm), size error (mm), colour
+    error (0-1 scale) and colour accuracy: how often the palette colour nearest the predicted
+    colour is the cube's (the answer a colour question, q1, needs)."""
     position = (predicted[:, :3] - target[:, :3]).norm(dim=-1) / POSITION_SCALE * 100
     size = (predicted[:, 3] - target[:, 3]).abs() / SIZE_SCALE * 1000
     colour = (predicted[:, 4:] - target[:, 4:]).abs().mean(-1)
+    palette = torch.tensor(list(PALETTE.values()), device=predicted.device)  # (C, 3)
+    named = torch.cdist(predicted[:, 4:], palette).argmin(-1)  # (M,)
+    true = torch.cdist(target[:, 4:], palette).argmin(-1)
     return {
         "position_error_cm": float(position.mean()),
         "size_error_mm": float(size.mean()),
         "colour_error": float(colour.mean()),
+        "colour_accuracy": float((named == true).float().mean()),
     }

@@ -129,8 +129,8 @@ def test_a_few_pretraining_steps_lower_the_loss(key, batch):
     metrics = encoder.eval_metrics(batch)
     expected = {
         "vit": {"patch_accuracy", "depth_error_m", "colour_error"},
-        "object_centric": {"position_error_cm", "size_error_mm", "colour_error"},
-        "region": {"position_error_cm", "size_error_mm", "colour_error"},
+        "object_centric": {"position_error_cm", "size_error_mm", "colour_error", "colour_accuracy"},
+        "region": {"position_error_cm", "size_error_mm", "colour_error", "colour_accuracy"},
     }[key]
     assert set(metrics) == expected and all(np.isfinite(v) for v in metrics.values())
 
@@ -200,3 +200,16 @@ def test_region_encoder_handles_all_three_kinds_in_one_batch(batch):
     )
     mixed = {**batch, REGION_MASK: torch.from_numpy(masks), REGION_VIEW: torch.tensor([0, 0, 0, 1])}
     assert encoder(mixed).shape == (4, 1, 24)
+
+
+def test_state_errors_name_the_nearest_palette_colour():
+    from encoders.object_centric import state_errors
+    from envs.scene import PALETTE
+
+    target = torch.zeros(2, 7)
+    target[0, 4:], target[1, 4:] = torch.tensor(PALETTE["red"]), torch.tensor(PALETTE["blue"])
+    predicted = target.clone()
+    predicted[:, 4:] = torch.tensor(PALETTE["red"]) + 0.05  # both read as (nearly) red
+    errors = state_errors(predicted, target)
+    assert errors["colour_accuracy"] == 0.5
+    assert errors["position_error_cm"] == 0.0 and errors["size_error_mm"] == 0.0
