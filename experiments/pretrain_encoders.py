@@ -63,11 +63,10 @@ def merged_rows(rows: list[dict[str, Any]], earlier: Path) -> list[dict[str, Any
     order = [*ENCODERS, *VARIANTS]
     by_name = {}
     if earlier.exists():
-        by_name = {
-            row["encoder"]: row
-            for row in json.loads(earlier.read_text())["rows"]
-            if row["encoder"] in order
-        }
+        previous = json.loads(earlier.read_text())
+        for row in previous["rows"]:  # a row from before rows had commits: its table's
+            row.setdefault("commit", previous["machine"]["commit"])
+        by_name = {row["encoder"]: row for row in previous["rows"] if row["encoder"] in order}
     by_name |= {row["encoder"]: row for row in rows}
     return sorted(by_name.values(), key=lambda row: order.index(row["encoder"]))
 
@@ -76,7 +75,7 @@ def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     lines = [
         "## Encoder pretraining (held-out, at the defaults)",
         "",
-        "| encoder | steps | held-out loss | measures | target | training time (s) | commit |",
+        "| encoder | steps | held-out loss | measures | target | training s | tabulated at |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -87,7 +86,7 @@ def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         lines.append(
             f"| {row['encoder']} | {m.get('step')} | {m.get('eval_loss')} | {measures} | "
             f"{TARGETS.get(row['encoder'], '')} | {m.get('elapsed_s')} | "
-            f"{row.get('commit', info['commit'])} |"
+            f"{row['commit']} |"
         )
     lines += ["", f"{info['cpus']} CPUs; table written at commit {info['commit']}."]
     return "\n".join(lines)

@@ -141,6 +141,8 @@ def test_pretrain_encoders_smoke(tmp_path):
     results = json.loads(table.read_text())
     for row in results["rows"]:
         row["metrics"]["step"] = -1
+    del results["rows"][0]["commit"]  # as the rows written before rows had commits
+    results["machine"]["commit"] = "earlier"
     table.write_text(json.dumps(results))
     run = run_script(
         "experiments.pretrain_encoders",
@@ -155,6 +157,8 @@ def test_pretrain_encoders_smoke(tmp_path):
     rows = json.loads(table.read_text())["rows"]
     assert [r["encoder"] for r in rows] == ["vit", "object_centric", "region", "osrt", "audio"]
     assert [r["metrics"]["step"] for r in rows] == [-1, -1, -1, -1, 4]
+    assert rows[0]["commit"] == "earlier", "an old row keeps its table's commit"
+    assert "| earlier |" in (tmp_path / "pretrain_encoders.md").read_text()
 
 
 def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
