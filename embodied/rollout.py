@@ -49,7 +49,6 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
     skills = make_skills(config.skills, config.skills_checkpoint)
     stats = getattr(planner, "stats", None)  # the learned planner times its calls
     started = time.perf_counter()
-    results: list[EpisodeResult] = []
     records: list[dict[str, Any]] = []
     videos: list[str] = []
     try:
@@ -73,7 +72,6 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
                 skills=skills,
             )
             planning = (stats.seconds if stats is not None else 0.0) - planning_before
-            results.append(result)
             records.append({**result.to_json(), "planning_s": round(planning, 4)})
             if recorder is not None:
                 videos.append(str(recorder.path))
@@ -93,7 +91,7 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
     low, high = summary["overall"]["ci95"]
     print(
         f"success rate {summary['overall']['rate']:.2f} [{low:.2f}, {high:.2f}] over "
-        f"{len(results)} episodes ({summary['wall_time_s']} s); summary: "
+        f"{len(records)} episodes ({summary['wall_time_s']} s); summary: "
         f"{output_dir / 'summary.json'}"
     )
     return summary
