@@ -100,8 +100,7 @@ class Evaluator:
         recorder = None
         if job.video is not None:
             recorder = VideoRecorder(Path(job.video), self.config.video_every)
-        stats = getattr(self.planner, "stats", None)  # the learned planner times its calls
-        planning_before = stats.seconds if stats is not None else 0.0
+        planning_before = planning_seconds(self.planner)
         result = run_episode(
             self.env,
             self.planner,
@@ -112,7 +111,7 @@ class Evaluator:
             options=dict(SPLITS[job.split].options),
             skills=self.skills,
         )
-        planning = (stats.seconds if stats is not None else 0.0) - planning_before
+        planning = planning_seconds(self.planner) - planning_before
         return {
             **asdict(job),
             **result.to_json(),
@@ -121,6 +120,13 @@ class Evaluator:
 
     def close(self) -> None:
         self.env.close()
+
+
+def planning_seconds(planner: Planner) -> float:
+    """The seconds the planner has spent planning so far: the learned planner times its calls
+    (``stats``); a planner that does not counts 0."""
+    stats = getattr(planner, "stats", None)
+    return float(stats.seconds) if stats is not None else 0.0
 
 
 _WORKER: Evaluator | None = None

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 import envs  # noqa: F401  (registers the environments)
 from embodied.config import RolloutConfig, register_configs, to_config_or_exit
 from embodied.episode import EpisodeResult, run_episode
-from embodied.evaluate import outcome_row
+from embodied.evaluate import outcome_row, planning_seconds
 from embodied.planners import make_planner
 from embodied.video import VideoRecorder
 from policies.factory import make_skills
@@ -47,7 +47,6 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
         failure_detection=config.failure_detection,
     )
     skills = make_skills(config.skills, config.skills_checkpoint)
-    stats = getattr(planner, "stats", None)  # the learned planner times its calls
     started = time.perf_counter()
     records: list[dict[str, Any]] = []
     videos: list[str] = []
@@ -61,7 +60,7 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
                     config.video_every,
                 )
             family = families[index % len(families)]  # every family in turn
-            planning_before = stats.seconds if stats is not None else 0.0
+            planning_before = planning_seconds(planner)
             result = run_episode(
                 env,
                 planner,
@@ -71,7 +70,7 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
                 observer=recorder,
                 skills=skills,
             )
-            planning = (stats.seconds if stats is not None else 0.0) - planning_before
+            planning = planning_seconds(planner) - planning_before
             records.append({**result.to_json(), "planning_s": round(planning, 4)})
             if recorder is not None:
                 videos.append(str(recorder.path))
