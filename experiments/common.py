@@ -51,6 +51,17 @@ def success_summary(successes: int, calls: int) -> dict[str, Any]:
     }
 
 
+def merge_rows(
+    rows: list[dict[str, Any]], earlier: list[dict[str, Any]], key: str, order: list[str]
+) -> list[dict[str, Any]]:
+    """The rows just measured, with the earlier rows of the names not measured again (rerunning
+    one row keeps the rest of a table), sorted by ``order``; an earlier row whose ``key`` is no
+    longer in ``order`` is dropped, not kept as a stale row."""
+    by_name = {row[key]: row for row in earlier if row[key] in order}
+    by_name |= {row[key]: row for row in rows}
+    return sorted(by_name.values(), key=lambda row: order.index(row[key]))
+
+
 def write_results(name: str, results: dict[str, Any], markdown: str, output_dir: Path) -> None:
     """Write ``name.json`` and ``name.md`` and print the markdown. A run that outlived a commit
     (``machine()`` taken at its start names another) also records ``commit_at_end``: the

@@ -59,7 +59,7 @@ from embodied.sentence import PLACEMENTS
 from embodied.train import FINAL, build_encoder, pretrain_lm, train
 from embodied.train_encoder import train as train_encoder
 from encoders import ENCODERS
-from experiments.common import RESULTS_DIR, machine, write_results
+from experiments.common import RESULTS_DIR, machine, merge_rows, write_results
 
 
 @dataclass(frozen=True)
@@ -251,15 +251,12 @@ def merged_rows(
     """The rows just measured, with the earlier results' rows of the study's other variants
     when they were measured on the same splits and episodes (rerunning one variant keeps the
     rest of the table), in the study's variant order."""
-    order = [v.name for v in STUDIES[study][1]]
-    by_name = {}
+    previous: list[dict[str, Any]] = []
     if earlier.exists():
-        previous = json.loads(earlier.read_text())
-        if previous["splits"] == splits and previous["episodes"] == episodes:
-            # A variant the study no longer has is dropped, not kept as a stale row.
-            by_name = {row["variant"]: row for row in previous["rows"] if row["variant"] in order}
-    by_name |= {row["variant"]: row for row in rows}
-    return sorted(by_name.values(), key=lambda row: order.index(row["variant"]))
+        table = json.loads(earlier.read_text())
+        if table["splits"] == splits and table["episodes"] == episodes:
+            previous = table["rows"]
+    return merge_rows(rows, previous, "variant", [v.name for v in STUDIES[study][1]])
 
 
 def run_variant(

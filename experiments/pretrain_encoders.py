@@ -24,7 +24,7 @@ from typing import Any
 from embodied.config import TrainEncoderConfig
 from embodied.train_encoder import train
 from embodied.training import METRICS
-from experiments.common import RESULTS_DIR, machine, write_results
+from experiments.common import RESULTS_DIR, machine, merge_rows, write_results
 
 ENCODERS = ("vit", "object_centric", "region", "osrt", "audio")
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -60,15 +60,13 @@ def merged_rows(rows: list[dict[str, Any]], earlier: Path) -> list[dict[str, Any
     """The rows just tabulated, with the earlier table's rows of the other encoders, in the
     order of ENCODERS then VARIANTS: pretraining one encoder again keeps the rest of the
     table."""
-    order = [*ENCODERS, *VARIANTS]
-    by_name = {}
+    previous: list[dict[str, Any]] = []
     if earlier.exists():
-        previous = json.loads(earlier.read_text())
-        for row in previous["rows"]:  # a row from before rows had commits: its table's
-            row.setdefault("commit", previous["machine"]["commit"])
-        by_name = {row["encoder"]: row for row in previous["rows"] if row["encoder"] in order}
-    by_name |= {row["encoder"]: row for row in rows}
-    return sorted(by_name.values(), key=lambda row: order.index(row["encoder"]))
+        table = json.loads(earlier.read_text())
+        previous = table["rows"]
+        for row in previous:  # a row from before rows had commits: its table's
+            row.setdefault("commit", table["machine"]["commit"])
+    return merge_rows(rows, previous, "encoder", [*ENCODERS, *VARIANTS])
 
 
 def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
