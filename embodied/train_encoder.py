@@ -47,7 +47,7 @@ INPUT_KEYS = {
     "vit": ["rgb", "depth", "segmentation"],
     "object_centric": ["rgb", "segmentation", "objects", "object_mask"],
     "region": ["rgb", "segmentation", "objects", "object_mask"],
-    "osrt": ["rgb", "segmentation", "intrinsics", "extrinsics"],
+    "osrt": ["rgb", "depth", "segmentation", "intrinsics", "extrinsics"],
 }
 """Observation arrays each objective reads (only these are loaded)."""
 

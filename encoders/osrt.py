@@ -6,7 +6,13 @@ at low data. Posed views -> K slots, one token each.
   with its colour; a CNN turns each view into a grid of patch features; a transformer over the
   patches of all views gives the set-latent scene representation.
 - **Slot attention** (Locatello et al., 2020) reads K slots out of it (learned initial slots, so
-  the same scene always gives the same slots).
+  the same scene always gives the same slots, trained as BO-QSA does: Jia et al., 2023).
+- **RGB-D** (``rgbd=True``, beyond OSRT, which reads RGB only): every pixel also gets its world
+  point from the depth the camera measured; each slot gets a position and a size (the mean and
+  spread of the points it attends to) and the spatial-broadcast decoder sees each ray relative to
+  each slot's position, as Invariant Slot Attention does in 2D (Biza et al., 2023). A slot then
+  has only to say what it looks like, not where it is, which is what lets the slots separate the
+  cubes within the hour of CPU pretraining here.
 - **Slot Mixer decoder** (OSRT's fast decoder): for a query ray, a small transformer attends
   from the ray to the slots, a softmax over slots gives the ray's slot weights, the weighted slot
   mix and the ray render the ray's colour. The weights are the decoder's segmentation: their
@@ -54,6 +60,11 @@ class OSRTConfig(EncoderConfig):
     never which slot a pixel belongs to: the decomposition stays unsupervised. 0: uniform."""
     patch_size: int = 8
     """Pixels per side of the encoder's patch tokens (4 or 8): a cube spans ~4 px here."""
+    rgbd: bool = False
+    """Read depth too: world points as inputs, slots with positions, the decoder relative to
+    them (needs the ``broadcast`` decoder)."""
+    max_depth: float = 3.0
+    """Metres; farther depth readings (the sky) are clamped to it."""
     decoder: str = "slot_mixer"
     """``slot_mixer`` (OSRT's fast decoder: one colour per ray from a mix of slots) or
     ``broadcast`` (OSRT's spatial-broadcast decoder: every slot renders a colour and an alpha
@@ -70,6 +81,12 @@ class OSRTConfig(EncoderConfig):
             )
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder={self.decoder!r}: allowed {DECODERS}")
+        if self.rgbd and self.decoder != "broadcast":
+            raise ValueError(
+                f"rgbd=True with decoder={self.decoder!r}: slot positions need decoder='broadcast'"
+            )
+        if self.max_depth <= 0:
+            raise ValueError(f"max_depth={self.max_depth}: must be > 0")
         if not 0.0 <= self.foreground_rays < 1.0:
             raise ValueError(f"foreground_rays={self.foreground_rays}: must be in [0, 1)")
         if self.views < 2:
@@ -92,13 +109,50 @@ def camera_rays(intrinsics: Tensor, extrinsics: Tensor, size: int) -> tuple[Tens
     return origins, directions
 
 
+def fourier_features(raw: Tensor, octaves: int) -> Tensor:
+    """``(..., C)`` -> ``(..., C * (1 + 2 * octaves))``: the values and their sines and cosines
+    at ``octaves`` doubling frequencies."""
+    scales = 2.0 ** torch.arange(octaves, device=raw.device) * torch.pi  # (L,)
+    angles = raw.unsqueeze(-1) * scales  # (..., C, L)
+    return torch.cat([raw.unsqueeze(-1), angles.sin(), angles.cos()], dim=-1).flatten(-2)
+
+
 def encode_rays(origins: Tensor, directions: Tensor, octaves: int) -> Tensor:
     """``(..., 3)`` origins and directions -> ``(..., 6 * (1 + 2 * octaves))`` features."""
-    raw = torch.cat([origins, directions], dim=-1)  # (..., 6)
-    scales = 2.0 ** torch.arange(octaves, device=raw.device) * torch.pi  # (L,)
-    angles = raw.unsqueeze(-1) * scales  # (..., 6, L)
-    encoded = torch.cat([raw.unsqueeze(-1), angles.sin(), angles.cos()], dim=-1)
-    return encoded.flatten(-2)
+    return fourier_features(torch.cat([origins, directions], dim=-1), octaves)
+
+
+def world_points(
+    origins: Tensor, directions: Tensor, depth: Tensor, forward: Tensor, max_depth: float
+) -> Tensor:
+    """``(B, V, H, W, 3)`` rays, ``(B, V, H, W)`` depth along each camera's optical axis and
+    ``(B, V, 3)`` optical axes -> ``(B, V, H, W, 3)`` the world points the pixels see."""
+    along_axis = torch.einsum("bvhwi,bvi->bvhw", directions, forward)  # cos of the off-axis angle
+    distance = depth.clamp(max=max_depth) / along_axis  # (B, V, H, W), along each ray
+    return origins + distance.unsqueeze(-1) * directions
+
+
+def slot_frames(
+    attention: Tensor, points: Tensor, min_size: float = 0.005
+) -> tuple[Tensor, Tensor]:
+    """``(B, K, N)`` attention (each slot's weights over the inputs, summing to 1) and ``(B, N,
+    3)`` input points -> each slot's position ``(B, K, 3)`` (the weighted mean) and size ``(B,
+    K, 1)`` (the weighted root-mean-square distance from it, at least ``min_size`` metres)."""
+    positions = torch.einsum("bkn,bni->bki", attention, points)
+    spread = points.unsqueeze(1) - positions.unsqueeze(2)  # (B, K, N, 3)
+    variance = torch.einsum("bkn,bkn->bk", attention, spread.pow(2).sum(-1)) / 3
+    return positions, variance.clamp(min=min_size**2).sqrt().unsqueeze(-1)
+
+
+def ray_to_slot(origins: Tensor, directions: Tensor, positions: Tensor, sizes: Tensor) -> Tensor:
+    """``(B, R, 3)`` rays and ``(B, K, 3)`` slot positions with ``(B, K, 1)`` sizes -> ``(B, R,
+    K, 6)``: where each slot lies from each ray, in the slot's size: the offset across the ray
+    (3) and its length (1), the distance along the ray in metres (1), and the log size (1)."""
+    to_slot = positions.unsqueeze(1) - origins.unsqueeze(2)  # (B, R, K, 3)
+    along = (to_slot * directions.unsqueeze(2)).sum(-1, keepdim=True)  # (B, R, K, 1)
+    across = (to_slot - along * directions.unsqueeze(2)) / sizes.unsqueeze(1)  # (B, R, K, 3)
+    log_size = sizes.log().unsqueeze(1).expand_as(along)
+    return torch.cat([across, across.norm(dim=-1, keepdim=True), along, log_size], dim=-1)
 
 
 class SlotAttention(nn.Module):
@@ -117,20 +171,34 @@ class SlotAttention(nn.Module):
             nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width)
         )
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        b, _, w = inputs.shape
+    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, N, W)`` inputs -> ``(B, K, W)`` slots and the last iteration's ``(B, K, N)``
+        attention, each slot's weights over the inputs (summing to 1).
+
+        BO-QSA's training of learned initial slots: the iterations before the last run without
+        gradient, and the last starts from their result with the initial slots' gradient passed
+        straight through (learned initial slots trained through every iteration tend to settle
+        into slots that ignore the scene)."""
+        b = inputs.shape[0]
         inputs = self.norm_inputs(inputs)
         k, v = self.key(inputs), self.value(inputs)  # (B, N, W)
-        slots = self.initial.expand(b, -1, -1)  # (B, K, W)
-        for _ in range(self.iterations):
-            q = self.query(self.norm_slots(slots))  # (B, K, W)
-            logits = torch.einsum("bkw,bnw->bkn", q, k) * w**-0.5
-            attention = logits.softmax(dim=1) + 1e-8  # slots compete for each input
-            attention = attention / attention.sum(-1, keepdim=True)  # weighted mean per slot
-            updates = torch.einsum("bkn,bnw->bkw", attention, v)
-            slots = self.update(updates.reshape(-1, w), slots.reshape(-1, w)).reshape(b, -1, w)
-            slots = slots + self.mlp(slots)
-        return slots
+        initial = self.initial.expand(b, -1, -1)  # (B, K, W)
+        slots = initial
+        with torch.no_grad():
+            for _ in range(self.iterations - 1):
+                slots, _ = self._iterate(slots, k, v)
+        slots = slots.detach() + initial - initial.detach()
+        return self._iterate(slots, k, v)
+
+    def _iterate(self, slots: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        b, _, w = k.shape
+        q = self.query(self.norm_slots(slots))  # (B, K, W)
+        logits = torch.einsum("bkw,bnw->bkn", q, k) * w**-0.5
+        attention = logits.softmax(dim=1) + 1e-8  # slots compete for each input
+        attention = attention / attention.sum(-1, keepdim=True)  # weighted mean per slot
+        updates = torch.einsum("bkn,bnw->bkw", attention, v)
+        slots = self.update(updates.reshape(-1, w), slots.reshape(-1, w)).reshape(b, -1, w)
+        return slots + self.mlp(slots), attention
 
 
 class SlotMixerDecoder(nn.Module):
@@ -167,34 +235,56 @@ class SlotMixerDecoder(nn.Module):
 
 class BroadcastDecoder(nn.Module):
     """Every slot renders every ray: an MLP of (ray, slot) gives a colour and an alpha logit;
-    a softmax over the slots' alphas mixes the colours and is the segmentation."""
+    a softmax over the slots' alphas mixes the colours and is the segmentation. With slot
+    positions (``rgbd``) the MLP also reads where the slot lies from the ray (``ray_to_slot``)."""
 
-    def __init__(self, ray_width: int, width: int) -> None:
+    RELATIVE = 6
+    """Features of ``ray_to_slot``."""
+
+    def __init__(self, ray_width: int, width: int, relative: bool) -> None:
         super().__init__()
         hidden = 2 * width
         self.ray_in = nn.Linear(ray_width, hidden)
         self.slot_in = nn.Linear(width, hidden, bias=False)
+        self.relative_in = nn.Linear(self.RELATIVE, hidden) if relative else None
         self.mlp = nn.Sequential(
             nn.GELU(), nn.Linear(hidden, width), nn.GELU(), nn.Linear(width, 4)
         )
 
-    def forward(self, rays: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, R, ray_width)`` rays and ``(B, K, W)`` slots -> ``(B, R, 3)`` rgb in [0, 1] and
-        ``(B, R, K)`` slot weights."""
+    def forward(
+        self, rays: Tensor, slots: Tensor, relative: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(B, R, ray_width)`` rays, ``(B, K, W)`` slots and (with positions) ``(B, R, K, 6)``
+        ``ray_to_slot`` -> ``(B, R, 3)`` rgb in [0, 1] and ``(B, R, K)`` slot weights."""
         # The first layer of MLP([ray, slot]) split in two: each part computed once.
         hidden = self.ray_in(rays).unsqueeze(2) + self.slot_in(slots).unsqueeze(1)  # (B,R,K,H)
+        if self.relative_in is not None:
+            if relative is None:
+                raise ValueError("this decoder renders relative to slot positions: pass them")
+            hidden = hidden + self.relative_in(relative)
         out = self.mlp(hidden)  # (B, R, K, 4)
         weights = out[..., 3].softmax(-1)  # (B, R, K)
         rgb = torch.einsum("brk,brkc->brc", weights, torch.sigmoid(out[..., :3]))  # (B, R, 3)
         return rgb, weights
 
 
+@dataclass
+class Scene:
+    """What the encoder reads out of some posed views: ``(B, K, W)`` slots and, with ``rgbd``,
+    each slot's world position ``(B, K, 3)`` and size ``(B, K, 1)`` in metres."""
+
+    slots: Tensor
+    positions: Tensor | None = None
+    sizes: Tensor | None = None
+
+
 @register
 class OSRTEncoder(SensorEncoder):
-    """Posed views (``rgb``, ``intrinsics``, ``extrinsics``) -> ``(B, slots, dim)``."""
+    """Posed views (``rgb``, ``intrinsics``, ``extrinsics``; ``depth`` with ``rgbd``) ->
+    ``(B, slots, dim)``."""
 
     name = "osrt"
-    inputs = (keys.RGB, keys.INTRINSICS, keys.EXTRINSICS)
+    inputs = (keys.RGB, keys.DEPTH, keys.INTRINSICS, keys.EXTRINSICS)
     config_class = OSRTConfig
 
     def __init__(self, config: OSRTConfig) -> None:
@@ -202,9 +292,10 @@ class OSRTEncoder(SensorEncoder):
         self.config: OSRTConfig
         w = config.width
         ray_width = 6 * (1 + 2 * config.octaves)
+        point_width = 3 * (1 + 2 * config.octaves) if config.rgbd else 0
         last_stride = config.patch_size // 4
-        self.cnn = nn.Sequential(  # (3 + rays) x S x S -> W x S/p x S/p
-            nn.Conv2d(3 + ray_width, 64, 3, padding=1),
+        self.cnn = nn.Sequential(  # (3 + rays + points) x S x S -> W x S/p x S/p
+            nn.Conv2d(3 + ray_width + point_width, 64, 1),  # per pixel: the costly resolution
             nn.GELU(),
             nn.Conv2d(64, 96, 3, stride=2, padding=1),
             nn.GELU(),
@@ -222,7 +313,7 @@ class OSRTEncoder(SensorEncoder):
         self.decoder: nn.Module = (
             SlotMixerDecoder(ray_width, w, config.heads)
             if config.decoder == "slot_mixer"
-            else BroadcastDecoder(ray_width, w)
+            else BroadcastDecoder(ray_width, w, relative=config.rgbd)
         )
         self.project = nn.Linear(w, config.dim)
 
@@ -230,35 +321,63 @@ class OSRTEncoder(SensorEncoder):
     def n_tokens(self) -> int:
         return self.config.slots
 
-    def _rays(self, batch: Batch) -> Tensor:
-        """``(B, V, H, W, R)`` encoded rays of every pixel of every view in the batch."""
-        origins, directions = camera_rays(
+    def _camera_rays(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """``(B, V, H, W, 3)`` origins and directions of every pixel's ray."""
+        return camera_rays(
             batch[keys.INTRINSICS].float(), batch[keys.EXTRINSICS].float(), self.config.image_size
         )
-        return encode_rays(origins, directions, self.config.octaves)
 
-    def slots(self, batch: Batch, views: list[int] | None = None) -> Tensor:
-        """``(B, K, width)`` slots of the scene seen from ``views`` (all when None)."""
+    def scene(self, batch: Batch, views: list[int] | None = None) -> Scene:
+        """The slots (and with ``rgbd`` their positions) of the scene seen from ``views`` (all
+        when None)."""
         rgb = batch[keys.RGB]
         views = list(range(rgb.shape[1])) if views is None else views
-        rays = self._rays(batch)[:, views]  # (B, v, H, W, R)
-        b, v, h, w, r = rays.shape
-        pixels = images_to_pixels(rgb[:, views])  # (Bv, 3, H, W)
-        inputs = torch.cat([pixels, rays.reshape(b * v, h, w, r).permute(0, 3, 1, 2)], dim=1)
-        grid = self.cnn(inputs)  # (Bv, W, h/p, w/p)
+        origins, directions = (x[:, views] for x in self._camera_rays(batch))
+        rays = encode_rays(origins, directions, self.config.octaves)  # (B, v, H, W, R)
+        b = rays.shape[0]
+        features = [images_to_pixels(rgb[:, views]), self._channels(rays)]  # (Bv, C, H, W)
+        points = None
+        if self.config.rgbd:
+            forward = batch[keys.EXTRINSICS][:, views, :3, 2].float()  # optical axes (B, v, 3)
+            depth = batch[keys.DEPTH][:, views].float()
+            points = world_points(origins, directions, depth, forward, self.config.max_depth)
+            features.append(self._channels(fourier_features(points, self.config.octaves)))
+        grid = self.cnn(torch.cat(features, dim=1))  # (Bv, W, h/p, w/p)
         tokens = grid.flatten(2).transpose(1, 2).reshape(b, -1, grid.shape[1])  # (B, v*P, W)
-        return self.slot_attention(self.transformer(tokens))  # (B, K, W)
+        slots, attention = self.slot_attention(self.transformer(tokens))  # (B,K,W), (B,K,v*P)
+        if points is None:
+            return Scene(slots)
+        patch = self.config.patch_size
+        token_points = F.avg_pool2d(self._channels(points), patch)  # (Bv, 3, h/p, w/p)
+        token_points = token_points.flatten(2).transpose(1, 2).reshape(b, -1, 3)  # (B, v*P, 3)
+        positions, sizes = slot_frames(attention, token_points)
+        return Scene(slots, positions, sizes)
+
+    @staticmethod
+    def _channels(per_pixel: Tensor) -> Tensor:
+        """``(B, V, H, W, C)`` -> ``(B*V, C, H, W)``."""
+        b, v, h, w, c = per_pixel.shape
+        return per_pixel.reshape(b * v, h, w, c).permute(0, 3, 1, 2)
 
     def forward(self, batch: Batch) -> Tensor:
-        return self.project(self.slots(batch))  # (B, K, D)
+        return self.project(self.scene(batch).slots)  # (B, K, D)
+
+    def decode(self, scene: Scene, origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, R, 3)`` rays rendered from ``scene``: ``(B, R, 3)`` rgb and ``(B, R, K)`` slot
+        weights."""
+        rays = encode_rays(origins, directions, self.config.octaves)
+        if scene.positions is None or scene.sizes is None:
+            return self.decoder(rays, scene.slots)
+        relative = ray_to_slot(origins, directions, scene.positions, scene.sizes)
+        return self.decoder(rays, scene.slots, relative)
 
     def render(self, batch: Batch, input_views: list[int], view: int) -> tuple[Tensor, Tensor]:
         """The whole of ``view`` rendered from the slots of ``input_views``: ``(B, H, W, 3)``
         rgb and ``(B, H, W, K)`` slot weights."""
-        slots = self.slots(batch, input_views)
-        rays = self._rays(batch)[:, view]  # (B, H, W, R)
-        b, h, w, r = rays.shape
-        rgb, weights = self.decoder(rays.reshape(b, h * w, r), slots)
+        scene = self.scene(batch, input_views)
+        origins, directions = (x[:, view] for x in self._camera_rays(batch))  # (B, H, W, 3)
+        b, h, w, _ = origins.shape
+        rgb, weights = self.decode(scene, origins.reshape(b, -1, 3), directions.reshape(b, -1, 3))
         return rgb.reshape(b, h, w, 3), weights.reshape(b, h, w, -1)
 
     def _target_pixels(self, segmentation: Tensor) -> Tensor:
@@ -280,16 +399,14 @@ class OSRTEncoder(SensorEncoder):
         on colour."""
         v = batch[keys.RGB].shape[1]
         held_back = int(torch.randint(v, (1,)))
-        inputs = [i for i in range(v) if i != held_back]
-        slots = self.slots(batch, inputs)
-        rays = self._rays(batch)[:, held_back]  # (B, H, W, R)
-        b, h, w, r = rays.shape
-        pick = self._target_pixels(batch[keys.SEGMENTATION][:, held_back].reshape(b, h * w))
-        chosen = rays.reshape(b, h * w, r).gather(1, pick.unsqueeze(-1).expand(-1, -1, r))
-        truth = batch[keys.RGB][:, held_back].reshape(b, h * w, 3).float() / 255.0
-        target = truth.gather(1, pick.unsqueeze(-1).expand(-1, -1, 3))  # (B, T, 3)
-        rgb, _ = self.decoder(chosen, slots)
-        return F.mse_loss(rgb, target)
+        scene = self.scene(batch, [i for i in range(v) if i != held_back])
+        origins, directions = (x[:, held_back].flatten(1, 2) for x in self._camera_rays(batch))
+        b, pixels, _ = origins.shape  # (B, H*W, 3)
+        pick = self._target_pixels(batch[keys.SEGMENTATION][:, held_back].reshape(b, pixels))
+        index = pick.unsqueeze(-1).expand(-1, -1, 3)  # (B, T, 3)
+        truth = batch[keys.RGB][:, held_back].reshape(b, pixels, 3).float() / 255.0
+        rgb, _ = self.decode(scene, origins.gather(1, index), directions.gather(1, index))
+        return F.mse_loss(rgb, truth.gather(1, index))
 
     @torch.no_grad()
     def eval_metrics(self, batch: Batch) -> dict[str, float]:

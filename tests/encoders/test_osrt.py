@@ -9,7 +9,14 @@ import torch
 
 import envs  # noqa: F401  (registers the environments)
 from encoders import load_encoder, make_encoder
-from encoders.osrt import adjusted_rand_index, camera_rays, foreground_ari
+from encoders.osrt import (
+    adjusted_rand_index,
+    camera_rays,
+    foreground_ari,
+    ray_to_slot,
+    slot_frames,
+    world_points,
+)
 from envs import keys
 
 SIZE = 32
@@ -35,13 +42,13 @@ def test_camera_rays_start_at_the_camera_and_hit_what_depth_says(batch):
     # Every pixel on an object: its ray, followed to the depth the camera measured (along the
     # optical axis), lands on that object: beyond its cube's half diagonal from the centre by
     # at most about a pixel's footprint at 32 px (1-2 cm; a wrong ray model misses by tens).
+    forward = batch[keys.EXTRINSICS][:, :, :3, 2].float()  # the cameras' +z, world frame
+    points = world_points(origins, directions, batch[keys.DEPTH].float(), forward, 3.0)
     excess = []
     for view in range(3):
-        forward = batch[keys.EXTRINSICS][0, view, :3, 2].float()  # the camera's +z, world frame
-        seg, depth = batch[keys.SEGMENTATION][0, view], batch[keys.DEPTH][0, view].float()
+        seg = batch[keys.SEGMENTATION][0, view]
         for y, x in np.argwhere(seg.numpy() > 0):
-            ray = directions[0, view, y, x]
-            point = origins[0, view, y, x] + depth[y, x] / (ray @ forward) * ray
+            point = points[0, view, y, x]
             row = batch[keys.OBJECTS][0, int(seg[y, x]) - 1].float()
             centre, size = row[keys.OBJECT_POSITION], float(row[keys.OBJECT_SIZE][0])
             excess.append(float((point - centre).norm()) - 0.87 * size)
@@ -76,6 +83,48 @@ def test_novel_view_pretraining_lowers_the_loss_and_reports_psnr_and_ari(batch):
     after = encoder.eval_metrics(batch)
     assert after["psnr"] > before["psnr"]
     assert -1.0 <= after["fg_ari"] <= 1.0
+
+
+def test_slot_frames_are_the_attended_points_mean_and_spread():
+    points = torch.tensor([[[0.0, 0, 0], [0.3, 0, 0], [0.0, 0.6, 0]]])  # (1, 3, 3)
+    attention = torch.tensor([[[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]])  # (1, 2, 3)
+    positions, sizes = slot_frames(attention, points, min_size=0.01)
+    assert torch.allclose(positions, torch.tensor([[[0.15, 0, 0], [0.0, 0.6, 0]]]))
+    # rms distance per axis: 0.15 along x over three axes; a slot on one point keeps min_size
+    assert torch.allclose(sizes, torch.tensor([[[0.15 / 3**0.5], [0.01]]]))
+
+
+def test_ray_to_slot_measures_across_the_ray_in_slot_sizes_and_along_it_in_metres():
+    origins = torch.zeros(1, 2, 3)
+    directions = torch.tensor([[[0.0, 0, 1], [1.0, 0, 0]]])  # (1, R=2, 3)
+    positions = torch.tensor([[[0.0, 0.1, 2.0]]])  # (1, K=1, 3)
+    sizes = torch.tensor([[[0.05]]])
+    relative = ray_to_slot(origins, directions, positions, sizes)  # (1, 2, 1, 6)
+    assert relative.shape == (1, 2, 1, 6)
+    assert torch.allclose(relative[0, 0, 0, :5], torch.tensor([0.0, 2.0, 0, 2.0, 2.0]))
+    # the second ray runs along x: the slot lies wholly across it, none of it ahead
+    assert torch.allclose(relative[0, 1, 0, :3], torch.tensor([0.0, 2.0, 40.0]))
+    assert float(relative[0, 1, 0, 3]) == pytest.approx(1604**0.5)
+    assert float(relative[0, 1, 0, 4]) == pytest.approx(0.0)
+    assert torch.allclose(relative[..., 5], torch.tensor(0.05).log())
+
+
+def test_rgbd_slots_have_positions_in_the_scene_and_render(batch):
+    encoder = make_encoder("osrt", **{**TINY, "rgbd": True, "decoder": "broadcast"})
+    scene = encoder.scene(batch, [0, 1])
+    assert scene.positions is not None and scene.sizes is not None
+    assert scene.positions.shape == (4, 4, 3) and scene.sizes.shape == (4, 4, 1)
+    # Each position is a mean of points the two views see, clamped at max_depth from a camera.
+    cameras = batch[keys.EXTRINSICS][:, :2, :3, 3].float()  # (B, 2, 3)
+    reach = (scene.positions.unsqueeze(2) - cameras.unsqueeze(1)).norm(dim=-1).min(-1).values
+    assert (reach < 3.0 * 1.5).all()
+    rgb, weights = encoder.render(batch, [0, 1], 2)
+    assert rgb.shape == (4, SIZE, SIZE, 3) and weights.shape == (4, SIZE, SIZE, 4)
+    assert torch.allclose(weights.sum(-1), torch.ones(1), atol=1e-5)
+    loss = encoder.pretrain_loss(batch)
+    loss.backward()
+    assert encoder.decoder.relative_in.weight.grad.abs().sum() > 0
+    assert encoder.slot_attention.initial.grad.abs().sum() > 0  # straight through (BO-QSA)
 
 
 def test_adjusted_rand_index():
@@ -127,3 +176,5 @@ def test_bad_osrt_options_name_the_field():
         make_encoder("osrt", **{**TINY, "foreground_rays": 1.0})
     with pytest.raises(ValueError, match="patch_size=16: must be 4 or 8"):
         make_encoder("osrt", **{**TINY, "patch_size": 16})
+    with pytest.raises(ValueError, match="rgbd=True with decoder='slot_mixer'"):
+        make_encoder("osrt", **{**TINY, "rgbd": True})

@@ -134,14 +134,15 @@ def test_pretrain_encoders_smoke(tmp_path):
         assert row["metrics"]["step"] == 4 and row["metrics"]["eval_loss"] > 0
     measures = {r["encoder"]: set(r["metrics"]) for r in rows}
     assert {"psnr", "fg_ari"} <= measures["osrt"] and "cer" in measures["audio"]
-    assert "| osrt | 4 |" in (tmp_path / "pretrain_encoders.md").read_text()
+    assert f"| osrt | {data} | 4 |" in (tmp_path / "pretrain_encoders.md").read_text()
 
     # Tabulating one encoder again re-reads its run and keeps the other encoders' rows.
     table = tmp_path / "pretrain_encoders.json"
     results = json.loads(table.read_text())
     for row in results["rows"]:
         row["metrics"]["step"] = -1
-    del results["rows"][0]["commit"]  # as the rows written before rows had commits
+    del results["rows"][0]["commit"]  # as the rows written before rows had commits and data
+    del results["rows"][0]["data"]
     results["machine"]["commit"] = "earlier"
     table.write_text(json.dumps(results))
     run = run_script(
@@ -158,6 +159,7 @@ def test_pretrain_encoders_smoke(tmp_path):
     assert [r["encoder"] for r in rows] == ["vit", "object_centric", "region", "osrt", "audio"]
     assert [r["metrics"]["step"] for r in rows] == [-1, -1, -1, -1, 4]
     assert rows[0]["commit"] == "earlier", "an old row keeps its table's commit"
+    assert rows[0]["data"] == "data/tabletop", "and the data of those tables"
     assert "| earlier |" in (tmp_path / "pretrain_encoders.md").read_text()
 
 
