@@ -9,10 +9,9 @@ at low data. Posed views -> K slots, one token each.
   the same scene always gives the same slots, trained as BO-QSA does: Jia et al., 2023).
 - **RGB-D** (``rgbd=True``, beyond OSRT, which reads RGB only): every pixel also gets its world
   point from the depth the camera measured; each slot gets a position and a size (the mean and
-  spread of the points it attends to) and the spatial-broadcast decoder sees each ray relative to
-  each slot's position, as Invariant Slot Attention does in 2D (Biza et al., 2023). A slot then
-  has only to say what it looks like, not where it is, which is what lets the slots separate the
-  cubes within the hour of CPU pretraining here.
+  spread of the points it attends to), reads its inputs relative to them, and the
+  spatial-broadcast decoder sees each ray relative to them: Invariant Slot Attention (Biza et
+  al., 2023) in 3D. A slot then has only to say what it looks like, not where it is.
 - **Slot Mixer decoder** (OSRT's fast decoder): for a query ray, a small transformer attends
   from the ray to the slots, a softmax over slots gives the ray's slot weights, the weighted slot
   mix and the ray render the ray's colour. The weights are the decoder's segmentation: their
@@ -25,6 +24,7 @@ reports PSNR and foreground ARI.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,10 +155,26 @@ def ray_to_slot(origins: Tensor, directions: Tensor, positions: Tensor, sizes: T
     return torch.cat([across, across.norm(dim=-1, keepdim=True), along, log_size], dim=-1)
 
 
-class SlotAttention(nn.Module):
-    """K slots compete for the input features over a few iterations (Locatello et al.)."""
+@dataclass
+class Scene:
+    """What slot attention reads out of a scene: ``(B, K, W)`` slots and, when the inputs have
+    world points (``rgbd``), each slot's position ``(B, K, 3)`` and size ``(B, K, 1)`` in
+    metres: the mean and spread of the points it attends to."""
 
-    def __init__(self, width: int, slots: int, iterations: int) -> None:
+    slots: Tensor
+    positions: Tensor | None = None
+    sizes: Tensor | None = None
+
+
+class SlotAttention(nn.Module):
+    """K slots compete for the input features over a few iterations (Locatello et al.).
+
+    With input points (``positional``: Invariant Slot Attention, Biza et al., 2023, in 3D) each
+    slot also has a position and a size, re-estimated every iteration from the points it attends
+    to, and reads its keys and values relative to them: a slot matches "something like me near
+    me", which binds it to one object rather than to a region of the views."""
+
+    def __init__(self, width: int, slots: int, iterations: int, positional: bool = False) -> None:
         super().__init__()
         self.iterations = iterations
         self.initial = nn.Parameter(torch.randn(slots, width) * width**-0.5)
@@ -170,35 +186,78 @@ class SlotAttention(nn.Module):
         self.mlp = nn.Sequential(
             nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width)
         )
+        self.positional = positional
+        if positional:
+            # Initial frames: offsets (metres) from the centre of the input points, and sizes.
+            self.initial_offsets = nn.Parameter(torch.randn(slots, 3) * 0.1)
+            self.initial_log_sizes = nn.Parameter(torch.full((slots, 1), math.log(0.1)))
+            self.relative = nn.Linear(3, width)
+            self.key_mlp = nn.Sequential(
+                nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width)
+            )
+            self.value_mlp = nn.Sequential(
+                nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width)
+            )
 
-    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, N, W)`` inputs -> ``(B, K, W)`` slots and the last iteration's ``(B, K, N)``
-        attention, each slot's weights over the inputs (summing to 1).
+    def forward(self, inputs: Tensor, points: Tensor | None = None) -> Scene:
+        """``(B, N, W)`` inputs (and with ``positional`` their ``(B, N, 3)`` world points) ->
+        the scene's slots (and their positions and sizes).
 
-        BO-QSA's training of learned initial slots: the iterations before the last run without
-        gradient, and the last starts from their result with the initial slots' gradient passed
-        straight through (learned initial slots trained through every iteration tend to settle
-        into slots that ignore the scene)."""
+        BO-QSA's training of learned initial slots (Jia et al., 2023): the iterations before
+        the last run without gradient, and the last starts from their result with the initial
+        slots' gradient passed straight through (learned initial slots trained through every
+        iteration tend to settle into slots that ignore the scene)."""
+        if self.positional != (points is not None):
+            raise ValueError(
+                f"positional={self.positional} slot attention: points must be "
+                f"{'given' if self.positional else 'None'}"
+            )
         b = inputs.shape[0]
         inputs = self.norm_inputs(inputs)
         k, v = self.key(inputs), self.value(inputs)  # (B, N, W)
-        initial = self.initial.expand(b, -1, -1)  # (B, K, W)
-        slots = initial
+        initial = Scene(self.initial.expand(b, -1, -1))  # (B, K, W)
+        if points is not None:
+            centre = points.mean(1, keepdim=True)  # (B, 1, 3)
+            initial.positions = centre + self.initial_offsets  # (B, K, 3)
+            initial.sizes = self.initial_log_sizes.exp().expand(b, -1, -1)  # (B, K, 1)
+        scene = initial
         with torch.no_grad():
             for _ in range(self.iterations - 1):
-                slots, _ = self._iterate(slots, k, v)
-        slots = slots.detach() + initial - initial.detach()
-        return self._iterate(slots, k, v)
+                scene = self._iterate(scene, k, v, points)
+        return self._iterate(_straight_through(scene, initial), k, v, points)
 
-    def _iterate(self, slots: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def _iterate(self, scene: Scene, k: Tensor, v: Tensor, points: Tensor | None) -> Scene:
         b, _, w = k.shape
-        q = self.query(self.norm_slots(slots))  # (B, K, W)
-        logits = torch.einsum("bkw,bnw->bkn", q, k) * w**-0.5
+        q = self.query(self.norm_slots(scene.slots))  # (B, K, W)
+        if points is None or scene.positions is None or scene.sizes is None:
+            logits = torch.einsum("bkw,bnw->bkn", q, k) * w**-0.5
+        else:  # keys and values as seen from each slot's frame
+            offsets = points.unsqueeze(1) - scene.positions.unsqueeze(2)  # (B, K, N, 3)
+            relative = self.relative(offsets / scene.sizes.unsqueeze(2))  # (B, K, N, W)
+            k = self.key_mlp(k.unsqueeze(1) + relative)  # (B, K, N, W)
+            v = self.value_mlp(v.unsqueeze(1) + relative)
+            logits = torch.einsum("bkw,bknw->bkn", q, k) * w**-0.5
         attention = logits.softmax(dim=1) + 1e-8  # slots compete for each input
         attention = attention / attention.sum(-1, keepdim=True)  # weighted mean per slot
-        updates = torch.einsum("bkn,bnw->bkw", attention, v)
-        slots = self.update(updates.reshape(-1, w), slots.reshape(-1, w)).reshape(b, -1, w)
-        return slots + self.mlp(slots), attention
+        pattern = "bkn,bnw->bkw" if v.dim() == 3 else "bkn,bknw->bkw"
+        updates = torch.einsum(pattern, attention, v)
+        slots = self.update(updates.reshape(-1, w), scene.slots.reshape(-1, w)).reshape(b, -1, w)
+        slots = slots + self.mlp(slots)
+        if points is None:
+            return Scene(slots)
+        positions, sizes = slot_frames(attention, points)
+        return Scene(slots, positions, sizes)
+
+
+def _straight_through(scene: Scene, initial: Scene) -> Scene:
+    """``scene``'s values with ``initial``'s gradient (BO-QSA)."""
+    slots = scene.slots.detach() + initial.slots - initial.slots.detach()
+    if scene.positions is None or scene.sizes is None:
+        return Scene(slots)
+    assert initial.positions is not None and initial.sizes is not None
+    positions = scene.positions.detach() + initial.positions - initial.positions.detach()
+    sizes = scene.sizes.detach() + initial.sizes - initial.sizes.detach()
+    return Scene(slots, positions, sizes)
 
 
 class SlotMixerDecoder(nn.Module):
@@ -268,16 +327,6 @@ class BroadcastDecoder(nn.Module):
         return rgb, weights
 
 
-@dataclass
-class Scene:
-    """What the encoder reads out of some posed views: ``(B, K, W)`` slots and, with ``rgbd``,
-    each slot's world position ``(B, K, 3)`` and size ``(B, K, 1)`` in metres."""
-
-    slots: Tensor
-    positions: Tensor | None = None
-    sizes: Tensor | None = None
-
-
 @register
 class OSRTEncoder(SensorEncoder):
     """Posed views (``rgb``, ``intrinsics``, ``extrinsics``; ``depth`` with ``rgbd``) ->
@@ -309,7 +358,9 @@ class OSRTEncoder(SensorEncoder):
         self.transformer = nn.TransformerEncoder(
             layer, config.encoder_layers, enable_nested_tensor=False
         )
-        self.slot_attention = SlotAttention(w, config.slots, config.slot_iterations)
+        self.slot_attention = SlotAttention(
+            w, config.slots, config.slot_iterations, positional=config.rgbd
+        )
         self.decoder: nn.Module = (
             SlotMixerDecoder(ray_width, w, config.heads)
             if config.decoder == "slot_mixer"
@@ -344,14 +395,11 @@ class OSRTEncoder(SensorEncoder):
             features.append(self._channels(fourier_features(points, self.config.octaves)))
         grid = self.cnn(torch.cat(features, dim=1))  # (Bv, W, h/p, w/p)
         tokens = grid.flatten(2).transpose(1, 2).reshape(b, -1, grid.shape[1])  # (B, v*P, W)
-        slots, attention = self.slot_attention(self.transformer(tokens))  # (B,K,W), (B,K,v*P)
-        if points is None:
-            return Scene(slots)
-        patch = self.config.patch_size
-        token_points = F.avg_pool2d(self._channels(points), patch)  # (Bv, 3, h/p, w/p)
-        token_points = token_points.flatten(2).transpose(1, 2).reshape(b, -1, 3)  # (B, v*P, 3)
-        positions, sizes = slot_frames(attention, token_points)
-        return Scene(slots, positions, sizes)
+        token_points = None
+        if points is not None:  # each token's point: the mean of its patch's pixels' points
+            pooled = F.avg_pool2d(self._channels(points), self.config.patch_size)
+            token_points = pooled.flatten(2).transpose(1, 2).reshape(b, -1, 3)  # (B, v*P, 3)
+        return self.slot_attention(self.transformer(tokens), token_points)
 
     @staticmethod
     def _channels(per_pixel: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ import torch
 import envs  # noqa: F401  (registers the environments)
 from encoders import load_encoder, make_encoder
 from encoders.osrt import (
+    SlotAttention,
     adjusted_rand_index,
     camera_rays,
     foreground_ari,
@@ -125,6 +126,22 @@ def test_rgbd_slots_have_positions_in_the_scene_and_render(batch):
     loss.backward()
     assert encoder.decoder.relative_in.weight.grad.abs().sum() > 0
     assert encoder.slot_attention.initial.grad.abs().sum() > 0  # straight through (BO-QSA)
+
+
+def test_positional_slot_attention_moves_with_the_scene():
+    """Invariant Slot Attention: the slots read their inputs relative to their own frames, so
+    moving every point by the same offset moves the slots' positions by it and nothing else."""
+    torch.manual_seed(0)
+    attention = SlotAttention(16, slots=3, iterations=3, positional=True)
+    inputs, points = torch.randn(2, 10, 16), torch.randn(2, 10, 3)
+    shift = torch.tensor([0.5, -1.0, 2.0])
+    scene, moved = attention(inputs, points), attention(inputs, points + shift)
+    assert scene.positions is not None and moved.positions is not None
+    assert torch.allclose(moved.positions, scene.positions + shift, atol=1e-4)
+    assert torch.allclose(moved.slots, scene.slots, atol=1e-4)
+    assert torch.allclose(moved.sizes, scene.sizes, atol=1e-4)
+    with pytest.raises(ValueError, match="points must be given"):
+        attention(inputs)
 
 
 def test_adjusted_rand_index():
