@@ -59,7 +59,8 @@ class OSRTConfig(EncoderConfig):
     uniform rays barely see them). The simulator's masks choose only where the loss looks,
     never which slot a pixel belongs to: the decomposition stays unsupervised. 0: uniform."""
     patch_size: int = 8
-    """Pixels per side of the encoder's patch tokens (4 or 8): a cube spans ~4 px here."""
+    """Pixels per side of the encoder's patch tokens (2, 4 or 8): a cube spans ~4 px in the
+    default views, ~6 in the narrowed ones."""
     rgbd: bool = False
     """Read depth too: world points as inputs, slots with positions, the decoder relative to
     them (needs the ``broadcast`` decoder)."""
@@ -73,8 +74,8 @@ class OSRTConfig(EncoderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.patch_size not in (4, 8):
-            raise ValueError(f"patch_size={self.patch_size}: must be 4 or 8")
+        if self.patch_size not in (2, 4, 8):
+            raise ValueError(f"patch_size={self.patch_size}: must be 2, 4 or 8")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size={self.image_size}: must be a multiple of patch_size={self.patch_size}"
@@ -147,12 +148,14 @@ def slot_frames(
 def ray_to_slot(origins: Tensor, directions: Tensor, positions: Tensor, sizes: Tensor) -> Tensor:
     """``(B, R, 3)`` rays and ``(B, K, 3)`` slot positions with ``(B, K, 1)`` sizes -> ``(B, R,
     K, 6)``: where each slot lies from each ray, in the slot's size: the offset across the ray
-    (3) and its length (1), the distance along the ray in metres (1), and the log size (1)."""
+    (3) and its squared length (1), the distance along the ray in metres (1), and the log size
+    (1)."""
     to_slot = positions.unsqueeze(1) - origins.unsqueeze(2)  # (B, R, K, 3)
     along = (to_slot * directions.unsqueeze(2)).sum(-1, keepdim=True)  # (B, R, K, 1)
     across = (to_slot - along * directions.unsqueeze(2)) / sizes.unsqueeze(1)  # (B, R, K, 3)
     log_size = sizes.log().unsqueeze(1).expand_as(along)
-    return torch.cat([across, across.norm(dim=-1, keepdim=True), along, log_size], dim=-1)
+    miss = across.pow(2).sum(-1, keepdim=True)
+    return torch.cat([across, miss, along, log_size], dim=-1)
 
 
 @dataclass
@@ -164,15 +167,18 @@ class Scene:
     slots: Tensor
     positions: Tensor | None = None
     sizes: Tensor | None = None
+    colours: Tensor | None = None
+    """``(B, K, 3)`` each slot's mean colour (0-1), with positions."""
 
 
 class SlotAttention(nn.Module):
     """K slots compete for the input features over a few iterations (Locatello et al.).
 
-    With input points (``positional``: Invariant Slot Attention, Biza et al., 2023, in 3D) each
-    slot also has a position and a size, re-estimated every iteration from the points it attends
-    to, and reads its keys and values relative to them: a slot matches "something like me near
-    me", which binds it to one object rather than to a region of the views."""
+    With input points (``positional``) each slot is also a blob in the world: a position and a
+    size, re-estimated every iteration from the points it attends to (as Invariant Slot
+    Attention's, Biza et al., 2023, in 3D), and an input's affinity to a slot adds the log
+    density of its point under the slot's Gaussian to the feature match: a slot takes
+    "something like me near me", an EM step of a mixture over points and features."""
 
     def __init__(self, width: int, slots: int, iterations: int, positional: bool = False) -> None:
         super().__init__()
@@ -188,76 +194,104 @@ class SlotAttention(nn.Module):
         )
         self.positional = positional
         if positional:
-            # Initial frames: offsets (metres) from the centre of the input points, and sizes.
-            self.initial_offsets = nn.Parameter(torch.randn(slots, 3) * 0.1)
-            self.initial_log_sizes = nn.Parameter(torch.full((slots, 1), math.log(0.1)))
-            self.relative = nn.Linear(3, width)
-            self.key_mlp = nn.Sequential(
-                nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width)
-            )
-            self.value_mlp = nn.Sequential(
-                nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width)
-            )
+            self.seed = nn.Linear(width, width)  # initial slots from the tokens they start on
+            self.initial_log_sizes = nn.Parameter(torch.full((slots, 1), math.log(0.05)))
+            self.log_colour_spread = nn.Parameter(torch.tensor(math.log(0.1)))
 
-    def forward(self, inputs: Tensor, points: Tensor | None = None) -> Scene:
-        """``(B, N, W)`` inputs (and with ``positional`` their ``(B, N, 3)`` world points) ->
-        the scene's slots (and their positions and sizes).
+    def forward(
+        self, inputs: Tensor, points: Tensor | None = None, colours: Tensor | None = None
+    ) -> Scene:
+        """``(B, N, W)`` inputs (and with ``positional`` their ``(B, N, 3)`` world points and
+        colours) -> the scene's slots (and their positions, sizes and colours).
 
         BO-QSA's training of learned initial slots (Jia et al., 2023): the iterations before
         the last run without gradient, and the last starts from their result with the initial
         slots' gradient passed straight through (learned initial slots trained through every
         iteration tend to settle into slots that ignore the scene)."""
-        if self.positional != (points is not None):
+        if self.positional != (points is not None and colours is not None):
             raise ValueError(
-                f"positional={self.positional} slot attention: points must be "
+                f"positional={self.positional} slot attention: points and colours must be "
                 f"{'given' if self.positional else 'None'}"
             )
         b = inputs.shape[0]
         inputs = self.norm_inputs(inputs)
         k, v = self.key(inputs), self.value(inputs)  # (B, N, W)
         initial = Scene(self.initial.expand(b, -1, -1))  # (B, K, W)
-        if points is not None:
-            centre = points.mean(1, keepdim=True)  # (B, 1, 3)
-            initial.positions = centre + self.initial_offsets  # (B, K, 3)
+        if points is not None and colours is not None:
+            # Each slot starts on an input of its own colour: farthest-point sampling in colour
+            # (a cube's few tokens are far in colour from the table's many).
+            start = farthest_points(colours, self.initial.shape[0])  # (B, K)
+            initial.slots = initial.slots + self.seed(_take(inputs, start))
+            initial.positions, initial.colours = _take(points, start), _take(colours, start)
             initial.sizes = self.initial_log_sizes.exp().expand(b, -1, -1)  # (B, K, 1)
         scene = initial
         with torch.no_grad():
             for _ in range(self.iterations - 1):
-                scene = self._iterate(scene, k, v, points)
-        return self._iterate(_straight_through(scene, initial), k, v, points)
+                scene = self._iterate(scene, k, v, points, colours)
+        return self._iterate(_straight_through(scene, initial), k, v, points, colours)
 
-    def _iterate(self, scene: Scene, k: Tensor, v: Tensor, points: Tensor | None) -> Scene:
+    def _iterate(
+        self, scene: Scene, k: Tensor, v: Tensor, points: Tensor | None, colours: Tensor | None
+    ) -> Scene:
         b, _, w = k.shape
         q = self.query(self.norm_slots(scene.slots))  # (B, K, W)
-        if points is None or scene.positions is None or scene.sizes is None:
-            logits = torch.einsum("bkw,bnw->bkn", q, k) * w**-0.5
-        else:  # keys and values as seen from each slot's frame
+        logits = torch.einsum("bkw,bnw->bkn", q, k) * w**-0.5
+        if points is not None and colours is not None:
+            assert scene.positions is not None and scene.sizes is not None
+            assert scene.colours is not None
+            # Each slot is also a Gaussian blob in the world and in colour: the log density of
+            # every input under it joins the feature match (an EM step of a mixture).
             offsets = points.unsqueeze(1) - scene.positions.unsqueeze(2)  # (B, K, N, 3)
-            relative = self.relative(offsets / scene.sizes.unsqueeze(2))  # (B, K, N, W)
-            k = self.key_mlp(k.unsqueeze(1) + relative)  # (B, K, N, W)
-            v = self.value_mlp(v.unsqueeze(1) + relative)
-            logits = torch.einsum("bkw,bknw->bkn", q, k) * w**-0.5
+            distance = offsets.pow(2).sum(-1) / scene.sizes.pow(2)  # (B, K, N), in sizes
+            shades = colours.unsqueeze(1) - scene.colours.unsqueeze(2)  # (B, K, N, 3)
+            shade = shades.pow(2).sum(-1) / (2 * self.log_colour_spread).exp()  # (B, K, N)
+            logits = logits - 0.5 * (distance + shade) - 3 * scene.sizes.log()
         attention = logits.softmax(dim=1) + 1e-8  # slots compete for each input
         attention = attention / attention.sum(-1, keepdim=True)  # weighted mean per slot
-        pattern = "bkn,bnw->bkw" if v.dim() == 3 else "bkn,bknw->bkw"
-        updates = torch.einsum(pattern, attention, v)
+        updates = torch.einsum("bkn,bnw->bkw", attention, v)
         slots = self.update(updates.reshape(-1, w), scene.slots.reshape(-1, w)).reshape(b, -1, w)
         slots = slots + self.mlp(slots)
-        if points is None:
+        if points is None or colours is None:
             return Scene(slots)
         positions, sizes = slot_frames(attention, points)
-        return Scene(slots, positions, sizes)
+        return Scene(slots, positions, sizes, torch.einsum("bkn,bni->bki", attention, colours))
+
+
+def farthest_points(values: Tensor, count: int) -> Tensor:
+    """``(B, N, C)`` -> ``(B, count)`` indices: first the input farthest from the mean, then
+    each time the one farthest from all chosen so far."""
+    nearest = (values - values.mean(1, keepdim=True)).pow(2).sum(-1)  # (B, N)
+    chosen = []
+    for _ in range(count):
+        index = nearest.argmax(-1)  # (B,)
+        chosen.append(index)
+        picked = values.gather(1, index[:, None, None].expand(-1, 1, values.shape[-1]))
+        nearest = torch.minimum(nearest, (values - picked).pow(2).sum(-1))
+    return torch.stack(chosen, dim=1)
+
+
+def _take(values: Tensor, index: Tensor) -> Tensor:
+    """``(B, N, C)`` values at ``(B, K)`` indices -> ``(B, K, C)``."""
+    return values.gather(1, index.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
 
 
 def _straight_through(scene: Scene, initial: Scene) -> Scene:
     """``scene``'s values with ``initial``'s gradient (BO-QSA)."""
-    slots = scene.slots.detach() + initial.slots - initial.slots.detach()
-    if scene.positions is None or scene.sizes is None:
+
+    def through(value: Tensor, start: Tensor) -> Tensor:
+        return value.detach() + start - start.detach()
+
+    slots = through(scene.slots, initial.slots)
+    if scene.positions is None or scene.sizes is None or scene.colours is None:
         return Scene(slots)
     assert initial.positions is not None and initial.sizes is not None
-    positions = scene.positions.detach() + initial.positions - initial.positions.detach()
-    sizes = scene.sizes.detach() + initial.sizes - initial.sizes.detach()
-    return Scene(slots, positions, sizes)
+    assert initial.colours is not None
+    return Scene(
+        slots,
+        through(scene.positions, initial.positions),
+        through(scene.sizes, initial.sizes),
+        through(scene.colours, initial.colours),
+    )
 
 
 class SlotMixerDecoder(nn.Module):
@@ -317,12 +351,18 @@ class BroadcastDecoder(nn.Module):
         ``ray_to_slot`` -> ``(B, R, 3)`` rgb in [0, 1] and ``(B, R, K)`` slot weights."""
         # The first layer of MLP([ray, slot]) split in two: each part computed once.
         hidden = self.ray_in(rays).unsqueeze(2) + self.slot_in(slots).unsqueeze(1)  # (B,R,K,H)
+        alpha_prior = torch.zeros_like(hidden[..., 0])  # (B, R, K)
         if self.relative_in is not None:
             if relative is None:
                 raise ValueError("this decoder renders relative to slot positions: pass them")
-            hidden = hidden + self.relative_in(relative)
+            across, miss, rest = relative[..., :3], relative[..., 3:4], relative[..., 4:]
+            # Bounded inputs (a far slot's offset is hundreds of its sizes), and each slot a
+            # Gaussian blob across the ray: its alpha falls with the squared miss distance.
+            bounded = torch.cat([across / (1 + miss).sqrt(), (-0.5 * miss).exp(), rest], dim=-1)
+            hidden = hidden + self.relative_in(bounded)
+            alpha_prior = -0.5 * miss.squeeze(-1)
         out = self.mlp(hidden)  # (B, R, K, 4)
-        weights = out[..., 3].softmax(-1)  # (B, R, K)
+        weights = (out[..., 3] + alpha_prior).softmax(-1)  # (B, R, K)
         rgb = torch.einsum("brk,brkc->brc", weights, torch.sigmoid(out[..., :3]))  # (B, R, 3)
         return rgb, weights
 
@@ -342,21 +382,23 @@ class OSRTEncoder(SensorEncoder):
         w = config.width
         ray_width = 6 * (1 + 2 * config.octaves)
         point_width = 3 * (1 + 2 * config.octaves) if config.rgbd else 0
-        last_stride = config.patch_size // 4
+        strides = {2: (2, 1, 1), 4: (2, 2, 1), 8: (2, 2, 2)}[config.patch_size]
         self.cnn = nn.Sequential(  # (3 + rays + points) x S x S -> W x S/p x S/p
             nn.Conv2d(3 + ray_width + point_width, 64, 1),  # per pixel: the costly resolution
             nn.GELU(),
-            nn.Conv2d(64, 96, 3, stride=2, padding=1),
+            nn.Conv2d(64, 96, 3, stride=strides[0], padding=1),
             nn.GELU(),
-            nn.Conv2d(96, 128, 3, stride=2, padding=1),
+            nn.Conv2d(96, 128, 3, stride=strides[1], padding=1),
             nn.GELU(),
-            nn.Conv2d(128, w, 3, stride=last_stride, padding=1),
+            nn.Conv2d(128, w, 3, stride=strides[2], padding=1),
         )
         layer = nn.TransformerEncoderLayer(
             w, config.heads, 2 * w, dropout=0.0, batch_first=True, norm_first=True
         )
-        self.transformer = nn.TransformerEncoder(
-            layer, config.encoder_layers, enable_nested_tensor=False
+        self.transformer = (
+            None
+            if config.rgbd  # the tokens carry world points: see ``scene``
+            else nn.TransformerEncoder(layer, config.encoder_layers, enable_nested_tensor=False)
         )
         self.slot_attention = SlotAttention(
             w, config.slots, config.slot_iterations, positional=config.rgbd
@@ -395,11 +437,18 @@ class OSRTEncoder(SensorEncoder):
             features.append(self._channels(fourier_features(points, self.config.octaves)))
         grid = self.cnn(torch.cat(features, dim=1))  # (Bv, W, h/p, w/p)
         tokens = grid.flatten(2).transpose(1, 2).reshape(b, -1, grid.shape[1])  # (B, v*P, W)
-        token_points = None
-        if points is not None:  # each token's point: the mean of its patch's pixels' points
-            pooled = F.avg_pool2d(self._channels(points), self.config.patch_size)
-            token_points = pooled.flatten(2).transpose(1, 2).reshape(b, -1, 3)  # (B, v*P, 3)
-        return self.slot_attention(self.transformer(tokens), token_points)
+        if points is None:
+            assert self.transformer is not None
+            return self.slot_attention(self.transformer(tokens))
+        # Each token's point: the mean of its patch's pixels' points. With every token in the
+        # world frame the slots read the CNN's tokens directly: the transformer, which relates
+        # the views, would cost N^2 at the fine patches positions need.
+        patch = self.config.patch_size
+        token_points, token_colours = (
+            F.avg_pool2d(per_pixel, patch).flatten(2).transpose(1, 2).reshape(b, -1, 3)
+            for per_pixel in (self._channels(points), features[0] * 0.5 + 0.5)
+        )  # (B, v*P, 3) each
+        return self.slot_attention(tokens, token_points, token_colours)
 
     @staticmethod
     def _channels(per_pixel: Tensor) -> Tensor:

@@ -41,9 +41,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "osrt_rgbd": (
         "osrt",
         {
-            "model": {"decoder": "broadcast", "foreground_rays": 0.5, "slots": 8, "rgbd": True},
+            "model": {
+                "decoder": "broadcast",
+                "foreground_rays": 0.5,
+                "slots": 10,
+                "rgbd": True,
+                "patch_size": 2,
+            },
             "data": "data/tabletop_views_zoom",
-            "steps": 3000,
+            "steps": 1500,
             "batch_size": 16,
             "lr": 4e-4,
             "eval_batches": 2,
@@ -52,9 +58,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 """Runs beside the defaults: name -> (encoder, TrainEncoderConfig fields; ``data`` replaces
 ``--data``). osrt_broadcast: the spatial-broadcast decoder, half the rays on objects, 8 slots
-(about an hour here). osrt_rgbd: the same with depth, slot positions and the decoder relative to
-them, on the views narrowed to the workspace (``python -m experiments.osrt_views`` generates
-them), where a cube covers ~38 px of a view instead of ~17 (about an hour here)."""
+(about an hour here). osrt_rgbd: the same decoder with depth (slots that are blobs in the world
+and in colour, started by farthest-point sampling in colour; the decoder relative to their
+positions), 10 slots on 2 px tokens, on the views narrowed to the workspace (``python -m
+experiments.osrt_views`` generates them), where a cube covers ~38 px of a view instead of ~17
+(about half an hour here)."""
 TARGETS = {name: "FG-ARI >= 0.8" for name in ("osrt", "osrt_broadcast", "osrt_rgbd")}
 TARGETS["audio"] = "CER <= 0.10"
 QUICK_MODELS: dict[str, dict[str, Any]] = {

@@ -13,6 +13,7 @@ from encoders.osrt import (
     SlotAttention,
     adjusted_rand_index,
     camera_rays,
+    farthest_points,
     foreground_ari,
     ray_to_slot,
     slot_frames,
@@ -102,10 +103,10 @@ def test_ray_to_slot_measures_across_the_ray_in_slot_sizes_and_along_it_in_metre
     sizes = torch.tensor([[[0.05]]])
     relative = ray_to_slot(origins, directions, positions, sizes)  # (1, 2, 1, 6)
     assert relative.shape == (1, 2, 1, 6)
-    assert torch.allclose(relative[0, 0, 0, :5], torch.tensor([0.0, 2.0, 0, 2.0, 2.0]))
+    assert torch.allclose(relative[0, 0, 0, :5], torch.tensor([0.0, 2.0, 0, 4.0, 2.0]))
     # the second ray runs along x: the slot lies wholly across it, none of it ahead
     assert torch.allclose(relative[0, 1, 0, :3], torch.tensor([0.0, 2.0, 40.0]))
-    assert float(relative[0, 1, 0, 3]) == pytest.approx(1604**0.5)
+    assert float(relative[0, 1, 0, 3]) == pytest.approx(1604)
     assert float(relative[0, 1, 0, 4]) == pytest.approx(0.0)
     assert torch.allclose(relative[..., 5], torch.tensor(0.05).log())
 
@@ -133,15 +134,22 @@ def test_positional_slot_attention_moves_with_the_scene():
     moving every point by the same offset moves the slots' positions by it and nothing else."""
     torch.manual_seed(0)
     attention = SlotAttention(16, slots=3, iterations=3, positional=True)
-    inputs, points = torch.randn(2, 10, 16), torch.randn(2, 10, 3)
+    inputs, points, colours = torch.randn(2, 10, 16), torch.randn(2, 10, 3), torch.rand(2, 10, 3)
     shift = torch.tensor([0.5, -1.0, 2.0])
-    scene, moved = attention(inputs, points), attention(inputs, points + shift)
+    scene, moved = attention(inputs, points, colours), attention(inputs, points + shift, colours)
     assert scene.positions is not None and moved.positions is not None
     assert torch.allclose(moved.positions, scene.positions + shift, atol=1e-4)
     assert torch.allclose(moved.slots, scene.slots, atol=1e-4)
     assert torch.allclose(moved.sizes, scene.sizes, atol=1e-4)
-    with pytest.raises(ValueError, match="points must be given"):
+    with pytest.raises(ValueError, match="points and colours must be given"):
         attention(inputs)
+
+
+def test_farthest_points_start_each_slot_on_a_colour_of_its_own():
+    grey, red, blue = [0.4, 0.4, 0.4], [0.9, 0.1, 0.1], [0.1, 0.1, 0.9]
+    colours = torch.tensor([[grey] * 6 + [red, blue]])  # (1, 8, 3): a table and two cubes
+    chosen = farthest_points(colours, 3)
+    assert sorted(chosen[0].tolist()[:2]) == [6, 7] and chosen[0, 2] < 6
 
 
 def test_adjusted_rand_index():
@@ -191,7 +199,7 @@ def test_bad_osrt_options_name_the_field():
         make_encoder("osrt", **{**TINY, "decoder": "nerf"})
     with pytest.raises(ValueError, match=r"foreground_rays=1\.0: must be in \[0, 1\)"):
         make_encoder("osrt", **{**TINY, "foreground_rays": 1.0})
-    with pytest.raises(ValueError, match="patch_size=16: must be 4 or 8"):
+    with pytest.raises(ValueError, match="patch_size=16: must be 2, 4 or 8"):
         make_encoder("osrt", **{**TINY, "patch_size": 16})
     with pytest.raises(ValueError, match="rgbd=True with decoder='slot_mixer'"):
         make_encoder("osrt", **{**TINY, "rgbd": True})
