@@ -4,6 +4,7 @@
     python -m experiments.pretrain_encoders                      # every encoder (~1 hour)
     python -m experiments.pretrain_encoders --encoders vit audio
     python -m experiments.pretrain_encoders --collect            # tabulate runs/ as they are
+    python -m experiments.pretrain_encoders --collect --encoders osrt_rgbd --eval-batches 10
     python -m experiments.pretrain_encoders --quick              # smoke run (tiny models)
 
 Each encoder is trained by ``embodied.train_encoder.train`` into ``runs/encoder_<name>`` (an
@@ -22,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from embodied.config import TrainEncoderConfig
-from embodied.train_encoder import train
-from embodied.training import METRICS
+from embodied.train_encoder import evaluate, make_sources, train
+from embodied.training import FINAL, METRICS
+from encoders import load_encoder
 from experiments.common import RESULTS_DIR, machine, merge_rows, write_results
 
 ENCODERS = ("vit", "object_centric", "region", "osrt", "audio")
@@ -79,6 +81,13 @@ def last_metrics(run_dir: Path) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
+def measure_again(final: Path, config: TrainEncoderConfig) -> dict[str, float]:
+    """The final encoder's held-out loss and measures on ``config.eval_batches`` batches."""
+    if not final.exists():
+        raise SystemExit(f"{final} not found: the run has not finished")
+    return evaluate(load_encoder(final), make_sources(config)[1], config)
+
+
 def merged_rows(rows: list[dict[str, Any]], earlier: Path) -> list[dict[str, Any]]:
     """The rows just tabulated, with the earlier table's rows of the other encoders, in the
     order of ENCODERS then VARIANTS: pretraining one encoder again keeps the rest of the
@@ -106,6 +115,8 @@ def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         measures = ", ".join(
             f"{k} {v}" for k, v in m.items() if k not in ("step", "loss", "eval_loss", "elapsed_s")
         )
+        if "held_out_examples" in row:
+            measures += f" (on {row['held_out_examples']} held-out examples)"
         lines.append(
             f"| {row['encoder']} | {row['data']} | {m.get('step')} | {m.get('eval_loss')} | "
             f"{measures} | {TARGETS.get(row['encoder'], '')} | {m.get('elapsed_s')} | "
@@ -125,7 +136,15 @@ def main() -> None:
     parser.add_argument("--collect", action="store_true", help="only tabulate existing runs")
     parser.add_argument("--quick", action="store_true", help="tiny models, a few steps")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--eval-batches",
+        type=int,
+        help="measure each final encoder again on this many held-out batches (default: the "
+        "last evaluation of training, on the run's eval_batches)",
+    )
     args = parser.parse_args()
+    if args.eval_batches is not None and args.eval_batches < 1:
+        parser.error(f"--eval-batches {args.eval_batches}: must be >= 1")
     rows = []
     for name in args.encoders:
         run_dir = args.runs / f"encoder_{name}"
@@ -155,15 +174,22 @@ def main() -> None:
             print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
         if not (run_dir / METRICS).exists():
             raise SystemExit(f"{run_dir / METRICS} not found: train {name} first")
-        rows.append(
-            {
-                "encoder": name,
-                "run": str(run_dir),
-                "data": overrides["data"],
-                "commit": machine()["commit"],
-                "metrics": last_metrics(run_dir),
-            }
-        )
+        row = {
+            "encoder": name,
+            "run": str(run_dir),
+            "data": overrides["data"],
+            "commit": machine()["commit"],
+            "metrics": last_metrics(run_dir),
+        }
+        if args.eval_batches is not None:
+            config = TrainEncoderConfig(
+                encoder=encoder,
+                output_dir=str(run_dir),
+                **{**overrides, "eval_batches": args.eval_batches},
+            )
+            row["metrics"] |= measure_again(run_dir / FINAL, config)
+            row["held_out_examples"] = args.eval_batches * config.batch_size
+        rows.append(row)
     info = machine()
     rows = merged_rows(rows, args.output_dir / "pretrain_encoders.json")
     results = {"machine": info, "rows": rows}

@@ -162,6 +162,26 @@ def test_pretrain_encoders_smoke(tmp_path):
     assert rows[0]["data"] == "data/tabletop", "and the data of those tables"
     assert "| earlier |" in (tmp_path / "pretrain_encoders.md").read_text()
 
+    # Measuring a final encoder again on more held-out batches records how many examples.
+    run = run_script(
+        "experiments.pretrain_encoders",
+        tmp_path,
+        "--collect",
+        "--encoders",
+        "osrt",
+        "--data",
+        str(data),
+        "--eval-batches",
+        "2",
+        "--runs",
+        str(tmp_path),
+    )
+    assert run.returncode == 0, run.stderr
+    row = json.loads(table.read_text())["rows"][3]
+    assert row["encoder"] == "osrt" and row["held_out_examples"] == 64
+    assert row["metrics"]["psnr"] > 0 and "fg_ari" in row["metrics"]
+    assert "on 64 held-out examples" in (tmp_path / "pretrain_encoders.md").read_text()
+
 
 def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
     checkpoint = tmp_path / "checkpoint"
