@@ -7,7 +7,7 @@ at low data. Posed views -> K slots, one token each.
   patches of all views gives the set-latent scene representation.
 - **Slot attention** (Locatello et al., 2020) reads K slots out of it (learned initial slots, so
   the same scene always gives the same slots, trained as BO-QSA does: Jia et al., 2023).
-- **RGB-D** (``rgbd=True``, beyond OSRT, which reads RGB only; with the broadcast decoder):
+- **RGB-D** (``rgbd=True``, beyond OSRT, which reads RGB only):
   every pixel also gets its world point from the depth the camera measured, and the slots
   attend to the CNN's tokens directly (each token carries its point, so no transformer has to
   relate the views). Each slot is also a Gaussian blob in the world and in colour: its
@@ -69,7 +69,7 @@ class OSRTConfig(EncoderConfig):
     default views, ~6 in the narrowed ones."""
     rgbd: bool = False
     """Read depth too: world points as inputs, slots with positions, the decoder relative to
-    them (needs the ``broadcast`` decoder)."""
+    them."""
     max_depth: float = 3.0
     """Metres; farther depth readings (the sky) are clamped to it."""
     decoder: str = "slot_mixer"
@@ -88,10 +88,6 @@ class OSRTConfig(EncoderConfig):
             )
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder={self.decoder!r}: allowed {DECODERS}")
-        if self.rgbd and self.decoder != "broadcast":
-            raise ValueError(
-                f"rgbd=True with decoder={self.decoder!r}: slot positions need decoder='broadcast'"
-            )
         if self.max_depth <= 0:
             raise ValueError(f"max_depth={self.max_depth}: must be > 0")
         if not 0.0 <= self.foreground_rays < 1.0:
@@ -300,35 +296,62 @@ def _straight_through(scene: Scene, initial: Scene) -> Scene:
     )
 
 
-class SlotMixerDecoder(nn.Module):
-    """Rays attend to the slots; a softmax over slots mixes them; an MLP renders the colour."""
+def relative_inputs(relative: Tensor) -> tuple[Tensor, Tensor]:
+    """``(B, R, K, 6)`` ``ray_to_slot`` -> what a decoder reads of it, ``(B, R, K, 6)``: bounded
+    (a far slot's offset is hundreds of its sizes), and ``(B, R, K)`` an alpha prior: each slot a
+    Gaussian blob across the ray, its weight falling with the squared miss distance."""
+    across, miss, rest = relative[..., :3], relative[..., 3:4], relative[..., 4:]
+    bounded = torch.cat([across / (1 + miss).sqrt(), (-0.5 * miss).exp(), rest], dim=-1)
+    return bounded, -0.5 * miss.squeeze(-1)
 
-    def __init__(self, ray_width: int, width: int, heads: int) -> None:
+
+class SlotMixerDecoder(nn.Module):
+    """Rays attend to the slots; a softmax over slots mixes them; an MLP renders the colour.
+    With slot positions (``rgbd``) the slot weights also read where each slot lies from the ray,
+    and the render where the ray meets the slots it mixes."""
+
+    def __init__(self, ray_width: int, width: int, heads: int, relative: bool) -> None:
         super().__init__()
         self.embed = nn.Linear(ray_width, width)
         self.attend = nn.MultiheadAttention(width, heads, batch_first=True)
         self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU())
         self.out = nn.Linear(2 * width, width)
         self.slot_keys = nn.Linear(width, width, bias=False)
+        features = BroadcastDecoder.RELATIVE
+        self.relative_logit = (
+            nn.Sequential(nn.Linear(features, width // 4), nn.GELU(), nn.Linear(width // 4, 1))
+            if relative
+            else None
+        )
         self.render = nn.Sequential(
-            nn.Linear(ray_width + width, 2 * width),
+            nn.Linear(ray_width + width + (features if relative else 0), 2 * width),
             nn.GELU(),
             nn.Linear(2 * width, width),
             nn.GELU(),
             nn.Linear(width, 3),
         )
 
-    def forward(self, rays: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, R, ray_width)`` rays and ``(B, K, W)`` slots -> ``(B, R, 3)`` rgb in [0, 1] and
-        ``(B, R, K)`` slot weights."""
+    def forward(
+        self, rays: Tensor, slots: Tensor, relative: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(B, R, ray_width)`` rays, ``(B, K, W)`` slots and (with positions) ``(B, R, K, 6)``
+        ``ray_to_slot`` -> ``(B, R, 3)`` rgb in [0, 1] and ``(B, R, K)`` slot weights."""
         q = self.embed(rays)  # (B, R, W)
         attended, _ = self.attend(q, slots, slots)
         q = q + attended
         q = q + self.out(self.mlp(q))  # (B, R, W)
         logits = torch.einsum("brw,bkw->brk", q, self.slot_keys(slots)) * q.shape[-1] ** -0.5
+        inputs = [rays]
+        if self.relative_logit is not None:
+            if relative is None:
+                raise ValueError("this decoder renders relative to slot positions: pass them")
+            bounded, prior = relative_inputs(relative)  # (B, R, K, 6), (B, R, K)
+            logits = logits + self.relative_logit(bounded).squeeze(-1) + prior
         weights = logits.softmax(-1)  # (B, R, K)
-        mixed = torch.einsum("brk,bkw->brw", weights, slots)  # (B, R, W)
-        rgb = torch.sigmoid(self.render(torch.cat([rays, mixed], dim=-1)))  # (B, R, 3)
+        inputs.append(torch.einsum("brk,bkw->brw", weights, slots))  # (B, R, W)
+        if self.relative_logit is not None:
+            inputs.append(torch.einsum("brk,brkf->brf", weights, bounded))  # (B, R, 6)
+        rgb = torch.sigmoid(self.render(torch.cat(inputs, dim=-1)))  # (B, R, 3)
         return rgb, weights
 
 
@@ -361,12 +384,8 @@ class BroadcastDecoder(nn.Module):
         if self.relative_in is not None:
             if relative is None:
                 raise ValueError("this decoder renders relative to slot positions: pass them")
-            across, miss, rest = relative[..., :3], relative[..., 3:4], relative[..., 4:]
-            # Bounded inputs (a far slot's offset is hundreds of its sizes), and each slot a
-            # Gaussian blob across the ray: its alpha falls with the squared miss distance.
-            bounded = torch.cat([across / (1 + miss).sqrt(), (-0.5 * miss).exp(), rest], dim=-1)
+            bounded, alpha_prior = relative_inputs(relative)
             hidden = hidden + self.relative_in(bounded)
-            alpha_prior = -0.5 * miss.squeeze(-1)
         out = self.mlp(hidden)  # (B, R, K, 4)
         weights = (out[..., 3] + alpha_prior).softmax(-1)  # (B, R, K)
         rgb = torch.einsum("brk,brkc->brc", weights, torch.sigmoid(out[..., :3]))  # (B, R, 3)
@@ -410,7 +429,7 @@ class OSRTEncoder(SensorEncoder):
             w, config.slots, config.slot_iterations, positional=config.rgbd
         )
         self.decoder: nn.Module = (
-            SlotMixerDecoder(ray_width, w, config.heads)
+            SlotMixerDecoder(ray_width, w, config.heads, relative=config.rgbd)
             if config.decoder == "slot_mixer"
             else BroadcastDecoder(ray_width, w, relative=config.rgbd)
         )
