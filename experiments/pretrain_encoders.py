@@ -64,7 +64,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 and in colour, started by farthest-point sampling in colour; the decoder relative to their
 positions), 10 slots on 2 px tokens, on the views narrowed to the workspace (``python -m
 experiments.osrt_views`` generates them), where a cube covers ~38 px of a view instead of ~17
-(about half an hour here)."""
+(about 42 minutes here)."""
 TARGETS = {name: "FG-ARI >= 0.8" for name in ("osrt", "osrt_broadcast", "osrt_rgbd")}
 TARGETS["audio"] = "CER <= 0.10"
 QUICK_MODELS: dict[str, dict[str, Any]] = {
