@@ -15,6 +15,7 @@ from encoders.osrt import (
     camera_rays,
     farthest_points,
     foreground_ari,
+    mean_foreground_ari,
     ray_to_slot,
     slot_frames,
     world_points,
@@ -84,7 +85,15 @@ def test_novel_view_pretraining_lowers_the_loss_and_reports_psnr_and_ari(batch):
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
     after = encoder.eval_metrics(batch)
     assert after["psnr"] > before["psnr"]
-    assert -1.0 <= after["fg_ari"] <= 1.0
+    assert -1.0 <= after["fg_ari"] <= 1.0 and -1.0 <= after["slot_fg_ari"] <= 1.0
+
+
+def test_mean_foreground_ari_skips_scenes_without_objects():
+    masks = torch.tensor([[0, 1, 1, 2, 2], [0, 0, 0, 0, 0]])  # the second shows no object
+    perfect, merged = torch.tensor([[5, 3, 3, 4, 4]] * 2), torch.tensor([[5, 3, 3, 3, 3]] * 2)
+    assert mean_foreground_ari(masks, perfect) == pytest.approx(1.0)
+    assert mean_foreground_ari(masks, merged) == pytest.approx(0.0)
+    assert mean_foreground_ari(masks[1:], perfect[1:]) == 0.0
 
 
 def test_slot_frames_are_the_attended_points_mean_and_spread():
@@ -145,6 +154,20 @@ def test_positional_slot_attention_moves_with_the_scene():
     assert torch.allclose(moved.sizes, scene.sizes, atol=1e-4)
     with pytest.raises(ValueError, match="points and colours must be given"):
         attention(inputs)
+
+
+def test_positional_slots_are_assigned_by_where_and_what_colour_alone():
+    """With points, the inputs' affinities are a mixture's densities: different features change
+    the slots' contents, never which inputs they take (so not their positions or colours)."""
+    torch.manual_seed(0)
+    attention = SlotAttention(16, slots=3, iterations=3, positional=True)
+    points, colours = torch.randn(2, 10, 3), torch.rand(2, 10, 3)
+    scene = attention(torch.randn(2, 10, 16), points, colours)
+    other = attention(torch.randn(2, 10, 16), points, colours)
+    assert scene.positions is not None and other.positions is not None
+    assert torch.allclose(other.positions, scene.positions)
+    assert torch.allclose(other.colours, scene.colours)
+    assert not torch.allclose(other.slots, scene.slots)
 
 
 def test_farthest_points_start_each_slot_on_a_colour_of_its_own():
