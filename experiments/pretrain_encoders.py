@@ -63,11 +63,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 """Runs beside the defaults: name -> (encoder, TrainEncoderConfig fields; ``data`` replaces
 ``--data``). osrt_broadcast: the spatial-broadcast decoder, half the rays on objects, 8 slots
-(about an hour here). osrt_rgbd: the same decoder with depth (slots that are blobs in the world
-and in colour, started by farthest-point sampling in colour; the decoder relative to their
-positions), 10 slots on 2 px tokens, on the views narrowed to the workspace (``python -m
-experiments.osrt_views`` generates them), where a cube covers ~38 px of a view instead of ~17
-(about 42 minutes here)."""
+(about an hour here). osrt_rgbd: the same decoder with depth (slots that are Gaussian blobs in
+the world and in colour, inputs joining them by their density, started by farthest-point
+sampling in colour; the decoder relative to their positions), 10 slots, 5 iterations, on 2 px
+tokens of the views narrowed to the workspace (``python -m experiments.osrt_views`` generates
+them), where a cube covers ~38 px of a view instead of ~17 (2456 s here). osrt_rgbd_slot_mixer:
+the same with OSRT's Slot Mixer decoder (not run yet)."""
 TARGETS = {name: "FG-ARI >= 0.8" for name in ("osrt", *VARIANTS)}
 TARGETS["audio"] = "CER <= 0.10"
 QUICK_MODELS: dict[str, dict[str, Any]] = {
