@@ -513,7 +513,10 @@ class OSRTEncoder(SensorEncoder):
     def render(self, batch: Batch, input_views: list[int], view: int) -> tuple[Tensor, Tensor]:
         """The whole of ``view`` rendered from the slots of ``input_views``: ``(B, H, W, 3)``
         rgb and ``(B, H, W, K)`` slot weights."""
-        scene = self.scene(batch, input_views)
+        return self.render_scene(self.scene(batch, input_views), batch, view)
+
+    def render_scene(self, scene: Scene, batch: Batch, view: int) -> tuple[Tensor, Tensor]:
+        """``render`` from a scene already encoded."""
         origins, directions = (x[:, view] for x in self._camera_rays(batch))  # (B, H, W, 3)
         b, h, w, _ = origins.shape
         rgb, weights = self.decode(scene, origins.reshape(b, -1, 3), directions.reshape(b, -1, 3))
@@ -556,19 +559,19 @@ class OSRTEncoder(SensorEncoder):
         decoder's."""
         v = batch[keys.RGB].shape[1]
         inputs = list(range(v - 1))
-        rgb, weights = self.render(batch, inputs, v - 1)
+        scene = self.scene(batch, inputs)
+        rgb, weights = self.render_scene(scene, batch, v - 1)
         truth = batch[keys.RGB][:, v - 1].float() / 255.0
         mse = F.mse_loss(rgb, truth, reduction="none").flatten(1).mean(-1)  # (B,)
         psnr = (-10 * torch.log10(mse.clamp(min=1e-10))).mean()
-        shares = self.scene(batch, inputs).shares
-        assert shares is not None
+        assert scene.shares is not None
         centre = self.config.patch_size // 2
         at_tokens = batch[keys.SEGMENTATION][:, inputs, centre :: self.config.patch_size]
         at_tokens = at_tokens[..., centre :: self.config.patch_size]  # (B, v-1, h/p, w/p)
         return {
             "psnr": float(psnr),
             "fg_ari": mean_foreground_ari(batch[keys.SEGMENTATION][:, v - 1], weights.argmax(-1)),
-            "slot_fg_ari": mean_foreground_ari(at_tokens.flatten(1), shares.argmax(1)),
+            "slot_fg_ari": mean_foreground_ari(at_tokens.flatten(1), scene.shares.argmax(1)),
         }
 
 
