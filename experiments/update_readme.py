@@ -56,7 +56,8 @@ SECTIONS = (
         "slots that are blobs in the world and in colour) separates the cubes, FG-ARI 0.75 on "
         "160 held-out scenes (`--eval-batches 10`), short of the 0.8 target (0.785 in an "
         "earlier run of 1500 steps and 3 iterations whose slots also matched learned features, "
-        "which split cubes by their lit faces: slot_fg_ari 0.44 there, 0.70 here)",
+        "which split cubes by their lit faces: slot_fg_ari 0.44 there, 0.70 here); with the "
+        "Slot Mixer decoder the same slots give FG-ARI 0.74 and PSNR 21.2 in 25 minutes",
     ),
     (
         "osrt_views",
