@@ -36,7 +36,7 @@ OSRT_RGBD: dict[str, Any] = {
         "slots": 10,
         "rgbd": True,
         "patch_size": 2,
-        "slot_iterations": 5,
+        "slot_iterations": 1,
     },
     "data": "data/tabletop_views_zoom",
     "steps": 2000,

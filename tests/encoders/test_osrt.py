@@ -12,19 +12,22 @@ from encoders import load_encoder, make_encoder
 from encoders.osrt import (
     SlotAttention,
     adjusted_rand_index,
+    appearance,
     camera_rays,
-    farthest_points,
     foreground_ari,
     mean_foreground_ari,
     ray_to_slot,
+    seed_tokens,
     slot_frames,
     world_points,
 )
 from envs import keys
+from envs.scene import TABLE_RGBA
 
 SIZE = 32
 TINY = {"image_size": SIZE, "views": 3, "width": 32, "encoder_layers": 1, "heads": 2}
 TINY |= {"slots": 4, "slot_iterations": 2, "octaves": 2, "target_rays": 64, "dim": 16}
+TABLE_RGB = torch.tensor(TABLE_RGBA[:3])
 
 
 @pytest.fixture(scope="module")
@@ -140,41 +143,95 @@ def test_rgbd_slots_have_positions_in_the_scene_and_render(batch, decoder):
     assert encoder.slot_attention.initial.grad.abs().sum() > 0  # straight through (BO-QSA)
 
 
+def test_slot_teaching_teaches_the_decoder_the_slots_split(batch):
+    """The teaching loss moves the decoder's weights toward the slots' shares of the input
+    tokens, and enters the pretraining loss only when asked for."""
+    torch.manual_seed(0)
+    encoder = make_encoder("osrt", **{**TINY, "rgbd": True, "slot_teaching": 1.0})
+    optimizer = torch.optim.Adam(encoder.decoder.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        torch.manual_seed(1)  # the same rays each step
+        scene = encoder.scene(batch, [0, 1])
+        loss = encoder.slot_teaching_loss(batch, [0, 1], scene)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.8 * losses[0]
+    torch.manual_seed(2)
+    taught = float(encoder.pretrain_loss(batch))
+    encoder.config.slot_teaching = 0.0
+    torch.manual_seed(2)
+    assert float(encoder.pretrain_loss(batch)) < taught
+    with pytest.raises(ValueError, match="slot_teaching=-1"):
+        make_encoder("osrt", **{**TINY, "slot_teaching": -1.0})
+
+
 def test_positional_slot_attention_moves_with_the_scene():
     """Invariant Slot Attention: the slots read their inputs relative to their own frames, so
     moving every point by the same offset moves the slots' positions by it and nothing else."""
     torch.manual_seed(0)
     attention = SlotAttention(16, slots=3, iterations=3, positional=True)
-    inputs, points, colours = torch.randn(2, 10, 16), torch.randn(2, 10, 3), torch.rand(2, 10, 3)
+    inputs, points = torch.randn(2, 18, 16), torch.randn(2, 18, 3)  # two views of 3 x 3
+    appearances = torch.rand(2, 18, 4)
     shift = torch.tensor([0.5, -1.0, 2.0])
-    scene, moved = attention(inputs, points, colours), attention(inputs, points + shift, colours)
+    scene = attention(inputs, points, appearances, 3)
+    moved = attention(inputs, points + shift, appearances, 3)
     assert scene.positions is not None and moved.positions is not None
     assert torch.allclose(moved.positions, scene.positions + shift, atol=1e-4)
     assert torch.allclose(moved.slots, scene.slots, atol=1e-4)
     assert torch.allclose(moved.sizes, scene.sizes, atol=1e-4)
-    with pytest.raises(ValueError, match="points and colours must be given"):
+    with pytest.raises(ValueError, match="points, appearances and side must be given"):
         attention(inputs)
 
 
-def test_positional_slots_are_assigned_by_where_and_what_colour_alone():
+def test_positional_slots_are_assigned_by_where_and_what_appearance_alone():
     """With points, the inputs' affinities are a mixture's densities: different features change
-    the slots' contents, never which inputs they take (so not their positions or colours)."""
+    the slots' contents, never which inputs they take (so not their positions or
+    appearances)."""
     torch.manual_seed(0)
     attention = SlotAttention(16, slots=3, iterations=3, positional=True)
-    points, colours = torch.randn(2, 10, 3), torch.rand(2, 10, 3)
-    scene = attention(torch.randn(2, 10, 16), points, colours)
-    other = attention(torch.randn(2, 10, 16), points, colours)
+    points, appearances = torch.randn(2, 18, 3), torch.rand(2, 18, 4)
+    scene = attention(torch.randn(2, 18, 16), points, appearances, 3)
+    other = attention(torch.randn(2, 18, 16), points, appearances, 3)
     assert scene.positions is not None and other.positions is not None
     assert torch.allclose(other.positions, scene.positions)
-    assert torch.allclose(other.colours, scene.colours)
+    assert torch.allclose(other.appearances, scene.appearances)
     assert not torch.allclose(other.slots, scene.slots)
 
 
-def test_farthest_points_start_each_slot_on_a_colour_of_its_own():
-    grey, red, blue = [0.4, 0.4, 0.4], [0.9, 0.1, 0.1], [0.1, 0.1, 0.9]
-    colours = torch.tensor([[grey] * 6 + [red, blue]])  # (1, 8, 3): a table and two cubes
-    chosen = farthest_points(colours, 3)
-    assert sorted(chosen[0].tolist()[:2]) == [6, 7] and chosen[0, 2] < 6
+def test_appearance_separates_shading_from_colour():
+    red = torch.tensor([0.8, 0.1, 0.1])
+    lit, shaded, table = (appearance(c, 0.05, 0.15) for c in (red, red * 0.5, TABLE_RGB))
+    assert torch.allclose(lit[:3], shaded[:3], atol=0.2)  # the same chromaticity
+    assert (lit[3] - shaded[3]).abs() > 1.0  # a different brightness, in spreads
+    assert (shaded[:3] - table[:3]).norm() > 5.0  # far from the table, unlike in plain rgb
+
+
+def test_seed_tokens_give_each_colour_one_seed_and_spread_the_rest_over_the_table():
+    # One view of 8 x 8 tokens 1.5 cm apart: a table, a red and a blue cube of 3 x 3 tokens
+    # (their top rows lit, the rest in shade) and one token on a cube's edge, of mixed colour.
+    rows, columns = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    points = torch.stack([rows, columns, torch.zeros(8, 8)], dim=-1) * 0.015  # (8, 8, 3)
+    rgb = TABLE_RGB.expand(8, 8, 3).clone()
+    labels = [["table"] * 8 for _ in range(8)]
+    red, blue = torch.tensor([0.8, 0.1, 0.1]), torch.tensor([0.1, 0.2, 0.8])
+    for colour, name, corner in ((red, "red", 1), (blue, "blue", 5)):
+        for row in range(corner, corner + 3):
+            for column in range(corner - 1, corner + 2):
+                rgb[row, column] = colour * (1.0 if row == corner else 0.6)
+                points[row, column, 2] = 0.02
+                labels[row][column] = name
+    rgb[1, 5] = (red + TABLE_RGB) / 2
+    labels[1][5] = "edge"
+    flat = [label for row in labels for label in row]
+    appearances = appearance(rgb, 0.05, 0.15).reshape(1, 64, 4)
+    seeds = seed_tokens(appearances, points.reshape(1, 64, 3), 5, side=8)
+    chosen = [flat[i] for i in seeds[0].tolist()]
+    assert sorted(chosen) == ["blue", "red", "table", "table", "table"]
+    table_seeds = points.reshape(64, 3)[[i for i in seeds[0].tolist() if flat[i] == "table"]]
+    assert torch.pdist(table_seeds).min() > 0.06  # spread over the table, not side by side
 
 
 def test_adjusted_rand_index():
