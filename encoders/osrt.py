@@ -644,17 +644,21 @@ class OSRTEncoder(SensorEncoder):
             loss = loss + self.config.slot_teaching * self.slot_teaching_loss(batch, inputs, scene)
         return loss
 
+    def _at_token_centres(self, per_pixel: Tensor, views: list[int]) -> Tensor:
+        """``(B, V, H, W, ...)`` -> ``(B, len(views), H/p, W/p, ...)``: the values at the centre
+        pixel of each patch token of ``views``."""
+        patch = self.config.patch_size
+        return per_pixel[:, views, patch // 2 :: patch, patch // 2 :: patch]
+
     def slot_teaching_loss(self, batch: Batch, inputs: list[int], scene: Scene) -> Tensor:
         """The cross-entropy of the decoder's slot weights at rays through the centres of
         ``target_rays`` input tokens against the slots' shares of those tokens (the
         ``slot_teaching`` config field says why)."""
         assert scene.shares is not None
-        patch, centre = self.config.patch_size, self.config.patch_size // 2
         origins, directions = (
-            x[:, inputs, centre::patch, centre::patch].flatten(1, 3)
-            for x in self._camera_rays(batch)
+            self._at_token_centres(x, inputs).flatten(1, 3) for x in self._camera_rays(batch)
         )  # (B, N, 3) each, in the tokens' order
-        at_tokens = batch[keys.SEGMENTATION][:, inputs, centre::patch, centre::patch].flatten(1)
+        at_tokens = self._at_token_centres(batch[keys.SEGMENTATION], inputs).flatten(1)
         pick = self._target_pixels(at_tokens)  # (B, T) token indices
         index = pick.unsqueeze(-1).expand(-1, -1, 3)  # (B, T, 3)
         _, weights = self.decode(scene, origins.gather(1, index), directions.gather(1, index))
@@ -677,9 +681,7 @@ class OSRTEncoder(SensorEncoder):
         mse = F.mse_loss(rgb, truth, reduction="none").flatten(1).mean(-1)  # (B,)
         psnr = (-10 * torch.log10(mse.clamp(min=1e-10))).mean()
         assert scene.shares is not None
-        centre = self.config.patch_size // 2
-        at_tokens = batch[keys.SEGMENTATION][:, inputs, centre :: self.config.patch_size]
-        at_tokens = at_tokens[..., centre :: self.config.patch_size]  # (B, v-1, h/p, w/p)
+        at_tokens = self._at_token_centres(batch[keys.SEGMENTATION], inputs)  # (B, v-1, h/p, w/p)
         return {
             "psnr": float(psnr),
             "fg_ari": mean_foreground_ari(batch[keys.SEGMENTATION][:, v - 1], weights.argmax(-1)),
