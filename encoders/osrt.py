@@ -287,7 +287,8 @@ class SlotAttention(nn.Module):
             q = self.query(self.norm_slots(scene.slots))  # (B, K, W)
             logits = torch.einsum("bkw,bnw->bkn", q, k) * w**-0.5
         shares = logits.softmax(dim=1)  # (B, K, N): slots compete for each input
-        attention = (shares + 1e-8) / (shares + 1e-8).sum(-1, keepdim=True)  # mean per slot
+        floored = shares + 1e-8  # (B, K, N): no slot's mean divides by zero
+        attention = floored / floored.sum(-1, keepdim=True)  # mean per slot
         updates = torch.einsum("bkn,bnw->bkw", attention, v)
         slots = self.update(updates.reshape(-1, w), scene.slots.reshape(-1, w)).reshape(b, -1, w)
         slots = slots + self.mlp(slots)
