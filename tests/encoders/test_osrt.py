@@ -210,16 +210,17 @@ def test_appearance_separates_shading_from_colour():
 
 
 def test_seed_tokens_give_each_colour_one_seed_and_spread_the_rest_over_the_table():
-    # One view of 8 x 8 tokens 1.5 cm apart: a table, a red and a blue cube of 3 x 3 tokens
-    # (their top rows lit, the rest in shade) and one token on a cube's edge, of mixed colour.
+    # One view of 8 x 8 tokens 1.5 cm apart: a table, a red cube of 3 x 3 tokens and a blue
+    # one of 2 x 2 (partly hidden; their top rows lit, the rest in shade) and one token on a
+    # cube's edge, of mixed colour.
     rows, columns = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
     points = torch.stack([rows, columns, torch.zeros(8, 8)], dim=-1) * 0.015  # (8, 8, 3)
     rgb = TABLE_RGB.expand(8, 8, 3).clone()
     labels = [["table"] * 8 for _ in range(8)]
     red, blue = torch.tensor([0.8, 0.1, 0.1]), torch.tensor([0.1, 0.2, 0.8])
-    for colour, name, corner in ((red, "red", 1), (blue, "blue", 5)):
-        for row in range(corner, corner + 3):
-            for column in range(corner - 1, corner + 2):
+    for colour, name, corner, size in ((red, "red", 1, 3), (blue, "blue", 5, 2)):
+        for row in range(corner, corner + size):
+            for column in range(corner - 1, corner - 1 + size):
                 rgb[row, column] = colour * (1.0 if row == corner else 0.6)
                 points[row, column, 2] = 0.02
                 labels[row][column] = name
@@ -231,7 +232,7 @@ def test_seed_tokens_give_each_colour_one_seed_and_spread_the_rest_over_the_tabl
     chosen = [flat[i] for i in seeds[0].tolist()]
     assert sorted(chosen) == ["blue", "red", "table", "table", "table"]
     table_seeds = points.reshape(64, 3)[[i for i in seeds[0].tolist() if flat[i] == "table"]]
-    assert torch.pdist(table_seeds).min() > 0.06  # spread over the table, not side by side
+    assert torch.pdist(table_seeds).min() > 0.04  # spread over the table, not side by side
 
 
 def test_adjusted_rand_index():
