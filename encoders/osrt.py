@@ -643,10 +643,9 @@ class OSRTEncoder(SensorEncoder):
         origins, directions = (x[:, held_back].flatten(1, 2) for x in self._camera_rays(batch))
         b, pixels, _ = origins.shape  # (B, H*W, 3)
         pick = self._target_pixels(batch[keys.SEGMENTATION][:, held_back].reshape(b, pixels))
-        index = pick.unsqueeze(-1).expand(-1, -1, 3)  # (B, T, 3)
         truth = batch[keys.RGB][:, held_back].reshape(b, pixels, 3).float() / 255.0
-        rgb, _ = self.decode(scene, origins.gather(1, index), directions.gather(1, index))
-        loss = F.mse_loss(rgb, truth.gather(1, index))
+        rgb, _ = self.decode(scene, _take(origins, pick), _take(directions, pick))
+        loss = F.mse_loss(rgb, _take(truth, pick))
         if self.config.slot_teaching > 0:
             loss = loss + self.config.slot_teaching * self.slot_teaching_loss(batch, inputs, scene)
         return loss
@@ -667,8 +666,7 @@ class OSRTEncoder(SensorEncoder):
         )  # (B, N, 3) each, in the tokens' order
         at_tokens = self._at_token_centres(batch[keys.SEGMENTATION], inputs).flatten(1)
         pick = self._target_pixels(at_tokens)  # (B, T) token indices
-        index = pick.unsqueeze(-1).expand(-1, -1, 3)  # (B, T, 3)
-        _, weights = self.decode(scene, origins.gather(1, index), directions.gather(1, index))
+        _, weights = self.decode(scene, _take(origins, pick), _take(directions, pick))
         slots = scene.shares.shape[1]
         shares = scene.shares.detach().gather(2, pick.unsqueeze(1).expand(-1, slots, -1))
         return -(shares.transpose(1, 2) * weights.clamp(min=1e-8).log()).sum(-1).mean()
