@@ -21,7 +21,9 @@ Each variant trains on one of CORPORA, generated on first use.
 The "pretrained LLM" every variant starts from is the same for all corpora: the small Llama
 pretrained on the text of the full corpus (``runs/lm_<data>_<placement>``), as PaLM-E's LLM is
 pretrained once, whatever the robot data. Vision encoders start from their pretraining
-(``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists; a planner
+(``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists; the OSRT
+planners start from ``runs/encoder_osrt_rgbd_slot_mixer/final`` (OSRT with depth and the slot
+mixer decoder, pretrained on the zoomed views) and train and run on those views; a planner
 with an instruction sensor starts it from ``runs/encoder_audio/final`` or
 ``runs/encoder_region/final``, which the study pretrains first (``embodied.train_encoder``, at
 the encoder's defaults) when it is missing.
@@ -71,19 +73,30 @@ class Corpus:
     failure_rate: float = 0.0
     """The env's injected skill failures while generating (``TabletopEnvConfig.failure_rate``):
     the oracle's plans then continue from the state a failed step left."""
+    views: tuple[str, ...] | None = None
+    """The cameras (``TabletopEnvConfig.views``), in training and in evaluation; None: the
+    env's default views."""
+    steps: int | None = None
+    """Training steps on this corpus; None: ``TrainConfig``'s default."""
 
 
+SMALL_STEPS = 1000
+"""Steps at ~1% of the data: 3000 would revisit each of its ~90 frames a thousand times."""
+ZOOM_VIEWS = ("front_zoom", "left_zoom", "right_zoom")
+"""The default cameras narrowed to the workspace, the views OSRT is pretrained on
+(``experiments.osrt_views``: a cube covers ~38 px of a view there, ~17 in the default ones)."""
 CORPORA = {
     "full": Corpus("data/tabletop_5k", 5000),
-    "1pct": Corpus("data/tabletop_50", 50),
+    "1pct": Corpus("data/tabletop_50", 50, steps=SMALL_STEPS),
     "failures": Corpus("data/tabletop_5k_failures", 5000, failure_rate=0.1),
+    "full_zoom": Corpus("data/tabletop_5k_zoom", 5000, views=ZOOM_VIEWS),
+    "1pct_zoom": Corpus("data/tabletop_50_zoom", 50, views=ZOOM_VIEWS, steps=SMALL_STEPS),
 }
 """Name -> corpus: the full one of the shipped planner; about 1% of it (PaLM-E's
 data-efficiency axis); as many episodes with a tenth of the skill calls failing, so that the
 histories hold failed steps and the recoveries that follow them (the shipped planner's p2
-misses start with a blocked pick it then never recovers from)."""
-SMALL_STEPS = 1000
-"""Steps at ~1% of the data: 3000 would revisit each of its ~90 frames a thousand times."""
+misses start with a blocked pick it then never recovers from); the full and 1% corpora seen
+by the zoomed cameras, for the OSRT planners, whose encoder is pretrained on those views."""
 SHIPPED_RUN = "runs/planner_state"
 NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
 HEARD = ModelConfig(instruction_sensor="audio")
@@ -103,6 +116,9 @@ class Variant:
     """EvaluateConfig fields (decoding, ...)."""
     run: str | None = None
     """The run directory; None: ``runs/study_<name>``."""
+    encoder_run: str | None = None
+    """The run under ``--runs`` whose ``final`` the encoder starts from (when it exists);
+    None: ``encoder_<encoder>``."""
 
     @property
     def run_dir(self) -> str:
@@ -167,8 +183,17 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_1pct", "1pct"),
             *[
                 Variant(f"{encoder}_{corpus}", corpus, {"encoder": encoder})
-                for encoder in ("vit", "object_centric", "osrt")
+                for encoder in ("vit", "object_centric")
                 for corpus in ("full", "1pct")
+            ],
+            *[
+                Variant(
+                    f"osrt_{budget}",
+                    f"{budget}_zoom",
+                    {"encoder": "osrt"},
+                    encoder_run="encoder_osrt_rgbd_slot_mixer",
+                )
+                for budget in ("full", "1pct")
             ],
         ],
     ),
@@ -176,19 +201,26 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
 """Study -> (evaluation splits, variants)."""
 
 
+def corpus_env(corpus: Corpus) -> TabletopEnvConfig:
+    """The tabletop a corpus is generated in, and its planners evaluated in."""
+    env = TabletopEnvConfig(failure_rate=corpus.failure_rate)
+    return env if corpus.views is None else replace(env, views=list(corpus.views))
+
+
 def ensure_data(path: str, corpus: Corpus, quick: bool) -> None:
     """Generate ``corpus`` at ``path`` unless it is there; one there generated with another
-    failure rate is an error, not a silent substitute."""
+    failure rate or other views is an error, not a silent substitute."""
     manifest = Path(path) / MANIFEST
+    env = corpus_env(corpus)
     if manifest.exists():
-        made_with = json.loads(manifest.read_text())["generator"]["env"].get("failure_rate", 0.0)
-        if made_with != corpus.failure_rate:
-            raise SystemExit(
-                f"{path} was generated with env.failure_rate={made_with}; this corpus needs "
-                f"{corpus.failure_rate}: move it away or regenerate it"
-            )
+        made_with = json.loads(manifest.read_text())["generator"]["env"]
+        for name, needed in (("failure_rate", env.failure_rate), ("views", env.views)):
+            if made_with.get(name, getattr(TabletopEnvConfig(), name)) != needed:
+                raise SystemExit(
+                    f"{path} was generated with env.{name}={made_with.get(name)}; this corpus "
+                    f"needs {needed}: move it away or regenerate it"
+                )
         return
-    env = TabletopEnvConfig(failure_rate=corpus.failure_rate)
     config = GenerateConfig(env=env, episodes=corpus.episodes, output_dir=path)
     if quick:
         config = replace(config, episodes=6, eval_episodes=3, shard_size=3, workers=1)
@@ -222,15 +254,16 @@ def pretrained_instruction_encoder(sensor: str, data: str, runs: Path) -> str:
 
 def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool) -> TrainConfig:
     """``data``: corpus name -> its path."""
+    steps = CORPORA[variant.corpus].steps
     fields: dict[str, Any] = {
         "data": data[variant.corpus],
-        **({"steps": SMALL_STEPS} if variant.corpus == "1pct" else {}),
+        **({"steps": steps} if steps is not None else {}),
         **variant.train,
         "output_dir": variant.run_dir,
         "progress": False,
     }
     encoder = fields.get("encoder", "state")
-    pretrained = runs / f"encoder_{encoder}" / FINAL
+    pretrained = runs / (variant.encoder_run or f"encoder_{encoder}") / FINAL
     if encoder != "state" and pretrained.exists() and not quick:
         fields["encoder_checkpoint"] = str(pretrained)
     sensor = fields.get("model", ModelConfig()).instruction_sensor
@@ -286,7 +319,7 @@ def run_variant(
     started = time.perf_counter()
     info = evaluate(
         EvaluateConfig(
-            env=TabletopEnvConfig(),
+            env=replace(corpus_env(CORPORA[variant.corpus]), failure_rate=0.0),
             checkpoint=str(final),
             splits=splits,
             episodes=episodes,

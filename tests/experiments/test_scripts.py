@@ -301,6 +301,25 @@ def test_palme_studies_instruction_sensors_smoke(tmp_path):
         assert row["evaluation"]["eval"]["overall"]["trials"] == 6
 
 
+def test_palme_studies_osrt_planner_trains_and_runs_on_the_zoomed_views(tmp_path):
+    from experiments.palme_studies import CORPORA, ZOOM_VIEWS, ensure_data
+
+    args = ["--study", "representations", "--variants", "osrt_1pct", "--runs", str(tmp_path)]
+    run = run_script("experiments.palme_studies", tmp_path, *args)
+    assert run.returncode == 0, run.stderr
+    data = tmp_path / "quick_data_1pct_zoom"
+    made_with = json.loads((data / "manifest.json").read_text())["generator"]["env"]
+    assert made_with["views"] == list(ZOOM_VIEWS)
+    trained = tmp_path / "quick_osrt_1pct" / "final"
+    assert json.loads((trained / "train_config.json").read_text())["data"] == str(data)
+    evaluated = json.loads(
+        (tmp_path / "quick_osrt_1pct" / "evaluation_osrt_1pct" / "eval_info.json").read_text()
+    )
+    assert evaluated["config"]["env"]["views"] == list(ZOOM_VIEWS), "evaluated as trained"
+    with pytest.raises(SystemExit, match=re.escape("generated with env.views=['front_zoom'")):
+        ensure_data(str(data), CORPORA["1pct"], quick=True)
+
+
 def test_palme_studies_reject_an_unknown_variant(tmp_path):
     run = run_script(
         "experiments.palme_studies", tmp_path, "--study", "frozen_lm", "--variants", "x"
