@@ -476,6 +476,10 @@ class ModelConfig:
     mode)."""
     freeze_encoder: bool = False
     """Keep the sensor encoder as loaded (e.g. pretrained by embodied.train_encoder)."""
+    freeze_instruction_backbone: bool = False
+    """With an instruction sensor: keep its pretrained backbone as loaded (audio: the CTC
+    speech encoder; region: the ViT) and train only what reads it out into tokens (audio: the
+    queries that pool the utterance, as SALMONN trains its Q-Former over a frozen Whisper)."""
     max_length: int = 384
     """Longest example in tokens (prompt + target)."""
     mention_tokens: bool = True
@@ -511,6 +515,11 @@ class ModelConfig:
             raise ValueError(
                 f"model.instruction_sensor={self.instruction_sensor!r}: allowed "
                 f"{INSTRUCTION_SENSORS}"
+            )
+        if self.freeze_instruction_backbone and self.instruction_sensor is None:
+            raise ValueError(
+                "model.freeze_instruction_backbone=true needs model.instruction_sensor "
+                f"(one of {[s for s in INSTRUCTION_SENSORS if s is not None]})"
             )
 
 

@@ -99,6 +99,8 @@ class PalmE(nn.Module):
         self.lm.requires_grad_(not config.freeze_lm)
         if config.freeze_encoder:
             encoder.freeze()
+        if config.freeze_instruction_backbone and instruction_encoder is not None:
+            instruction_encoder.freeze_backbone()
 
     def _projector(self, sensor_width: int, width: int) -> nn.Module:
         if self.config.projector == "linear":

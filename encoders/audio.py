@@ -183,6 +183,11 @@ class AudioEncoder(SensorEncoder):
     def n_tokens(self) -> int:
         return self.config.tokens
 
+    def backbone_parts(self) -> list[nn.Module]:
+        """The CTC-pretrained speech encoder; the queries that pool it and the projection are
+        the rest (SALMONN trains its Q-Former over a frozen Whisper encoder)."""
+        return [self.frontend, self.transformer, self.norm, self.ctc_head]
+
     def frames(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """``(B, T', width)`` encoded frames (T' = ceil(T / 4)) and their ``(B, T')`` padding."""
         features = batch[AUDIO_FEATURES].float()  # (B, T, M)

@@ -53,6 +53,9 @@ class SensorEncoder(nn.Module, ABC):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
+        self._frozen_parts: list[nn.Module] = []
+        """Modules kept as loaded; they stay in eval mode (no dropout) whatever ``train()``
+        says, so that a frozen part computes exactly what it computed when it was trained."""
 
     @property
     def dim(self) -> int:
@@ -89,11 +92,31 @@ class SensorEncoder(nn.Module, ABC):
         size = next(iter(batch.values())).shape[0]
         return torch.ones(size, self.n_tokens, dtype=torch.bool)
 
+    def backbone_parts(self) -> list[nn.Module]:
+        """The pretrained feature extractor, which ``freeze_backbone`` keeps as loaded while the
+        rest (what reads its features out into tokens) trains on. Default: the whole encoder."""
+        return [self]
+
     def freeze(self) -> SensorEncoder:
-        """Stop gradients into every parameter and switch to eval mode."""
-        for parameter in self.parameters():
-            parameter.requires_grad_(False)
-        return self.eval()
+        """Stop gradients into every parameter; eval mode from now on."""
+        return self._freeze([self])
+
+    def freeze_backbone(self) -> SensorEncoder:
+        """Stop gradients into ``backbone_parts()``; they run in eval mode from now on."""
+        return self._freeze(self.backbone_parts())
+
+    def _freeze(self, parts: list[nn.Module]) -> SensorEncoder:
+        for part in parts:
+            part.requires_grad_(False)
+        self._frozen_parts = [*self._frozen_parts, *parts]
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> SensorEncoder:
+        """``nn.Module.train``, except that frozen parts stay in eval mode."""
+        super().train(mode)
+        for part in self._frozen_parts:
+            nn.Module.train(part, False)  # not ``part.train``: ``part`` may be ``self``
+        return self
 
     @property
     def frozen(self) -> bool:

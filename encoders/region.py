@@ -190,6 +190,10 @@ class RegionEncoder(SensorEncoder):
     def n_tokens(self) -> int:
         return self.config.tokens
 
+    def backbone_parts(self) -> list[nn.Module]:
+        """The ViT whose patch features the sampler reads."""
+        return [self.vit]
+
     def forward(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
         features = self.vit.patch_features(batch[keys.RGB])  # (B, V, g, g, C)
         b = features.shape[0]

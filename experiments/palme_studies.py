@@ -159,6 +159,13 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                 "state_spoken_windows",
                 train={"model": HEARD, "instruction_encoder_config": {"pooling": "windows"}},
             ),
+            Variant(
+                "state_spoken_frozen_windows",
+                train={
+                    "model": replace(HEARD, freeze_instruction_backbone=True),
+                    "instruction_encoder_config": {"pooling": "windows"},
+                },
+            ),
             Variant("state_region_referrals", train={"model": POINTED_AT}),
         ],
     ),

@@ -425,6 +425,32 @@ def test_a_model_with_an_instruction_sensor_saves_and_loads_exactly(tokenizer, t
         PalmE(model.lm, tokenizer, model.encoder, ModelConfig(instruction_sensor="audio"))
 
 
+def test_a_frozen_speech_backbone_stays_frozen_in_training_and_after_loading(tokenizer, tmp_path):
+    config = ModelConfig(
+        instruction_sensor="audio", keep_placeholder=False, freeze_instruction_backbone=True
+    )
+    spoken = make_encoder("audio", n_mels=16, width=16, layers=1, heads=2, tokens=3, dim=16)
+    model = PalmE(
+        small_llama(TINY_LM, tokenizer),
+        tokenizer,
+        make_encoder("state", hidden=16, dim=16),
+        config,
+        spoken,
+    )
+    model.save(tmp_path)
+    for trained in (model, PalmE.load(tmp_path)):
+        trained.train()
+        encoder = trained.instruction_encoder
+        assert encoder is not None and not encoder.transformer.training
+        learning = {n for n, p in encoder.named_parameters() if p.requires_grad}
+        assert learning == {
+            n
+            for n, _ in encoder.named_parameters()
+            if n.startswith(("queries", "pool.", "project."))
+        }, learning
+        assert all(p.requires_grad for p in trained.instruction_projector.parameters())
+
+
 def test_a_region_referral_points_at_the_first_named_object():
     segmentation = np.zeros((2, 32, 32), dtype=np.int32)  # (V, H, W)
     segmentation[1, 10:14, 20:26] = 2  # obj_2, seen by view 1 only
@@ -675,6 +701,8 @@ def test_bad_model_settings_name_the_field():
         ModelConfig(projector="conv")
     with pytest.raises(ValueError, match=r"instruction_sensor='sonar': allowed \(None, 'audio'"):
         ModelConfig(instruction_sensor="sonar")
+    with pytest.raises(ValueError, match=r"freeze_instruction_backbone=true needs model\.instr"):
+        ModelConfig(freeze_instruction_backbone=True)
     with pytest.raises(ValueError, match=r"lm\.hidden=30 must be a multiple of lm\.heads=4"):
         LMConfig(hidden=30)
 

@@ -141,3 +141,28 @@ def test_a_loaded_encoder_takes_overrides_that_shape_no_weight(corpus, tmp_path)
     )
     with pytest.raises(ValueError, match="change the weights' shapes"):
         load_encoder(tmp_path, width=64)
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_its_dropout_off_while_the_queries_learn(corpus):
+    torch.manual_seed(0)
+    encoder = make_encoder("audio", **TINY).freeze_backbone().train()
+    batch = corpus.batch(4, seed=0, step=2)
+    assert not encoder.transformer.training, "train() leaves the frozen backbone in eval mode"
+    assert encoder.training and encoder.pool.training
+    first, _ = encoder.frames(batch)
+    again, _ = encoder.frames(batch)
+    assert torch.equal(first, again), "no dropout in the frozen speech encoder"
+    before = {n: p.detach().clone() for n, p in encoder.named_parameters()}
+    optimizer = torch.optim.Adam([p for p in encoder.parameters() if p.requires_grad], lr=1e-2)
+    encoder(batch).pow(2).mean().backward()
+    optimizer.step()
+    changed = {n for n, p in encoder.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {
+        "queries",
+        "pool.in_proj_weight",
+        "pool.in_proj_bias",
+        "pool.out_proj.weight",
+        "pool.out_proj.bias",
+        "project.weight",
+        "project.bias",
+    }, changed

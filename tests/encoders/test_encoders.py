@@ -91,6 +91,7 @@ def test_gradients_flow_and_freezing_stops_them(key, batch):
     encoder.zero_grad()
     encoder.freeze()
     assert encoder.frozen and not encoder.training
+    assert not encoder.train().training, "a frozen encoder stays in eval mode"
     out = encoder(batch)
     assert not out.requires_grad
     assert all(p.grad is None for p in encoder.parameters())

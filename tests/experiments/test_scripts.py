@@ -287,14 +287,26 @@ def test_palme_studies_smoke(tmp_path):
 
 
 def test_palme_studies_instruction_sensors_smoke(tmp_path):
-    variants = ["state_spoken_instructions", "state_region_referrals"]
+    variants = ["state_spoken_frozen_windows", "state_region_referrals"]
     args = ["--study", "instruction_sensors", "--variants", *variants, "--runs", str(tmp_path)]
     run = run_script("experiments.palme_studies", tmp_path, *args)
     assert run.returncode == 0, run.stderr
     for variant, sensor in zip(variants, ["audio", "region"], strict=True):
         trained = tmp_path / f"quick_{variant}" / "final"
-        assert json.loads((trained / "palme.json").read_text())["instruction_sensor"] == sensor
+        model = json.loads((trained / "palme.json").read_text())
+        assert model["instruction_sensor"] == sensor
+        assert model["freeze_instruction_backbone"] is (sensor == "audio")
         assert (trained / "instruction_encoder" / "model.safetensors").exists()
+    heard = json.loads(
+        (
+            tmp_path
+            / "quick_state_spoken_frozen_windows"
+            / "final"
+            / "instruction_encoder"
+            / "encoder.json"
+        ).read_text()
+    )
+    assert heard["config"]["pooling"] == "windows"
     results = json.loads((tmp_path / "study_instruction_sensors_quick.json").read_text())
     assert [row["variant"] for row in results["rows"]] == variants
     for row in results["rows"]:
