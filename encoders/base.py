@@ -53,9 +53,9 @@ class SensorEncoder(nn.Module, ABC):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
+        # Modules kept as loaded: they stay in eval mode (no dropout) whatever ``train()`` says,
+        # so that a frozen part computes what it computed when it was pretrained.
         self._frozen_parts: list[nn.Module] = []
-        """Modules kept as loaded; they stay in eval mode (no dropout) whatever ``train()``
-        says, so that a frozen part computes exactly what it computed when it was trained."""
 
     @property
     def dim(self) -> int:
