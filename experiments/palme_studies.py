@@ -221,11 +221,13 @@ def ensure_data(path: str, corpus: Corpus, quick: bool) -> None:
     env = corpus_env(corpus)
     if manifest.exists():
         made_with = json.loads(manifest.read_text())["generator"]["env"]
+        default = TabletopEnvConfig()
         for name, needed in (("failure_rate", env.failure_rate), ("views", env.views)):
-            if made_with.get(name, getattr(TabletopEnvConfig(), name)) != needed:
+            made = made_with.get(name, getattr(default, name))  # older manifests: the default
+            if made != needed:
                 raise SystemExit(
-                    f"{path} was generated with env.{name}={made_with.get(name)}; this corpus "
-                    f"needs {needed}: move it away or regenerate it"
+                    f"{path} was generated with env.{name}={made}; this corpus needs "
+                    f"{needed}: move it away or regenerate it"
                 )
         return
     config = GenerateConfig(env=env, episodes=corpus.episodes, output_dir=path)
