@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from embodied.data.splits import SPLITS
+from embodied.entity_names import ENTITY_NAMES
 from embodied.episode import EVAL_SEED_START
 from embodied.planners import PLANNERS
 from envs import KITCHEN_ID, TABLETOP_ID
@@ -500,6 +501,11 @@ class ModelConfig:
     ``embodied.data.speech``); ``region`` sees one object it names pointed at on a view, by a
     point, a box or a mask, Ferret's coordinates and feature token taking the name's place
     (``embodied.data.regions``). None: the instruction is read as text."""
+    entity_names: str = "label"
+    """What the model calls the tabletop's cubes: ``label``, the scene's obj_j (bound to a cube
+    only by its per-object token), or ``colour``, each cube's colour ("pick(red)"), which an
+    image shows: the names for planners that see the scene as an image (ViT, OSRT). See
+    ``embodied.entity_names``."""
 
     def __post_init__(self) -> None:
         if not self.entity_prefix and (self.mention_tokens or self.keep_placeholder):
@@ -520,6 +526,13 @@ class ModelConfig:
             raise ValueError(
                 "model.freeze_instruction_backbone=true needs model.instruction_sensor "
                 f"(one of {[s for s in INSTRUCTION_SENSORS if s is not None]})"
+            )
+        if self.entity_names not in ENTITY_NAMES:
+            raise ValueError(f"model.entity_names={self.entity_names!r}: allowed {ENTITY_NAMES}")
+        if self.entity_names != "label" and self.instruction_sensor is not None:
+            raise ValueError(
+                f"model.entity_names={self.entity_names!r} needs model.instruction_sensor=null: "
+                "the speech corpus and the region referrals name cubes by their labels (obj_j)"
             )
 
 
@@ -592,6 +605,11 @@ class TrainConfig(TrainingRun):
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
         if not 0.0 <= self.family_alpha <= 1.0:
             raise ValueError(f"family_alpha={self.family_alpha}: must be in [0, 1]")
+        if self.relabel_entities and self.model.entity_names != "label":
+            raise ValueError(
+                "relabel_entities=true needs model.entity_names=label: it draws new obj_j "
+                f"labels, and model.entity_names={self.model.entity_names!r} names cubes otherwise"
+            )
         if self.relabel_entities and not self.model.entity_prefix:
             raise ValueError(
                 "relabel_entities=true needs model.entity_prefix=true: only the entity prefix "

@@ -13,6 +13,7 @@ import torch
 
 from embodied.config import DECODING, FAILURE_DETECTION
 from embodied.decoding import TokenTrie, greedy_decode
+from embodied.entity_names import EntityNames
 from embodied.instructions import HELD_OUT_SEED, instruction_inputs
 from embodied.model import PalmE
 from embodied.planners import Planner
@@ -155,6 +156,11 @@ class PalmEPlanner(Planner):
         self.stats.seconds += elapsed
         return texts[0], extra
 
+    def _names(self, env: ArmEnv) -> EntityNames:
+        """The scene's labels in the model's names (``ModelConfig.entity_names``)."""
+        colours = {spec.name: getattr(spec, "colour", None) for spec in env.entity_specs()}
+        return EntityNames.of_scene(self.model.config.entity_names, colours)
+
     def _history_success(
         self,
         env: ArmEnv,
@@ -166,13 +172,15 @@ class PalmEPlanner(Planner):
         if self.failure_detection == "skill":
             return outcomes
         marks = list(outcomes)
+        names = self._names(env)
+        entities = [names.to_model(e) for e in env.observed_names]
         for i, step in enumerate(history):
             if step.split("(")[0] not in ATTEMPT_VERBS:
                 continue
             key = (i, step)
             if key not in self._detected:  # asked once, right after the step ran
                 question = self.model.prompt(
-                    f"Was {step} successful?", "question", list(env.observed_names)
+                    names.to_model(f"Was {step} successful?"), "question", entities
                 )
                 answer = self._generate(
                     env, observation, question, ["yes", "no"], instruction_arrays
@@ -193,16 +201,25 @@ class PalmEPlanner(Planner):
         outcomes = list(outcomes) if outcomes is not None else [True] * len(history)
         instruction, arrays = self._instruction(env, observation, history)
         marks = self._history_success(env, observation, history, outcomes, arrays)
-        prompt = self.model.prompt(instruction, "plan", list(env.observed_names), history, marks)
+        names = self._names(env)
+        prompt = self.model.prompt(
+            names.to_model(instruction),
+            "plan",
+            [names.to_model(e) for e in env.observed_names],
+            [names.to_model(step) for step in history],
+            marks,
+        )
         constrained = self.decoding == "constrained" or self._retry_constrained
         self._retry_constrained = False
-        allowed = valid_steps(env) if constrained else None
-        return self._generate(env, observation, prompt, allowed, arrays)
+        allowed = [names.to_model(s) for s in valid_steps(env)] if constrained else None
+        return names.to_env(self._generate(env, observation, prompt, allowed, arrays))
 
     def rejected(self, text: str, reason: str) -> None:
         self._retry_constrained = True
 
     def answer(self, env: ArmEnv, observation: dict[str, Any]) -> str:
         instruction, arrays = self._instruction(env, observation, [])
-        prompt = self.model.prompt(instruction, "question", list(env.observed_names))
+        names = self._names(env)
+        entities = [names.to_model(e) for e in env.observed_names]
+        prompt = self.model.prompt(names.to_model(instruction), "question", entities)
         return self._generate(env, observation, prompt, None, arrays)

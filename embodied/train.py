@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from collections import defaultdict
 from collections.abc import Sequence
@@ -53,6 +52,7 @@ from embodied.config import TRAINED_ON, TrainConfig, register_configs, to_config
 from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
 from embodied.decoding import greedy_decode
+from embodied.entity_names import ENTITY_NAMES, labelled, name_by_colour, rename_record
 from embodied.instructions import InstructionInputs, arrays_read, instruction_inputs
 from embodied.lm import load_lm, small_llama, train_tokenizer
 from embodied.model import PalmE
@@ -79,10 +79,6 @@ LM_DIR = "lm"
 RUN_CONFIG = "train_config.json"
 
 
-ENTITY_LABEL = re.compile(r"\bobj_(\d+)\b")
-"""A tabletop entity label in any text of a record (instruction, history, target)."""
-
-
 def relabel_entities(record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """The record with its ``obj_j`` entities renamed to distinct labels drawn from obj_1 ..
     obj_{OBJECT_CAPACITY} (kept ascending, as scenes list them), in every text it holds.
@@ -92,21 +88,10 @@ def relabel_entities(record: dict[str, Any], rng: np.random.Generator) -> dict[s
     order, so without this a planner trained on 1-5 objects has never written obj_6..obj_8.
     Records whose entities are not all ``obj_j`` (the kitchen's words) are returned as is."""
     entities = record["entities"]
-    if not entities or not all(ENTITY_LABEL.fullmatch(e) for e in entities):
+    if not labelled(entities):
         return record
     labels = np.sort(rng.choice(OBJECT_CAPACITY, len(entities), replace=False)) + 1
-    renamed = {e: f"obj_{j}" for e, j in zip(entities, labels, strict=True)}
-
-    def rename(text: str) -> str:
-        return ENTITY_LABEL.sub(lambda m: renamed.get(m.group(0), m.group(0)), text)
-
-    return {
-        **record,
-        "instruction": rename(record["instruction"]),
-        "entities": [renamed[e] for e in entities],
-        "history": [rename(step) for step in record["history"]],
-        "target": rename(record["target"]),
-    }
+    return rename_record(record, {e: f"obj_{j}" for e, j in zip(entities, labels, strict=True)})
 
 
 def resample_question(record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -130,19 +115,24 @@ def frame_records(
     draws: np.random.Generator | None = None,
     relabel: bool = False,
     resample: bool = False,
+    entity_names: str = "label",
 ) -> list[dict[str, Any]]:
     """The records (instruction, entities, history, target, ...) of these frames: their
     questions asked anew by ``resample_question`` (``resample``), then their entities
-    relabelled by ``relabel_entities`` (``relabel``), both drawing from ``draws``."""
+    relabelled by ``relabel_entities`` (``relabel``), both drawing from ``draws``; last, with
+    ``entity_names="colour"``, each cube named by its colour (``embodied.entity_names``)."""
     records = [bank.records[int(i)] for i in index]
-    if not (relabel or resample):
-        return records
-    if draws is None:
-        raise ValueError("relabelling entities or resampling questions needs draws")
-    if resample:
-        records = [resample_question(r, draws) for r in records]
-    if relabel:
-        records = [relabel_entities(r, draws) for r in records]
+    if entity_names not in ENTITY_NAMES:
+        raise ValueError(f"entity_names={entity_names!r}: allowed {ENTITY_NAMES}")
+    if relabel or resample:
+        if draws is None:
+            raise ValueError("relabelling entities or resampling questions needs draws")
+        if resample:
+            records = [resample_question(r, draws) for r in records]
+        if relabel:
+            records = [relabel_entities(r, draws) for r in records]
+    if entity_names == "colour":
+        records = [name_by_colour(r) for r in records]
     return records
 
 
@@ -170,7 +160,8 @@ def examples(
     questions asked anew (``resample``) and entities relabelled (``relabel``), from
     ``draws``, then the instructions through the model's instruction sensor (``inputs``:
     spoken, or an object pointed at)."""
-    records = frame_records(bank, index, draws, relabel, resample)
+    entity_names = model.config.entity_names
+    records = frame_records(bank, index, draws, relabel, resample, entity_names)
     observation = bank.observations(torch.as_tensor(index))
     if inputs is not None:
         instructions, extra = inputs.prepare(
@@ -199,7 +190,9 @@ def pretrain_lm(
         return prompt_text(instruction, kind, entities, history, success, placement, n_tokens)
 
     draws = np.random.default_rng(config.seed + 11)
-    records = frame_records(bank, range(len(bank)), draws, config.relabel_entities)
+    records = frame_records(
+        bank, range(len(bank)), draws, config.relabel_entities, False, config.model.entity_names
+    )
     prompts, targets = prompts_and_targets(text_prompt, records)
     tokenizer = train_tokenizer(
         [f"{p} {t}" for p, t in zip(prompts, targets, strict=True)], config.lm.vocab_size

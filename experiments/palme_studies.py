@@ -18,9 +18,14 @@ fixed seeds of each split the study names (every family of the default tabletop 
 recipe of the shipped default (``runs/planner_state``, ``experiments.train_default_planner``).
 Each variant trains on one of CORPORA, generated on first use.
 
+The planners that see the scene as an image (ViT, OSRT) name cubes by colour, not by their
+obj_j labels, which no image shows (COLOUR_NAMES, ``embodied.entity_names``); their q1 ("What
+colour is red?") then answers itself.
+
 The "pretrained LLM" every variant starts from is the same for all corpora: the small Llama
-pretrained on the text of the full corpus (``runs/lm_<data>_<placement>``), as PaLM-E's LLM is
-pretrained once, whatever the robot data. Vision encoders start from their pretraining
+pretrained on the text of the full corpus in the variant's prompt format and entity names
+(``runs/lm_<data>_<encoder>[_colour_names]``), as PaLM-E's LLM is pretrained once, whatever
+the robot data. Vision encoders start from their pretraining
 (``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists; the OSRT
 planners start from ``runs/encoder_osrt_rgbd_slot_mixer/final`` (OSRT with depth and the slot
 mixer decoder, pretrained on the zoomed views) and train and run on those views; a planner
@@ -101,6 +106,9 @@ SHIPPED_RUN = "runs/planner_state"
 NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
 HEARD = ModelConfig(instruction_sensor="audio")
 POINTED_AT = ModelConfig(instruction_sensor="region")
+COLOUR_NAMES = ModelConfig(entity_names="colour")
+"""The image planners' names for cubes: an image shows a cube's colour, never its obj_j label
+(``embodied.entity_names``)."""
 
 
 @dataclass(frozen=True)
@@ -189,15 +197,18 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_full", run=SHIPPED_RUN),
             Variant("state_1pct", "1pct"),
             *[
-                Variant(f"{encoder}_{corpus}", corpus, {"encoder": encoder})
-                for encoder in ("vit", "object_centric")
+                Variant(f"vit_{corpus}", corpus, {"encoder": "vit", "model": COLOUR_NAMES})
+                for corpus in ("full", "1pct")
+            ],
+            *[
+                Variant(f"object_centric_{corpus}", corpus, {"encoder": "object_centric"})
                 for corpus in ("full", "1pct")
             ],
             *[
                 Variant(
                     f"osrt_{budget}",
                     f"{budget}_zoom",
-                    {"encoder": "osrt"},
+                    {"encoder": "osrt", "model": COLOUR_NAMES},
                     encoder_run="encoder_osrt_rgbd_slot_mixer",
                 )
                 for budget in ("full", "1pct")
@@ -238,8 +249,9 @@ def ensure_data(path: str, corpus: Corpus, quick: bool) -> None:
 
 def shared_lm(config: TrainConfig, full_data: str, runs: Path) -> str:
     """The variant's starting LM: pretrained once on the full corpus's text in this encoder's
-    prompt format, shared by every corpus (built on first use)."""
-    directory = runs / f"lm_{Path(full_data).name}_{config.encoder}"
+    prompt format and the model's entity names, shared by every corpus (built on first use)."""
+    names = "" if config.model.entity_names == "label" else f"_{config.model.entity_names}_names"
+    directory = runs / f"lm_{Path(full_data).name}_{config.encoder}{names}"
     if not (directory / "config.json").exists():
         full = replace(config, data=full_data)
         bank = FrameBank(full_data, "train", ENCODERS[config.encoder].inputs)

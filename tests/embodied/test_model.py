@@ -771,6 +771,41 @@ def test_model_failure_detection_asks_the_model_and_marks_its_answer(checkpoint,
     assert prompts[2].endswith(f"Done: pick({name}) [failed]. Next:"), "the model's 'no' counts"
 
 
+def test_a_colour_named_planner_reads_and_writes_colours_and_the_env_gets_labels(
+    dataset, tmp_path, make_env
+):
+    bank = FrameBank(dataset, "train")
+    records = frame_records(bank, range(len(bank)), entity_names="colour")
+    for named, stored in zip(records, bank.records, strict=True):
+        colours = [stored["symbolic_state"]["objects"][e]["colour"] for e in stored["entities"]]
+        assert named["entities"] == colours
+        assert "obj_" not in named["instruction"] + named["target"] + "".join(named["history"])
+    train(run_config(dataset, tmp_path, steps=2, model=ModelConfig(entity_names="colour")))
+    env = make_env(image_size=32, views=["front"], tasks=["p1"], stack_probability=1.0)
+    seed, blocked = blocked_scene(env)
+    colour = env.unwrapped.cube(blocked).colour
+    planner = PalmEPlanner(tmp_path / FINAL)
+    prompts: list[str] = []
+    scripted(planner, {"plan": [f"pick({colour})", "done()"]}, prompts)
+    result = run_episode(env, planner, seed, "p1")
+    assert result.steps[0].text == f"pick({blocked})", "the env runs the step on the label"
+    assert result.steps[0].success is False, "the blocked cube's pick failed in physics"
+    assert not re.search(r"(?<!<)obj_\d", prompts[0] + prompts[1]), "only placeholders"
+    assert "Q: How to grasp " + colour in prompts[0]
+    assert prompts[1].endswith(f"Done: pick({colour}) [failed]. Next:"), prompts[1]
+    allowed: list[list[str] | None] = []
+
+    def generate(env, observation, prompt, allowed_texts, instruction_arrays):
+        allowed.append(allowed_texts)
+        return "done()"
+
+    constrained = PalmEPlanner(tmp_path / FINAL, decoding="constrained")
+    constrained._generate = generate  # type: ignore[method-assign]
+    run_episode(env, constrained, seed, "p1")
+    assert allowed[0] is not None and f"pick({colour})" in allowed[0]
+    assert not any("obj_" in step for step in allowed[0])
+
+
 def test_a_rejected_free_step_is_decoded_again_constrained(checkpoint, make_env):
     env = make_env(image_size=32, views=["front"], tasks=["p1"])
     planner = PalmEPlanner(checkpoint, decoding="free")

@@ -324,6 +324,8 @@ def test_palme_studies_osrt_planner_trains_and_runs_on_the_zoomed_views(tmp_path
     assert made_with["views"] == list(ZOOM_VIEWS)
     trained = tmp_path / "quick_osrt_1pct" / "final"
     assert json.loads((trained / "train_config.json").read_text())["data"] == str(data)
+    names = json.loads((trained / "palme.json").read_text())["entity_names"]
+    assert names == "colour", "an image planner names cubes by what the image shows"
     evaluated = json.loads(
         (tmp_path / "quick_osrt_1pct" / "evaluation_osrt_1pct" / "eval_info.json").read_text()
     )
