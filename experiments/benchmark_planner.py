@@ -50,7 +50,8 @@ def training_throughput(checkpoint: Path, data: str, steps: int, batch_size: int
     tokens = 0
     for step in range(steps + 2):  # the first two steps warm up and are not counted
         index = bank.draw(batch_size, 0, step)
-        prompts, targets = prompts_and_targets(model.prompt, frame_records(bank, index))
+        records = frame_records(bank, index, entity_names=model.config.entity_names)
+        prompts, targets = prompts_and_targets(model.prompt, records)
         encoded = encode(model.tokenizer, prompts, targets)
         observation = bank.observations(index)
         for name in ("full", "bare"):
