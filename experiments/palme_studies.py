@@ -204,6 +204,10 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                 Variant(f"object_centric_{corpus}", corpus, {"encoder": "object_centric"})
                 for corpus in ("full", "1pct")
             ],
+            Variant(
+                "object_centric_frozen_full",
+                train={"encoder": "object_centric", "model": ModelConfig(freeze_encoder=True)},
+            ),
             *[
                 Variant(
                     f"osrt_{budget}",
@@ -287,7 +291,13 @@ def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool
     pretrained = runs / (variant.encoder_run or f"encoder_{encoder}") / FINAL
     if encoder != "state" and pretrained.exists() and not quick:
         fields["encoder_checkpoint"] = str(pretrained)
-    sensor = fields.get("model", ModelConfig()).instruction_sensor
+    model = fields.get("model", ModelConfig())
+    if model.freeze_encoder and "encoder_checkpoint" not in fields and not quick:
+        raise SystemExit(
+            f"{variant.name} keeps its encoder as pretrained, and {pretrained} is missing: "
+            f"python -m experiments.pretrain_encoders --encoders {encoder} --data {data['full']}"
+        )
+    sensor = model.instruction_sensor
     if sensor is not None and not quick:
         fields["instruction_encoder_checkpoint"] = pretrained_instruction_encoder(
             sensor, data["full"], runs

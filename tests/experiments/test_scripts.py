@@ -389,3 +389,14 @@ def test_results_of_a_run_that_outlived_its_commit_name_both(tmp_path):
     write_results("outlived", {"machine": started}, "outlived", tmp_path)
     written = json.loads((tmp_path / "outlived.json").read_text())["machine"]
     assert written["commit"] == "0000000" and written["commit_at_end"] == now["commit"]
+
+
+def test_palme_studies_refuse_to_freeze_an_encoder_that_was_never_pretrained(tmp_path):
+    from experiments.palme_studies import STUDIES, train_config
+
+    variant = next(
+        v for v in STUDIES["representations"][1] if v.name == "object_centric_frozen_full"
+    )
+    data = {"full": str(tmp_path / "data")}
+    with pytest.raises(SystemExit, match=r"object_centric_frozen_full keeps its encoder as pre"):
+        train_config(variant, data, tmp_path, quick=False)
