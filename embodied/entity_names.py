@@ -3,8 +3,9 @@
 The tabletop labels its cubes obj_1 .. obj_n in the order their colours were drawn. Only a
 per-object token shows which cube a label is ("obj_3 is <obj_3>.", the state and
 object-centric planners); an image shows no label, so a planner that sees the scene as an
-image (ViT, OSRT) cannot ground "obj_3". A colour it can: colours are unique within a scene
-(one cube per colour), and PaLM-E's TAMP prompts name blocks by colour ("How to grasp blue
+image (ViT, OSRT) cannot ground "obj_3". A colour it can: in the TAMP families (p1, p2,
+q1-q4) colours are unique within a scene (one cube per colour; a scene with a colour twice is
+refused by name), and PaLM-E's TAMP prompts name blocks by colour ("How to grasp blue
 block?"). With ``ModelConfig.entity_names="colour"`` the model reads and writes
 ``pick(red)`` where the env says ``pick(obj_2)``; training renames each record
 (``name_by_colour``), the planner translates both ways (``EntityNames``).
@@ -47,13 +48,28 @@ def labelled(entities: list[str]) -> bool:
     return bool(entities) and all(ENTITY_LABEL.fullmatch(e) for e in entities)
 
 
+def colour_names(colours: Mapping[str, str | None]) -> dict[str, str]:
+    """Label -> colour for a scene whose objects have these ``colours``; an error when one has
+    none or two share one (the tabletop's long-horizon families sort cubes of a colour):
+    names would then not say which cube is meant."""
+    named = list(colours.values())
+    if None in named or len(set(named)) != len(named):
+        raise ValueError(
+            f"entity_names='colour' needs one colour per object and no colour twice; "
+            f"the scene has {dict(colours)}: name these cubes by label"
+        )
+    return {label: str(colour) for label, colour in colours.items()}
+
+
 def name_by_colour(record: dict[str, Any]) -> dict[str, Any]:
     """A training record with each ``obj_j`` named by its cube's colour (read from the
     frame's symbolic state); a record whose entities are not labels is returned as is."""
     if not labelled(record["entities"]):
         return record
     objects = record["symbolic_state"]["objects"]
-    return rename_record(record, {e: objects[e]["colour"] for e in record["entities"]})
+    return rename_record(
+        record, colour_names({e: objects[e]["colour"] for e in record["entities"]})
+    )
 
 
 @dataclass(frozen=True)
@@ -71,13 +87,7 @@ class EntityNames:
             raise ValueError(f"entity_names={entity_names!r}: allowed {ENTITY_NAMES}")
         if entity_names == "label" or not labelled(list(entities)):
             return cls({})
-        colours = list(entities.values())
-        if None in colours or len(set(colours)) != len(colours):
-            raise ValueError(
-                f"entity_names='colour' needs one colour per object and no colour twice; "
-                f"the scene has {dict(entities)}"
-            )
-        return cls({label: str(colour) for label, colour in entities.items()})
+        return cls(colour_names(entities))
 
     def to_model(self, text: str) -> str:
         """Env text (an instruction, a step) in the model's names."""

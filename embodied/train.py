@@ -48,14 +48,20 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from embodied.config import TRAINED_ON, TrainConfig, register_configs, to_config_or_exit
+from embodied.config import (
+    TRAINED_ON,
+    ModelConfig,
+    TrainConfig,
+    register_configs,
+    to_config_or_exit,
+)
 from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
 from embodied.decoding import greedy_decode
 from embodied.entity_names import ENTITY_NAMES, labelled, name_by_colour, rename_record
 from embodied.instructions import InstructionInputs, arrays_read, instruction_inputs
 from embodied.lm import load_lm, small_llama, train_tokenizer
-from embodied.model import PalmE
+from embodied.model import MODEL_CONFIG, PalmE
 from embodied.sentence import IGNORE, PLACEMENTS, encode, prompt_text
 from embodied.train_encoder import encoder_fields
 from embodied.training import (
@@ -124,6 +130,10 @@ def frame_records(
     records = [bank.records[int(i)] for i in index]
     if entity_names not in ENTITY_NAMES:
         raise ValueError(f"entity_names={entity_names!r}: allowed {ENTITY_NAMES}")
+    if relabel and entity_names != "label":
+        raise ValueError(
+            f"relabelling draws obj_j labels; entity_names={entity_names!r} drops them"
+        )
     if relabel or resample:
         if draws is None:
             raise ValueError("relabelling entities or resampling questions needs draws")
@@ -227,6 +237,22 @@ def pretrain_lm(
     staging.rename(directory)
     print(f"text-only LM pretrained for {steps} steps: {directory}", flush=True)
     return lm, tokenizer
+
+
+def refuse_other_model(checkpoint: Path, model: ModelConfig) -> None:
+    """Raise when a checkpoint to resume was trained with other model settings than ``model``:
+    resuming would train on (e.g.) colour names a model that learned labels."""
+    saved = asdict(ModelConfig(**json.loads((checkpoint / MODEL_CONFIG).read_text())))
+    changed = [
+        f"model.{name}={value!r} there, {getattr(model, name)!r} here"
+        for name, value in saved.items()
+        if getattr(model, name) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"{checkpoint} was trained with other model settings ({', '.join(changed)}): "
+            f"resume with the same ones, or train in another output_dir"
+        )
 
 
 def build_encoder(config: TrainConfig, bank: FrameBank | None) -> SensorEncoder:
@@ -353,6 +379,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     checkpoint = output_dir / CHECKPOINT
     found = latest_checkpoint(checkpoint) if config.resume else None
     if found is not None:
+        refuse_other_model(found, config.model)
         model = PalmE.load(found, **asdict(config.model))
     else:
         if rank == 0:

@@ -62,6 +62,7 @@ from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
 from embodied.evaluate import evaluate
 from embodied.generate import generate
+from embodied.model import MODEL_CONFIG
 from embodied.sentence import PLACEMENTS
 from embodied.train import FINAL, build_encoder, pretrain_lm, train
 from embodied.train_encoder import train as train_encoder
@@ -335,8 +336,16 @@ def run_variant(
     row: dict[str, Any] = {"variant": variant.name, "corpus": variant.corpus}
     row["commit"] = machine()["commit"]
     row["run"] = variant.run_dir
+    row["entity_names"] = variant.train.get("model", ModelConfig()).entity_names
     final = Path(variant.run_dir) / FINAL
-    if not final.exists():
+    if final.exists():
+        trained = json.loads((final / MODEL_CONFIG).read_text()).get("entity_names", "label")
+        if trained != row["entity_names"]:
+            raise SystemExit(
+                f"{final} names cubes by {trained}, {variant.name} by "
+                f"{row['entity_names']}: move the run away to train it anew"
+            )
+    else:
         config = train_config(variant, data, runs, quick)
         started = time.perf_counter()
         row["train_metrics"] = train(config)
@@ -372,6 +381,14 @@ def _training_time(row: dict[str, Any]) -> str:
     return f"{row['train_s']} s training + "
 
 
+SELF_ANSWERED = "†"
+"""Marks q1 of a planner that names cubes by colour: the question names its answer."""
+
+
+def _answers_itself(row: dict[str, Any], family: str) -> str:
+    return f" {SELF_ANSWERED}" if family == "q1" and row.get("entity_names") == "colour" else ""
+
+
 def to_markdown(study: str, results: dict[str, Any]) -> str:
     lines = [f"## Study `{study}` (`python -m experiments.palme_studies --study {study}`)", ""]
     for split in results["splits"]:
@@ -388,10 +405,19 @@ def to_markdown(study: str, results: dict[str, Any]) -> str:
             table = row["evaluation"][split]
             cells = [_cell(table["overall"], bold=True)]
             cells += [
-                _cell(table["families"][f]) if f in table["families"] else "" for f in families
+                _cell(table["families"][f]) + _answers_itself(row, f)
+                if f in table["families"]
+                else ""
+                for f in families
             ]
             lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
         lines.append("")
+    if any(row.get("entity_names") == "colour" for row in results["rows"]):
+        lines += [
+            f"{SELF_ANSWERED} q1 of a planner that names cubes by colour "
+            '(`model.entity_names=colour`): the question names its answer ("What colour is red?").',
+            "",
+        ]
     lines.append(
         f"Success rate (question families: answer accuracy) [95% Wilson interval], "
         f"{results['episodes']} episodes per family and split on the split's fixed seeds, "

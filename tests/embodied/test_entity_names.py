@@ -34,6 +34,10 @@ def test_a_record_named_by_colour_says_the_same_with_the_cubes_colours():
     assert RECORD["target"] == "pick(obj_3)", "the stored record is not changed"
     kitchen = {**RECORD, "entities": ["can", "drawer"], "target": "pick(can)"}
     assert name_by_colour(kitchen) is kitchen, "word-named entities stay"
+    objects = {**STATE["objects"], "obj_3": {"colour": "red", "support": "table"}}
+    sorting = {**RECORD, "symbolic_state": {**STATE, "objects": objects}}
+    with pytest.raises(ValueError, match=r"no colour twice; the scene has .*name these cubes by"):
+        name_by_colour(sorting)  # a long-horizon family's scene: two red cubes
 
 
 def test_the_planner_translation_goes_both_ways_and_leaves_unknown_words():

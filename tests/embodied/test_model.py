@@ -355,6 +355,9 @@ def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monke
         train(run_config(dataset, tmp_path / "resumed"))
     assert not (tmp_path / "resumed" / FINAL).exists()
     monkeypatch.setattr(FrameBank, "draw", real_draw)
+    coloured = run_config(dataset, tmp_path / "resumed", model=ModelConfig(entity_names="colour"))
+    with pytest.raises(ValueError, match=r"model\.entity_names='label' there, 'colour' here"):
+        train(coloured)
     train(run_config(dataset, tmp_path / "resumed"))  # resumes at the step-6 checkpoint
     a = PalmE.load(tmp_path / "straight" / FINAL).state_dict()
     b = PalmE.load(tmp_path / "resumed" / FINAL).state_dict()
@@ -649,6 +652,8 @@ def test_resampled_questions_are_true_of_their_frame(dataset):
     assert resample_question(plans[0], rng) is plans[0], "plans are left as they are"
     index = [bank.records.index(questions[0])]
     assert frame_records(bank, index)[0] is questions[0], "no resampling unless asked"
+    with pytest.raises(ValueError, match=r"relabelling draws obj_j labels; entity_names='colo"):
+        frame_records(bank, index, np.random.default_rng(0), relabel=True, entity_names="colour")
     with pytest.raises(ValueError, match="needs draws"):
         frame_records(bank, index, resample=True)
 

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -326,6 +327,9 @@ def test_palme_studies_osrt_planner_trains_and_runs_on_the_zoomed_views(tmp_path
     assert json.loads((trained / "train_config.json").read_text())["data"] == str(data)
     names = json.loads((trained / "palme.json").read_text())["entity_names"]
     assert names == "colour", "an image planner names cubes by what the image shows"
+    table = (tmp_path / "study_representations_quick.md").read_text()
+    assert re.search(r"\| osrt_1pct \|.*\] † \|", table), "its q1 is marked as self-answered"
+    assert "† q1 of a planner that names cubes by colour" in table
     evaluated = json.loads(
         (tmp_path / "quick_osrt_1pct" / "evaluation_osrt_1pct" / "eval_info.json").read_text()
     )
@@ -400,3 +404,15 @@ def test_palme_studies_refuse_to_freeze_an_encoder_that_was_never_pretrained(tmp
     data = {"full": str(tmp_path / "data")}
     with pytest.raises(SystemExit, match=r"object_centric_frozen_full keeps its encoder as pre"):
         train_config(variant, data, tmp_path, quick=False)
+
+
+def test_palme_studies_refuse_a_finished_run_that_names_cubes_otherwise(tmp_path):
+    from experiments.palme_studies import STUDIES, run_variant
+
+    variant = next(v for v in STUDIES["representations"][1] if v.name == "vit_1pct")
+    final = tmp_path / "study_vit_1pct" / "final"
+    final.mkdir(parents=True)
+    (final / "palme.json").write_text(json.dumps({"entity_names": "label"}))
+    variant = replace(variant, run=str(final.parent))
+    with pytest.raises(SystemExit, match=r"names cubes by label, vit_1pct by colour: move the run"):
+        run_variant(variant, ["eval"], 1, {}, tmp_path, quick=False)
