@@ -310,6 +310,12 @@ class GenerateConfig:
     scripted skill commands while it demonstrates (DART, Laskey et al., 2017). The arm then
     strays from the script's path and is pulled back, so the demonstrations show how to recover
     from the drift a learned policy makes; what is recorded is the script's own command. 0: none."""
+    mistake_rate: float = 0.0
+    """The share of the oracle's pick and place steps it gets wrong on purpose: it picks
+    another object, or puts the held one elsewhere (``embodied.planners.MistakenOraclePlanner``),
+    and the mistake runs in physics. The frame keeps the oracle's right step as its target and
+    the mistake as what ran, so the planner learns the way back from states its own mistakes
+    lead to, which an always-right oracle never visits. 0: none."""
     max_plan_steps: int = 24
     """Most skill calls per episode before it is cut off."""
     output_dir: str = "data/${hydra:runtime.choices.env}"
@@ -326,6 +332,8 @@ class GenerateConfig:
             raise ValueError(
                 f"demo_noise={self.demo_noise}: must be >= 0, and is only used with demos=true"
             )
+        if not 0.0 <= self.mistake_rate < 1.0:
+            raise ValueError(f"mistake_rate={self.mistake_rate}: must be in [0, 1)")
         if self.pool_factor < 1.0:
             raise ValueError(f"pool_factor={self.pool_factor}: must be >= 1")
         if self.balance_threshold is not None and self.balance_threshold < 1:

@@ -94,6 +94,10 @@ class ShardJob:
     scenes: tuple[Scene, ...]
     options: dict[str, Any]
     generator: str  # the plan-defining config, JSON, stored in the shard's attributes
+    max_plan_steps: int
+    demos: bool
+    demo_noise: float
+    mistake_rate: float
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ def plan_config(config: GenerateConfig) -> dict[str, Any]:
         # Named only when on, so that datasets made before the option stay resumable.
         **({"demos": True} if config.demos else {}),
         **({"demo_noise": config.demo_noise} if config.demo_noise else {}),
+        **({"mistake_rate": config.mistake_rate} if config.mistake_rate else {}),
     }
 
 
@@ -295,9 +300,7 @@ class Worker:
             self.report(1)
         return found
 
-    def generate(
-        self, job: ShardJob, max_plan_steps: int, demos: bool, demo_noise: float
-    ) -> ShardStats:
+    def generate(self, job: ShardJob) -> ShardStats:
         started = time.perf_counter()
         path = Path(job.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -319,9 +322,10 @@ class Worker:
                     job.split,
                     job.options,
                     self.images,
-                    max_plan_steps,
-                    demos,
-                    demo_noise,
+                    job.max_plan_steps,
+                    job.demos,
+                    job.demo_noise,
+                    job.mistake_rate,
                 )
                 if scene.scene_config and record.scene_config != scene.scene_config:
                     raise RuntimeError(
@@ -361,9 +365,9 @@ def _pool_survey(args: tuple[list[Scene], dict[str, Any]]) -> list[Scene]:
     return _worker.survey(*args)
 
 
-def _pool_generate(args: tuple[ShardJob, int, bool, float]) -> ShardStats:
+def _pool_generate(job: ShardJob) -> ShardStats:
     assert _worker is not None
-    return _worker.generate(*args)
+    return _worker.generate(job)
 
 
 class Workers:
@@ -402,17 +406,14 @@ class Workers:
         parts = [(scenes[i : i + chunk], options) for i in range(0, len(scenes), chunk)]
         return [s for part in self.pool.imap(_pool_survey, parts) for s in part]
 
-    def generate(
-        self, jobs: list[ShardJob], max_plan_steps: int, demos: bool, demo_noise: float
-    ) -> Iterator[ShardStats]:
+    def generate(self, jobs: list[ShardJob]) -> Iterator[ShardStats]:
         self.start_stage("generate", sum(len(job.scenes) for job in jobs))
         if self.local is not None:
-            yield from (self.local.generate(job, max_plan_steps, demos, demo_noise) for job in jobs)
+            yield from (self.local.generate(job) for job in jobs)
             return
         # Largest shards first, so that no process waits alone at the end.
         jobs = sorted(jobs, key=lambda job: -len(job.scenes))
-        work = [(job, max_plan_steps, demos, demo_noise) for job in jobs]
-        yield from self.pool.imap_unordered(_pool_generate, work)
+        yield from self.pool.imap_unordered(_pool_generate, jobs)
 
     def close(self) -> None:
         if self.local is not None:
@@ -471,12 +472,14 @@ def generate(config: GenerateConfig) -> dict[str, Any]:
                     ),
                     dict(SPLITS[s["split"]].options),
                     generator,
+                    config.max_plan_steps,
+                    config.demos,
+                    config.demo_noise,
+                    config.mistake_rate,
                 )
                 for s in pending
             ]
-            stats = list(
-                workers.generate(jobs, config.max_plan_steps, config.demos, config.demo_noise)
-            )
+            stats = list(workers.generate(jobs))
     finally:
         workers.close()
     finished = time.perf_counter()

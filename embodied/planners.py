@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from envs.base import ArmEnv
 from envs.plan import format_step
 from envs.tasks import PlanTask, QuestionTask
@@ -59,6 +61,43 @@ class OraclePlanner(Planner):
         if not isinstance(task, QuestionTask):
             raise TypeError(f"answer() needs a question, got {type(task).__name__}")
         return task.answer
+
+
+class MistakenOraclePlanner(OraclePlanner):
+    """The oracle, except that at each pick or place step, with probability ``mistake_rate``,
+    it makes a plausible mistake instead: it picks another object, or puts the held one
+    somewhere else (another object, another place). The mistake runs in physics like any step
+    (a covered cube's pick fails there as it would for a learned planner); ``generate``'s
+    ``mistake_rate`` records the oracle's step as the frame's target, so the data shows the
+    states a planner's mistakes lead to and the way back from them (DART's idea, Laskey et al.
+    2017, at the planner's level)."""
+
+    def __init__(self, mistake_rate: float, seed: int) -> None:
+        if not 0.0 <= mistake_rate < 1.0:
+            raise ValueError(f"mistake_rate={mistake_rate}: must be in [0, 1)")
+        self.mistake_rate = mistake_rate
+        self.rng = np.random.default_rng(seed)
+
+    def next_step(
+        self,
+        env: ArmEnv,
+        observation: dict[str, Any],
+        history: list[str],
+        outcomes: list[bool] | None = None,
+    ) -> str:
+        right = super().next_step(env, observation, history, outcomes)
+        if self.rng.random() >= self.mistake_rate:
+            return right
+        held = env.held()
+        if held is None:
+            wrong = [f"pick({e})" for e in env.entities]
+        else:
+            targets = [t for t in (*env.entities, *env.place_targets) if t != held]
+            wrong = [f"place({held}, {t})" for t in targets]
+        wrong = [step for step in wrong if step != right]
+        if right == "done()" or not wrong:
+            return right
+        return wrong[int(self.rng.integers(len(wrong)))]
 
 
 PLANNERS = ("oracle", "palme")

@@ -7,7 +7,7 @@
                                                                    #   OSRT at ~1% and full data
     python -m experiments.palme_studies --study instruction_sensors  # read, heard, pointed at
     python -m experiments.palme_studies --study question_resampling --episodes 50  # q1-q4 data
-    python -m experiments.palme_studies --study failure_recovery  # training corpus with failures
+    python -m experiments.palme_studies --study failure_recovery  # corpora with failures, mistakes
     python -m experiments.palme_studies --study decoding --quick  # smoke run: tiny everything
     python -m experiments.palme_studies --study representations --variants vit_full vit_1pct
 
@@ -84,6 +84,9 @@ class Corpus:
     env's default views."""
     steps: int | None = None
     """Training steps on this corpus; None: ``TrainConfig``'s default."""
+    mistake_rate: float = 0.0
+    """The oracle's deliberate wrong pick and place steps while generating
+    (``GenerateConfig.mistake_rate``): the frames show the way back from them."""
 
 
 SMALL_STEPS = 1000
@@ -95,13 +98,16 @@ CORPORA = {
     "full": Corpus("data/tabletop_5k", 5000),
     "1pct": Corpus("data/tabletop_50", 50, steps=SMALL_STEPS),
     "failures": Corpus("data/tabletop_5k_failures", 5000, failure_rate=0.1),
+    "mistakes": Corpus("data/tabletop_5k_mistakes", 5000, mistake_rate=0.1),
     "full_zoom": Corpus("data/tabletop_5k_zoom", 5000, views=ZOOM_VIEWS),
     "1pct_zoom": Corpus("data/tabletop_50_zoom", 50, views=ZOOM_VIEWS, steps=SMALL_STEPS),
 }
 """Name -> corpus: the full one of the shipped planner; about 1% of it (PaLM-E's
 data-efficiency axis); as many episodes with a tenth of the skill calls failing, so that the
 histories hold failed steps and the recoveries that follow them (the shipped planner's p2
-misses start with a blocked pick it then never recovers from); the full and 1% corpora seen
+misses start with a blocked pick it then never recovers from); as many episodes in which the
+oracle itself gets a tenth of its picks and places wrong, each frame still labelled with the
+right step, so that the planner sees the way back from a blocked pick; the full and 1% corpora seen
 by the zoomed cameras, for the OSRT planners, whose encoder is pretrained on those views."""
 SHIPPED_RUN = "runs/planner_state"
 NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
@@ -183,6 +189,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         [
             Variant("state_no_failures", run=SHIPPED_RUN),
             Variant("state_failure_recovery", "failures"),
+            Variant("state_mistake_recovery", "mistakes"),
         ],
     ),
     "question_resampling": (
@@ -236,17 +243,25 @@ def ensure_data(path: str, corpus: Corpus, quick: bool) -> None:
     manifest = Path(path) / MANIFEST
     env = corpus_env(corpus)
     if manifest.exists():
-        made_with = json.loads(manifest.read_text())["generator"]["env"]
+        generator = json.loads(manifest.read_text())["generator"]
         default = TabletopEnvConfig()
         for name, needed in (("failure_rate", env.failure_rate), ("views", env.views)):
-            made = made_with.get(name, getattr(default, name))  # older manifests: the default
+            made = generator["env"].get(name, getattr(default, name))  # older: the default
             if made != needed:
                 raise SystemExit(
                     f"{path} was generated with env.{name}={made}; this corpus needs "
                     f"{needed}: move it away or regenerate it"
                 )
+        made = generator.get("mistake_rate", 0.0)  # named in the manifest only when on
+        if made != corpus.mistake_rate:
+            raise SystemExit(
+                f"{path} was generated with mistake_rate={made}; this corpus needs "
+                f"{corpus.mistake_rate}: move it away or regenerate it"
+            )
         return
-    config = GenerateConfig(env=env, episodes=corpus.episodes, output_dir=path)
+    config = GenerateConfig(
+        env=env, episodes=corpus.episodes, mistake_rate=corpus.mistake_rate, output_dir=path
+    )
     if quick:
         config = replace(config, episodes=6, eval_episodes=3, shard_size=3, workers=1)
     generate(config)

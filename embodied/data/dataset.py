@@ -5,7 +5,7 @@ An example is what the planner sees and what it should write at one step::
     {
       "observation": {"rgb": (V, H, W, 3) uint8, "depth": (V, H, W) float32, "objects": ...},
       "instruction": "How to grasp obj_3?",      # the task's instruction or question
-      "history": ["pick(obj_1)", ...],            # the steps already taken (plans)
+      "history": ["pick(obj_1)", ...],            # the steps that ran before (plans)
       "history_success": [True, ...],             # how each of those went
       "target": "place(obj_1, table)",            # the next step, or the answer
       "family": "p1", "kind": "plan", "split": "train", "seed": 12, "frame": 1,
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from embodied.data.storage import OBSERVATION_SKIP, check_format
+from embodied.data.storage import OBSERVATION_SKIP, check_format, executed_steps, ran
 
 MANIFEST = "manifest.json"
 
@@ -118,11 +118,12 @@ class EpisodeDataset(Dataset[dict[str, Any]]):
             if key not in OBSERVATION_SKIP and (self.keys is None or key in self.keys)
         }
         targets = [_text(v) for v in frames["target"][: t + 1]]
+        history = ran(targets[:t], executed_steps(frames)[:t])
         attrs = group.attrs
         return {
             "observation": observation,
             "instruction": _text(attrs["instruction"]),
-            "history": targets[:t],
+            "history": history,
             "history_success": [bool(s == 1) for s in frames["skill_success"][:t]],
             "target": targets[t],
             "family": _text(attrs["family"]),

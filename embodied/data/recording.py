@@ -16,11 +16,12 @@ import numpy as np
 
 from embodied.data.storage import NOT_RUN, Demo, EpisodeRecord, Frame
 from embodied.episode import StepRecord, run_episode
-from embodied.planners import OraclePlanner
+from embodied.planners import MistakenOraclePlanner, OraclePlanner
 from envs import keys
 from envs.base import ArmEnv
 from envs.geometry import yaw_of
-from envs.plan import SkillCall
+from envs.plan import SkillCall, format_step
+from envs.tasks import PlanTask
 from policies.base import Observation, Skill
 from policies.factory import make_skill
 from policies.scripted import ScriptedSkill, tool_action
@@ -31,7 +32,8 @@ learned skills do not read it, and it is most of the bytes)."""
 
 
 class FrameRecorder:
-    """An EpisodeObserver that keeps the observation at every plan step."""
+    """An EpisodeObserver that keeps the observation at every plan step, with the oracle's
+    step for that state as its target and, when another step ran, that step as executed."""
 
     def __init__(self, images: bool) -> None:
         self.images = images
@@ -39,12 +41,13 @@ class FrameRecorder:
         self.frames: list[Frame] = []
         self.scene_config = ""
 
-    def capture(self, target: str) -> Frame:
+    def capture(self, target: str, executed: str = "") -> Frame:
         assert self.sim is not None, "the episode has not started"
         return Frame(
             self.sim.current_observation(images=self.images),
             self.sim.symbolic_state().to_json(),
             target,
+            executed=executed,
         )
 
     def on_episode_start(self, env: ArmEnv, instruction: str) -> None:
@@ -53,8 +56,10 @@ class FrameRecorder:
 
     def on_plan_step(self, step_index: int, text: str) -> None:
         assert self.sim is not None and self.sim.task is not None
-        if self.sim.task.kind == "plan":  # a question's frame is the scene once it is asked
-            self.frames.append(self.capture(text))
+        task = self.sim.task
+        if isinstance(task, PlanTask):  # a question's frame is the scene once it is asked
+            right = format_step(task.oracle_step(self.sim.symbolic_state()))
+            self.frames.append(self.capture(right, "" if text == right else text))
 
     def on_control_step(self, env: ArmEnv) -> None:
         pass
@@ -168,14 +173,18 @@ def record_episode(
     max_plan_steps: int = 24,
     demos: bool = False,
     demo_noise: float = 0.0,
+    mistake_rate: float = 0.0,
 ) -> EpisodeRecord:
     """Run the oracle on one scene and return the record of it; ``demos`` keeps every skill
-    call step by step as well (``demo_noise``: metres of DART noise, ``DemonstratedSkill``)."""
+    call step by step as well (``demo_noise``: metres of DART noise, ``DemonstratedSkill``);
+    ``mistake_rate``: the oracle makes that share of its pick and place steps wrong
+    (``MistakenOraclePlanner``), each frame's target staying the right step."""
     recorder = FrameRecorder(images)
     demo_recorder = DemoRecorder(demo_noise, seed)
+    planner = MistakenOraclePlanner(mistake_rate, seed) if mistake_rate else OraclePlanner()
     result = run_episode(
         env,
-        OraclePlanner(),
+        planner,
         seed,
         family,
         max_plan_steps=max_plan_steps,

@@ -20,6 +20,8 @@ A shard is one HDF5 file (h5py), readable without this code::
         frames/skill_reason       (T,) str      why it failed ("" otherwise)
         frames/injected           (T,) str      the failure the env injected ("slip", "stuck")
         frames/control_steps      (T,) int32    env.step calls the skill took
+        frames/executed           (T,) str      the step that ran instead of the target ("":
+                                                the target ran): generate's mistake_rate
         demos/<k>/                              generate's demos=true: the k-th skill call of
                                                 the episode, every control step of it
           attrs: call, success, reason, injected
@@ -31,9 +33,10 @@ A shard is one HDF5 file (h5py), readable without this code::
                                                 last row is the state it ended in (the stop)
 
 A plan episode has one frame per re-planning step: the observation the planner saw, and the step
-it should write; the step history of frame t is ``target[:t]``. A question has one frame: the
-scene when it is asked. Shards are written under ``<name>.tmp`` and renamed when complete, so a
-file with the final name is always whole.
+it should write; the step history of frame t is what ran before it, ``executed[:t]``, an empty
+one standing for its ``target`` (shards written before ``executed`` existed: ``target[:t]``). A
+question has one frame: the scene when it is asked. Shards are written under ``<name>.tmp`` and
+renamed when complete, so a file with the final name is always whole.
 """
 
 from __future__ import annotations
@@ -71,6 +74,9 @@ class Frame:
     skill_reason: str = ""
     injected: str = ""
     control_steps: int = 0
+    executed: str = ""
+    """The step that ran at this frame when it was not ``target`` (a planner's mistake, which
+    the target corrects); "" when the target ran."""
 
 
 @dataclass
@@ -188,6 +194,7 @@ class ShardWriter:
             "target": [f.target for f in record.frames],
             "skill_reason": [f.skill_reason for f in record.frames],
             "injected": [f.injected for f in record.frames],
+            "executed": [f.executed for f in record.frames],
         }
         for key, values in texts.items():
             frames.create_dataset(key, data=np.array(values, dtype=object), dtype=TEXT)
@@ -224,13 +231,33 @@ class ShardWriter:
 
 
 OBSERVATION_SKIP = frozenset(
-    {"symbolic_state", "target", "skill_reason", "injected", "skill_success", "control_steps"}
+    {
+        "symbolic_state",
+        "target",
+        "skill_reason",
+        "injected",
+        "skill_success",
+        "control_steps",
+        "executed",
+    }
 )
 """Datasets under frames/ that are not observation arrays."""
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def executed_steps(frames: h5py.Group) -> list[str]:
+    """``frames/executed`` of an episode ("" per frame in shards written before it existed)."""
+    if "executed" not in frames:
+        return [""] * len(frames["target"])
+    return [_text(v) for v in frames["executed"][()]]
+
+
+def ran(targets: list[str], executed: list[str]) -> list[str]:
+    """The steps that ran: each frame's executed step, or its target where that ran."""
+    return [e or t for t, e in zip(targets, executed, strict=True)]
 
 
 def read_demos(group: h5py.Group, keys: set[str] | None = None) -> list[Demo]:
@@ -270,6 +297,7 @@ def read_episode(
         key: [_text(v) for v in frames_group[key][()]]
         for key in ("symbolic_state", "target", "skill_reason", "injected")
     }
+    texts["executed"] = executed_steps(frames_group)
     success = frames_group["skill_success"][()]
     steps = frames_group["control_steps"][()]
     frames = [
@@ -281,6 +309,7 @@ def read_episode(
             skill_reason=texts["skill_reason"][t],
             injected=texts["injected"][t],
             control_steps=int(steps[t]),
+            executed=texts["executed"][t],
         )
         for t in range(len(texts["target"]))
     ]

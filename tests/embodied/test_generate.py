@@ -84,6 +84,7 @@ def assert_same_records(a: EpisodeRecord, b: EpisodeRecord) -> None:
             fb.injected,
             fb.control_steps,
         )
+        assert fa.executed == fb.executed
         assert fa.symbolic_state == fb.symbolic_state
 
 
@@ -116,6 +117,7 @@ def test_written_episodes_read_back_identical(make_env, make_kitchen, tmp_path):
         assert_same_records(original, stored)
     plan = read[0]
     assert plan.frames[-1].target == "done()" and plan.frames[-1].skill_success == NOT_RUN
+    assert all(f.executed == "" for r in read for f in r.frames), "the oracle ran its targets"
     assert plan.frames[0].observation[keys.RGB].shape == (2, 32, 32, 3)
     assert plan.frames[0].observation[keys.DEPTH].dtype == np.float32
     question, kitchen_plan = read[2], read[3]
@@ -355,6 +357,7 @@ def test_dataset_errors_name_what_is_missing(tmp_path):
         ({"shards": "x"}, r"shards='x'"),
         ({"splits": ["colour_referral"], "tasks": ["q1"]}, "name single objects"),
         ({"workers": 0}, "workers=0: must be >= 1"),
+        ({"mistake_rate": 1.0}, r"mistake_rate=1.0: must be in \[0, 1\)"),
         ({"env": KitchenEnvConfig(), "tasks": None, "splits": ["objects_8"]}, r"allowed \['train'"),
     ],
 )
@@ -397,3 +400,37 @@ def test_kitchen_data_records_skill_failures_and_their_injected_causes(tmp_path)
     failed = [a for a in attempts if not a["success"]]
     assert summary["failed_skills"] == len(failed) >= 1
     assert summary["injected_failures"] == sum(bool(a["injected"]) for a in failed) >= 1
+
+
+def test_oracle_mistakes_run_in_physics_and_the_frames_keep_the_right_step(tmp_path):
+    config = small_config(
+        tmp_path,
+        env=TabletopEnvConfig(**{**SMALL_TABLETOP, "stack_probability": 1.0}),
+        tasks=["p1", "p2"],
+        splits=["train"],
+        mistake_rate=0.4,
+    )
+    summary = generate(config)
+    records = read_all(Path(config.output_dir)).values()
+    assert (
+        json.loads((Path(config.output_dir) / MANIFEST).read_text())["generator"]["mistake_rate"]
+        == 0.4
+    )
+    mistaken = [(r, t) for r in records for t, f in enumerate(r.frames) if f.executed]
+    assert len(mistaken) >= 3, "about 40% of the pick and place steps"
+    for record, t in mistaken:
+        frame = record.frames[t]
+        assert frame.executed != frame.target and frame.target != "done()"
+        assert frame.executed.split("(")[0] in ("pick", "place")
+    blocked = [
+        record.frames[t] for record, t in mistaken if "blocked" in record.frames[t].skill_reason
+    ]
+    assert blocked and all(f.skill_success == 0 for f in blocked), "a covered cube's pick fails"
+    assert summary["success_rate"] >= 0.75, "the oracle finds its way back from its mistakes"
+    dataset = EpisodeDataset(config.output_dir, "train")
+    examples = [dataset[i] for i in range(len(dataset))]
+    for record, t in mistaken:
+        if t + 1 < len(record.frames):
+            later = next(e for e in examples if e["seed"] == record.seed and e["frame"] == t + 1)
+            assert later["history"][t] == record.frames[t].executed, "the history is what ran"
+            assert later["history_success"][t] == bool(record.frames[t].skill_success == 1)

@@ -370,6 +370,12 @@ def test_palme_studies_write_the_failure_rate_of_a_corpus_and_refuse_a_mismatch(
         SystemExit, match=re.escape("generated with env.failure_rate=0.1; this corpus needs 0.0")
     ):
         ensure_data(path, CORPORA["full"], quick=True)
+    mistakes = str(tmp_path / "mistakes")
+    ensure_data(mistakes, CORPORA["mistakes"], quick=True)
+    manifest = json.loads((tmp_path / "mistakes" / "manifest.json").read_text())
+    assert manifest["generator"]["mistake_rate"] == 0.1
+    with pytest.raises(SystemExit, match=re.escape("with mistake_rate=0.1; this corpus needs 0.0")):
+        ensure_data(mistakes, CORPORA["full"], quick=True)
 
 
 def test_every_study_has_its_section_in_results_md():
