@@ -141,8 +141,9 @@ STUDIES = (
         "study_failure_recovery",
         "python -m experiments.palme_studies --study failure_recovery",
         "beyond PaLM-E: the same planner trained on a corpus whose skills fail a tenth of the "
-        "time, so that its histories hold failed steps and the oracle's recoveries, for p2 "
-        "(blocked picks never recovered from)",
+        "time, so that its histories hold failed steps and the oracle's recoveries, and on one "
+        "whose oracle gets a tenth of its steps wrong on purpose (each frame labelled with the "
+        "right step), for p2 (blocked picks never recovered from)",
     ),
     (
         "study_representations",
