@@ -26,7 +26,8 @@ The "pretrained LLM" every variant starts from is the same for all corpora: the 
 pretrained on the text of the full corpus in the variant's prompt format and entity names
 (``runs/lm_<data>_<encoder>[_colour_names]``), as PaLM-E's LLM is pretrained once, whatever
 the robot data. Vision encoders start from their pretraining
-(``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``) when it exists; the OSRT
+(``runs/encoder_<name>/final`` from ``experiments.pretrain_encoders``; a missing one is an
+error naming that command, since a row trained from scratch would not compare); the OSRT
 planners start from ``runs/encoder_osrt_rgbd_slot_mixer/final`` (OSRT with depth and the slot
 mixer decoder, pretrained on the zoomed views) and train and run on those views; a planner
 with an instruction sensor starts it from ``runs/encoder_audio/final`` or
@@ -132,8 +133,8 @@ class Variant:
     run: str | None = None
     """The run directory; None: ``runs/study_<name>``."""
     encoder_run: str | None = None
-    """The run under ``--runs`` whose ``final`` the encoder starts from (when it exists);
-    None: ``encoder_<encoder>``."""
+    """The run under ``--runs`` whose ``final`` the encoder starts from (``experiments.
+    pretrain_encoders`` writes it; a missing one is an error); None: ``encoder_<encoder>``."""
 
     @property
     def run_dir(self) -> str:
@@ -305,14 +306,16 @@ def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool
     }
     encoder = fields.get("encoder", "state")
     pretrained = runs / (variant.encoder_run or f"encoder_{encoder}") / FINAL
-    if encoder != "state" and pretrained.exists() and not quick:
+    if encoder != "state" and not quick:
+        if not pretrained.exists():  # from scratch, the row would not compare with the others
+            name = pretrained.parent.name.removeprefix("encoder_")
+            raise SystemExit(
+                f"{variant.name} starts its {encoder} encoder from {pretrained}, which is "
+                f"missing: python -m experiments.pretrain_encoders --encoders {name} "
+                f"--data {data['full']}"
+            )
         fields["encoder_checkpoint"] = str(pretrained)
     model = fields.get("model", ModelConfig())
-    if model.freeze_encoder and "encoder_checkpoint" not in fields and not quick:
-        raise SystemExit(
-            f"{variant.name} keeps its encoder as pretrained, and {pretrained} is missing: "
-            f"python -m experiments.pretrain_encoders --encoders {encoder} --data {data['full']}"
-        )
     sensor = model.instruction_sensor
     if sensor is not None and not quick:
         fields["instruction_encoder_checkpoint"] = pretrained_instruction_encoder(
@@ -362,6 +365,7 @@ def run_variant(
             )
     else:
         config = train_config(variant, data, runs, quick)
+        row["encoder_checkpoint"] = config.encoder_checkpoint
         started = time.perf_counter()
         row["train_metrics"] = train(config)
         row["train_s"] = round(time.perf_counter() - started)

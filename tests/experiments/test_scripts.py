@@ -401,14 +401,22 @@ def test_results_of_a_run_that_outlived_its_commit_name_both(tmp_path):
     assert written["commit"] == "0000000" and written["commit_at_end"] == now["commit"]
 
 
-def test_palme_studies_refuse_to_freeze_an_encoder_that_was_never_pretrained(tmp_path):
-    from experiments.palme_studies import STUDIES, train_config
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("object_centric_frozen_full", "--encoders object_centric"),
+        ("vit_1pct", "--encoders vit"),
+        ("osrt_full", "--encoders osrt_rgbd_slot_mixer"),
+    ],
+)
+def test_palme_studies_refuse_an_image_encoder_that_was_never_pretrained(tmp_path, name, command):
+    """A variant whose encoder would start from scratch is an error naming the command that
+    pretrains it, not a row that silently compares a fresh encoder with pretrained ones."""
+    from experiments.palme_studies import CORPORA, STUDIES, train_config
 
-    variant = next(
-        v for v in STUDIES["representations"][1] if v.name == "object_centric_frozen_full"
-    )
-    data = {"full": str(tmp_path / "data")}
-    with pytest.raises(SystemExit, match=r"object_centric_frozen_full keeps its encoder as pre"):
+    variant = next(v for v in STUDIES["representations"][1] if v.name == name)
+    data = {corpus: str(tmp_path / corpus) for corpus in CORPORA}
+    with pytest.raises(SystemExit, match=rf"{name} starts its .* which is missing: .*{command} "):
         train_config(variant, data, tmp_path, quick=False)
 
 
