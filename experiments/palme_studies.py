@@ -205,6 +205,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         [
             Variant("state_full", run=SHIPPED_RUN),
             Variant("state_1pct", "1pct"),
+            Variant("state_context_full", train={"encoder_config": {"context_layers": 2}}),
             *[
                 Variant(f"vit_{corpus}", corpus, {"encoder": "vit", "model": COLOUR_NAMES})
                 for corpus in ("full", "1pct")
