@@ -150,7 +150,7 @@ STUDIES = (
         "python -m experiments.palme_studies --study representations",
         "PaLM-E Table 1: input representations at about 1% and the full data budget; "
         "state_context_full adds two transformer layers over the state tokens, so that each "
-        "object's token carries what rests on it (the relation the p2 and q4 misses lack)",
+        "object's token can carry what rests on it (it did not lift p2 or q4)",
     ),
 )
 
