@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from embodied.data.splits import SPLITS
 from embodied.entity_names import ENTITY_NAMES
 from embodied.episode import EVAL_SEED_START
-from embodied.planners import PLANNERS
+from embodied.planners import MISTAKE_PICKS, PLANNERS
 from envs import KITCHEN_ID, TABLETOP_ID
 from envs.kitchen import KitchenConfig, KitchenEnv
 from envs.tabletop import TabletopConfig, TabletopEnv
@@ -316,6 +316,11 @@ class GenerateConfig:
     and the mistake runs in physics. The frame keeps the oracle's right step as its target and
     the mistake as what ran, so the planner learns the way back from states its own mistakes
     lead to, which an always-right oracle never visits. 0: none."""
+    mistake_picks: str = "any"
+    """Which object a mistaken pick takes (``MISTAKE_PICKS``): ``any`` other one, or
+    ``blocked``: one that another object covers when the scene has one (the pick that fails in
+    physics, the learned planner's most common p1 and p2 error), so that the data holds many
+    "pick(x) failed: x is blocked by y" steps and the way back from them."""
     max_plan_steps: int = 24
     """Most skill calls per episode before it is cut off."""
     output_dir: str = "data/${hydra:runtime.choices.env}"
@@ -334,6 +339,12 @@ class GenerateConfig:
             )
         if not 0.0 <= self.mistake_rate < 1.0:
             raise ValueError(f"mistake_rate={self.mistake_rate}: must be in [0, 1)")
+        if self.mistake_picks not in MISTAKE_PICKS:
+            raise ValueError(f"mistake_picks={self.mistake_picks!r}: allowed {MISTAKE_PICKS}")
+        if self.mistake_picks != "any" and not self.mistake_rate:
+            raise ValueError(
+                f"mistake_picks={self.mistake_picks!r} is only used with mistake_rate > 0"
+            )
         if self.pool_factor < 1.0:
             raise ValueError(f"pool_factor={self.pool_factor}: must be >= 1")
         if self.balance_threshold is not None and self.balance_threshold < 1:

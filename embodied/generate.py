@@ -98,6 +98,7 @@ class ShardJob:
     demos: bool
     demo_noise: float
     mistake_rate: float
+    mistake_picks: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def plan_config(config: GenerateConfig) -> dict[str, Any]:
         **({"demos": True} if config.demos else {}),
         **({"demo_noise": config.demo_noise} if config.demo_noise else {}),
         **({"mistake_rate": config.mistake_rate} if config.mistake_rate else {}),
+        **({"mistake_picks": config.mistake_picks} if config.mistake_picks != "any" else {}),
     }
 
 
@@ -326,6 +328,7 @@ class Worker:
                     job.demos,
                     job.demo_noise,
                     job.mistake_rate,
+                    job.mistake_picks,
                 )
                 if scene.scene_config and record.scene_config != scene.scene_config:
                     raise RuntimeError(
@@ -476,6 +479,7 @@ def generate(config: GenerateConfig) -> dict[str, Any]:
                     config.demos,
                     config.demo_noise,
                     config.mistake_rate,
+                    config.mistake_picks,
                 )
                 for s in pending
             ]

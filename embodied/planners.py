@@ -63,6 +63,10 @@ class OraclePlanner(Planner):
         return task.answer
 
 
+MISTAKE_PICKS = ("any", "blocked")
+"""Which object ``MistakenOraclePlanner``'s mistaken picks take: any other, or a blocked one."""
+
+
 class MistakenOraclePlanner(OraclePlanner):
     """The oracle, except that at each pick or place step, with probability ``mistake_rate``,
     it makes a plausible mistake instead: it picks another object, or puts the held one
@@ -70,12 +74,16 @@ class MistakenOraclePlanner(OraclePlanner):
     (a covered cube's pick fails there as it would for a learned planner); ``generate``'s
     ``mistake_rate`` records the oracle's step as the frame's target, so the data shows the
     states a planner's mistakes lead to and the way back from them (DART's idea, Laskey et al.
-    2017, at the planner's level)."""
+    2017, at the planner's level). ``picks="blocked"`` makes a mistaken pick take an object
+    that cannot be picked now (another covers it) whenever the scene has one."""
 
-    def __init__(self, mistake_rate: float, seed: int) -> None:
+    def __init__(self, mistake_rate: float, seed: int, picks: str = "any") -> None:
         if not 0.0 <= mistake_rate < 1.0:
             raise ValueError(f"mistake_rate={mistake_rate}: must be in [0, 1)")
+        if picks not in MISTAKE_PICKS:
+            raise ValueError(f"picks={picks!r}: allowed {MISTAKE_PICKS}")
         self.mistake_rate = mistake_rate
+        self.picks = picks
         self.rng = np.random.default_rng(seed)
 
     def next_step(
@@ -90,7 +98,11 @@ class MistakenOraclePlanner(OraclePlanner):
             return right
         held = env.held()
         if held is None:
-            wrong = [f"pick({e})" for e in env.entities]
+            candidates = list(env.entities)
+            if self.picks == "blocked":
+                blocked = [e for e in candidates if env.pick_blocker(e) is not None]
+                candidates = blocked or candidates
+            wrong = [f"pick({e})" for e in candidates]
         else:
             targets = [t for t in (*env.entities, *env.place_targets) if t != held]
             wrong = [f"place({held}, {t})" for t in targets]

@@ -174,14 +174,20 @@ def record_episode(
     demos: bool = False,
     demo_noise: float = 0.0,
     mistake_rate: float = 0.0,
+    mistake_picks: str = "any",
 ) -> EpisodeRecord:
     """Run the oracle on one scene and return the record of it; ``demos`` keeps every skill
     call step by step as well (``demo_noise``: metres of DART noise, ``DemonstratedSkill``);
     ``mistake_rate``: the oracle makes that share of its pick and place steps wrong
-    (``MistakenOraclePlanner``), each frame's target staying the right step."""
+    (``MistakenOraclePlanner``, its picks chosen as ``mistake_picks`` says), each frame's
+    target staying the right step."""
     recorder = FrameRecorder(images)
     demo_recorder = DemoRecorder(demo_noise, seed)
-    planner = MistakenOraclePlanner(mistake_rate, seed) if mistake_rate else OraclePlanner()
+    planner = (
+        MistakenOraclePlanner(mistake_rate, seed, mistake_picks)
+        if mistake_rate
+        else OraclePlanner()
+    )
     result = run_episode(
         env,
         planner,

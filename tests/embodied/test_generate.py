@@ -32,6 +32,7 @@ from embodied.data.storage import (
     read_shard,
 )
 from embodied.generate import MANIFEST, DatasetConflict, generate
+from embodied.planners import MistakenOraclePlanner
 from envs import keys
 from envs.scene import HELD_OUT_COLOUR_PAIRS
 
@@ -358,6 +359,8 @@ def test_dataset_errors_name_what_is_missing(tmp_path):
         ({"splits": ["colour_referral"], "tasks": ["q1"]}, "name single objects"),
         ({"workers": 0}, "workers=0: must be >= 1"),
         ({"mistake_rate": 1.0}, r"mistake_rate=1.0: must be in \[0, 1\)"),
+        ({"mistake_rate": 0.1, "mistake_picks": "covered"}, r"allowed \('any', 'blocked'\)"),
+        ({"mistake_picks": "blocked"}, "only used with mistake_rate > 0"),
         ({"env": KitchenEnvConfig(), "tasks": None, "splits": ["objects_8"]}, r"allowed \['train'"),
     ],
 )
@@ -400,6 +403,26 @@ def test_kitchen_data_records_skill_failures_and_their_injected_causes(tmp_path)
     failed = [a for a in attempts if not a["success"]]
     assert summary["failed_skills"] == len(failed) >= 1
     assert summary["injected_failures"] == sum(bool(a["injected"]) for a in failed) >= 1
+
+
+def test_mistaken_picks_aimed_at_blocked_objects_take_a_covered_cube(make_env):
+    env = make_env(observe_images=False, stack_probability=1.0, **SMALL_TABLETOP)
+    aimed = MistakenOraclePlanner(0.999, seed=0, picks="blocked")
+    anywhere = MistakenOraclePlanner(0.999, seed=0)
+    scenes_with_a_stack, unaimed_clear_picks = 0, 0
+    for seed in range(8):
+        observation, _ = env.reset(seed=seed, options={"task": "p1"})
+        sim = env.unwrapped
+        blocked = {f"pick({e})" for e in sim.entities if sim.pick_blocker(e) is not None}
+        if not blocked:
+            continue
+        scenes_with_a_stack += 1
+        assert aimed.next_step(sim, observation, []) in blocked
+        unaimed_clear_picks += anywhere.next_step(sim, observation, []) not in blocked
+    assert scenes_with_a_stack >= 4
+    assert unaimed_clear_picks >= 1, "unaimed, a mistaken pick may take a clear cube"
+    with pytest.raises(ValueError, match=r"picks='covered': allowed \('any', 'blocked'\)"):
+        MistakenOraclePlanner(0.1, seed=0, picks="covered")
 
 
 def test_oracle_mistakes_run_in_physics_and_the_frames_keep_the_right_step(tmp_path):

@@ -376,6 +376,10 @@ def test_palme_studies_write_the_failure_rate_of_a_corpus_and_refuse_a_mismatch(
     assert manifest["generator"]["mistake_rate"] == 0.1
     with pytest.raises(SystemExit, match=re.escape("with mistake_rate=0.1; this corpus needs 0.0")):
         ensure_data(mistakes, CORPORA["full"], quick=True)
+    with pytest.raises(
+        SystemExit, match=re.escape("with mistake_picks=any; this corpus needs blocked")
+    ):
+        ensure_data(mistakes, CORPORA["blocked_pick_mistakes"], quick=True)
 
 
 def test_every_study_has_its_section_in_results_md():
