@@ -114,10 +114,9 @@ histories hold failed steps and the recoveries that follow them (the shipped pla
 misses start with a blocked pick it then never recovers from); as many episodes in which the
 oracle itself gets a tenth of its picks and places wrong, each frame still labelled with the
 right step, so that the planner sees the way back from a blocked pick; the same with the
-mistaken picks aimed at covered cubes (83 of the 505 mistakes above were failed picks: too few,
-it seems, for the planner that opened p1 with a blocked pick to learn to clear the cover
-first); the full and 1% corpora seen by the zoomed cameras, for the OSRT planners, whose
-encoder is pretrained on those views."""
+mistaken picks aimed at covered cubes (157 failed picks in its training episodes against 83:
+p1 did not improve, RESULTS.md); the full and 1% corpora seen by the zoomed cameras, for the
+OSRT planners, whose encoder is pretrained on those views."""
 SHIPPED_RUN = "runs/planner_state"
 NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
 HEARD = ModelConfig(instruction_sensor="audio")
