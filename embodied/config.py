@@ -525,6 +525,11 @@ class ModelConfig:
     only by its per-object token), or ``colour``, each cube's colour ("pick(red)"), which an
     image shows: the names for planners that see the scene as an image (ViT, OSRT). See
     ``embodied.entity_names``."""
+    failure_reasons: bool = False
+    """Show why a step of the history failed, as its skill reported it ("pick(obj_2) [failed:
+    obj_2 is blocked by obj_4]"), not only that it did (" [failed]"): Inner Monologue's success
+    feedback with its cause, so that the planner can clear the blocker it names. The planner
+    has reasons only from the skills (``failure_detection=skill``)."""
 
     def __post_init__(self) -> None:
         if not self.entity_prefix and (self.mention_tokens or self.keep_placeholder):

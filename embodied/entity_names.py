@@ -39,6 +39,7 @@ def rename_record(record: dict[str, Any], names: Mapping[str, str]) -> dict[str,
         "instruction": rename(record["instruction"], names),
         "entities": [names.get(e, e) for e in record["entities"]],
         "history": [rename(step, names) for step in record["history"]],
+        "history_reasons": [rename(reason, names) for reason in record["history_reasons"]],
         "target": rename(record["target"], names),
     }
 

@@ -130,8 +130,9 @@ def run_episode(
     else:
         history: list[str] = []
         outcomes: list[bool] = []
+        reasons: list[str] = []  # why each step of history failed ("" if it did not)
         while len(history) < max_plan_steps:
-            text = planner.next_step(sim, observation, history, outcomes)
+            text = planner.next_step(sim, observation, history, outcomes, reasons)
             parsed = parse_step(text)
             if isinstance(parsed, SkillCall):
                 invalid = validate_step(parsed, sim.entities, sim.place_targets, sim.openables)
@@ -150,12 +151,12 @@ def run_episode(
                 observer.on_plan_step(len(history), step.text)
             if parsed.verb == "done":
                 break
-            outcomes.append(True)
             skill = skills(sim, parsed)
             run = run_skill(env, skill, observation, info, _control_observer(sim, observer))
             observation, info = run.observation, run.info
             _record_outcome(step, run.outcome, result, observer)
-            outcomes[-1] = run.outcome.success
+            outcomes.append(run.outcome.success)
+            reasons.append("" if run.outcome.success else run.outcome.reason)
             if run.episode_over:
                 break
         result.success = sim.is_success()

@@ -124,8 +124,11 @@ class PalmE(nn.Module):
         entities: list[str],
         history: list[str] | None = None,
         history_success: list[bool] | None = None,
+        history_reasons: list[str] | None = None,
     ) -> str:
-        """The prompt text for one decision, with this model's sensor placeholders."""
+        """The prompt text for one decision, with this model's sensor placeholders; the
+        failed steps' reasons shown only if the model was trained with them
+        (``ModelConfig.failure_reasons``)."""
         return prompt_text(
             instruction,
             kind,
@@ -137,6 +140,7 @@ class PalmE(nn.Module):
             self.config.mention_tokens,
             self.config.entity_prefix,
             self._spoken_tokens,
+            (history_reasons or []) if self.config.failure_reasons else [],
         )
 
     @property

@@ -56,7 +56,8 @@ class PalmEPlanner(Planner):
     in ``free`` mode (PaLM-E's) a step the episode loop rejects is decoded again constrained,
     so a malformed step costs one retry, never the episode. ``failure_detection="model"``
     asks the model itself, after each pick/open/close, "Was pick(can) successful?" and marks
-    the history by its answer (the kitchen's recovery); ``"skill"`` trusts the skills' reports.
+    the history by its answer (the kitchen's recovery); ``"skill"`` trusts the skills' reports
+    (and, for a model trained with ``failure_reasons``, shows their reasons).
     """
 
     def __init__(
@@ -195,10 +196,13 @@ class PalmEPlanner(Planner):
         observation: dict[str, Any],
         history: list[str],
         outcomes: list[bool] | None = None,
+        reasons: list[str] | None = None,
     ) -> str:
         if not history:
             self._detected = {}
         outcomes = list(outcomes) if outcomes is not None else [True] * len(history)
+        # The skills' reasons go with the skills' marks; the model's own detection gives none.
+        reasons = list(reasons or []) if self.failure_detection == "skill" else []
         instruction, arrays = self._instruction(env, observation, history)
         marks = self._history_success(env, observation, history, outcomes, arrays)
         names = self._names(env)
@@ -208,6 +212,7 @@ class PalmEPlanner(Planner):
             [names.to_model(e) for e in env.observed_names],
             [names.to_model(step) for step in history],
             marks,
+            [names.to_model(reason) for reason in reasons],
         )
         constrained = self.decoding == "constrained" or self._retry_constrained
         self._retry_constrained = False

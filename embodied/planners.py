@@ -29,9 +29,11 @@ class Planner(ABC):
         observation: dict[str, Any],
         history: list[str],
         outcomes: list[bool] | None = None,
+        reasons: list[str] | None = None,
     ) -> str:
         """The next step of the plan, e.g. ``"pick(obj_3)"``; ``"done()"`` when finished.
-        ``outcomes[i]``: whether the skill of ``history[i]`` reported success."""
+        ``outcomes[i]``: whether the skill of ``history[i]`` reported success; ``reasons[i]``:
+        why it failed, as the skill reported it ("" where it succeeded)."""
 
     @abstractmethod
     def answer(self, env: ArmEnv, observation: dict[str, Any]) -> str:
@@ -50,6 +52,7 @@ class OraclePlanner(Planner):
         observation: dict[str, Any],
         history: list[str],
         outcomes: list[bool] | None = None,
+        reasons: list[str] | None = None,
     ) -> str:
         task = env.task
         if not isinstance(task, PlanTask):
@@ -92,8 +95,9 @@ class MistakenOraclePlanner(OraclePlanner):
         observation: dict[str, Any],
         history: list[str],
         outcomes: list[bool] | None = None,
+        reasons: list[str] | None = None,
     ) -> str:
-        right = super().next_step(env, observation, history, outcomes)
+        right = super().next_step(env, observation, history, outcomes, reasons)
         if self.rng.random() >= self.mistake_rate:
             return right
         held = env.held()

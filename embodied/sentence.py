@@ -43,6 +43,12 @@ FAILED = " [failed]"
 """Marks a step of the history whose skill failed."""
 
 
+def failure_mark(reason: str = "") -> str:
+    """The mark of a failed step: `` [failed]``, or with the skill's reason
+    `` [failed: obj_2 is blocked by obj_4]`` (Inner Monologue's success feedback, with why)."""
+    return f" [failed: {reason}]" if reason else FAILED
+
+
 def prompt_text(
     instruction: str,
     kind: str,
@@ -54,9 +60,13 @@ def prompt_text(
     mention_tokens: bool = False,
     entity_prefix: bool = True,
     spoken_tokens: int = 0,
+    history_reasons: Sequence[str] = (),
 ) -> str:
     """The prompt for one decision: sensor placeholders, the instruction, the steps so far (with
     their failures), and the cue for the next step (``Next:``) or the answer (``A:``).
+
+    ``history_reasons[i]`` (optional): why the skill of ``history[i]`` failed, shown in its
+    mark ("pick(obj_2) [failed: obj_2 is blocked by obj_4]"); "" or absent: `` [failed]``.
 
     ``mention_tokens`` (per-object placements): each entity the instruction names is followed by
     its token as well ("How to grasp obj_3 <obj_3>?"), so the model reads the object where the
@@ -99,8 +109,17 @@ def prompt_text(
     if kind == "question":
         return " ".join(parts) + " A:"
     if history:
+        if len(history_success) > len(history) or len(history_reasons) > len(history):
+            raise ValueError(
+                f"{len(history)} history steps, {len(history_success)} outcomes and "
+                f"{len(history_reasons)} reasons: at most one outcome and reason per step"
+            )
         marks = list(history_success) + [True] * (len(history) - len(history_success))
-        done = "; ".join(s + ("" if ok else FAILED) for s, ok in zip(history, marks, strict=True))
+        reasons = list(history_reasons) + [""] * (len(history) - len(history_reasons))
+        done = "; ".join(
+            step + ("" if ok else failure_mark(reason))
+            for step, ok, reason in zip(history, marks, reasons, strict=True)
+        )
         parts.append(f"Done: {done}.")
     return " ".join(parts) + " Next:"
 

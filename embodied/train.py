@@ -151,7 +151,14 @@ def prompts_and_targets(
 ) -> tuple[list[str], list[str]]:
     """The prompt (``model_prompt``: PalmE.prompt or alike) and target of each record."""
     prompts = [
-        model_prompt(r["instruction"], r["kind"], r["entities"], r["history"], r["history_success"])
+        model_prompt(
+            r["instruction"],
+            r["kind"],
+            r["entities"],
+            r["history"],
+            r["history_success"],
+            r["history_reasons"],
+        )
         for r in records
     ]
     return prompts, [r["target"] for r in records]
@@ -195,9 +202,23 @@ def pretrain_lm(
         return load_lm(directory)
 
     def text_prompt(
-        instruction: str, kind: str, entities: list[str], history: list[str], success: list[bool]
+        instruction: str,
+        kind: str,
+        entities: list[str],
+        history: list[str],
+        success: list[bool],
+        reasons: list[str],
     ) -> str:
-        return prompt_text(instruction, kind, entities, history, success, placement, n_tokens)
+        return prompt_text(
+            instruction,
+            kind,
+            entities,
+            history,
+            success,
+            placement,
+            n_tokens,
+            history_reasons=reasons if config.model.failure_reasons else (),
+        )
 
     draws = np.random.default_rng(config.seed + 11)
     records = frame_records(

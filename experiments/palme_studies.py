@@ -199,6 +199,11 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_failure_recovery", "failures"),
             Variant("state_mistake_recovery", "mistakes"),
             Variant("state_blocked_pick_mistake_recovery", "blocked_pick_mistakes"),
+            Variant(
+                "state_failure_reasons",
+                "blocked_pick_mistakes",
+                {"model": ModelConfig(failure_reasons=True)},
+            ),
         ],
     ),
     "question_resampling": (
@@ -287,7 +292,9 @@ def ensure_data(path: str, corpus: Corpus, quick: bool) -> None:
 
 def shared_lm(config: TrainConfig, full_data: str, runs: Path) -> str:
     """The variant's starting LM: pretrained once on the full corpus's text in this encoder's
-    prompt format and the model's entity names, shared by every corpus (built on first use)."""
+    prompt format and the model's entity names, shared by every corpus (built on first use).
+    ``model.failure_reasons`` does not get its own: the full corpus's oracle rarely fails a
+    step, so its text is nearly the same with reasons or without."""
     names = "" if config.model.entity_names == "label" else f"_{config.model.entity_names}_names"
     directory = runs / f"lm_{Path(full_data).name}_{config.encoder}{names}"
     if not (directory / "config.json").exists():

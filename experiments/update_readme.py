@@ -143,7 +143,9 @@ STUDIES = (
         "beyond PaLM-E: the same planner trained on a corpus whose skills fail a tenth of the "
         "time, so that its histories hold failed steps and the oracle's recoveries, and on one "
         "whose oracle gets a tenth of its steps wrong on purpose (each frame labelled with the "
-        "right step), for p2 (blocked picks never recovered from)",
+        "right step), for p2 (blocked picks never recovered from); state_failure_reasons also "
+        "shows the planner why a step failed (model.failure_reasons: \"pick(obj_2) [failed: "
+        "obj_2 is blocked by obj_4]\")",
     ),
     (
         "study_representations",

@@ -7,6 +7,7 @@ An example is what the planner sees and what it should write at one step::
       "instruction": "How to grasp obj_3?",      # the task's instruction or question
       "history": ["pick(obj_1)", ...],            # the steps that ran before (plans)
       "history_success": [True, ...],             # how each of those went
+      "history_reasons": ["", ...],               # why a failed one failed ("" otherwise)
       "target": "place(obj_1, table)",            # the next step, or the answer
       "family": "p1", "kind": "plan", "split": "train", "seed": 12, "frame": 1,
       "entities": ["obj_1", ...],                 # obj_j is row j-1 of "objects"
@@ -125,6 +126,12 @@ class EpisodeDataset(Dataset[dict[str, Any]]):
             "instruction": _text(attrs["instruction"]),
             "history": history,
             "history_success": [bool(s == 1) for s in frames["skill_success"][:t]],
+            "history_reasons": [
+                _text(reason) if success == 0 else ""
+                for success, reason in zip(
+                    frames["skill_success"][:t], frames["skill_reason"][:t], strict=True
+                )
+            ],
             "target": targets[t],
             "family": _text(attrs["family"]),
             "kind": _text(attrs["kind"]),

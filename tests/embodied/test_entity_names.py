@@ -17,8 +17,9 @@ RECORD = {
     "instruction": "How to stack obj_3 on top of obj_1?",
     "kind": "plan",
     "entities": ["obj_1", "obj_2", "obj_3"],
-    "history": ["pick(obj_2)", "place(obj_2, table)"],
-    "history_success": [True, True],
+    "history": ["pick(obj_1)", "pick(obj_2)", "place(obj_2, table)"],
+    "history_success": [False, True, True],
+    "history_reasons": ["obj_1 is blocked by obj_2", "", ""],
     "target": "pick(obj_3)",
     "symbolic_state": STATE,
 }
@@ -28,9 +29,10 @@ def test_a_record_named_by_colour_says_the_same_with_the_cubes_colours():
     out = name_by_colour(RECORD)
     assert out["instruction"] == "How to stack green on top of red?"
     assert out["entities"] == ["red", "blue", "green"]
-    assert out["history"] == ["pick(blue)", "place(blue, table)"]
+    assert out["history"] == ["pick(red)", "pick(blue)", "place(blue, table)"]
+    assert out["history_reasons"] == ["red is blocked by blue", "", ""]
     assert out["target"] == "pick(green)"
-    assert out["history_success"] == [True, True] and out["symbolic_state"] is STATE
+    assert out["history_success"] == [False, True, True] and out["symbolic_state"] is STATE
     assert RECORD["target"] == "pick(obj_3)", "the stored record is not changed"
     kitchen = {**RECORD, "entities": ["can", "drawer"], "target": "pick(can)"}
     assert name_by_colour(kitchen) is kitchen, "word-named entities stay"

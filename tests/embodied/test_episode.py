@@ -46,7 +46,7 @@ class ScriptedTextPlanner(Planner):
     def __init__(self, texts: list[str]) -> None:
         self.texts = list(texts)
 
-    def next_step(self, env, observation, history, outcomes=None):
+    def next_step(self, env, observation, history, outcomes=None, reasons=None):
         return self.texts.pop(0) if self.texts else "done()"
 
     def answer(self, env, observation):

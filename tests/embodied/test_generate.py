@@ -457,3 +457,5 @@ def test_oracle_mistakes_run_in_physics_and_the_frames_keep_the_right_step(tmp_p
             later = next(e for e in examples if e["seed"] == record.seed and e["frame"] == t + 1)
             assert later["history"][t] == record.frames[t].executed, "the history is what ran"
             assert later["history_success"][t] == bool(record.frames[t].skill_success == 1)
+            failed = record.frames[t].skill_success == 0
+            assert later["history_reasons"][t] == (record.frames[t].skill_reason if failed else "")

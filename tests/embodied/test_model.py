@@ -140,6 +140,20 @@ def test_injection_puts_each_sensor_token_at_its_placeholder(tokenizer):
     assert int((out.abs().sum(-1) > 0).sum()) == 3 + 2  # one position per entity
 
 
+def test_a_failed_step_shows_its_reason_when_one_is_given():
+    history, success = ["pick(obj_2)", "pick(obj_1)"], [False, True]
+    plain = prompt_text("How to grasp obj_2?", "plan", ["obj_1", "obj_2"], history, success)
+    assert plain.endswith("Done: pick(obj_2) [failed]; pick(obj_1). Next:")
+    reasons = ["obj_2 is blocked by obj_1", ""]
+    told = prompt_text(
+        "How to grasp obj_2?", "plan", ["obj_1", "obj_2"], history, success, history_reasons=reasons
+    )
+    reasoned = "Done: pick(obj_2) [failed: obj_2 is blocked by obj_1]; pick(obj_1). Next:"
+    assert told.endswith(reasoned)
+    with pytest.raises(ValueError, match="2 history steps, 2 outcomes and 3 reasons"):
+        prompt_text("Q", "plan", ["obj_1"], history, success, history_reasons=[*reasons, "x"])
+
+
 def test_image_placeholders_take_the_tokens_in_order(tokenizer):
     prompt = prompt_text("Is obj_1 left?", "question", [], placement=IMAGE, n_tokens=5)
     assert prompt.startswith(f"Scene: {IMAGE * 5}. Q:")
@@ -611,8 +625,9 @@ def test_relabelling_renames_every_entity_consistently_and_covers_every_label():
         "instruction": "Stack obj_3 on obj_1.",
         "kind": "plan",
         "entities": ["obj_1", "obj_2", "obj_3"],
-        "history": ["pick(obj_3)"],
-        "history_success": [True],
+        "history": ["pick(obj_3)", "pick(obj_1)"],
+        "history_success": [True, False],
+        "history_reasons": ["", "the gripper already holds obj_3"],
         "target": "place(obj_3, obj_1)",
     }
     rng = np.random.default_rng(0)
@@ -623,9 +638,10 @@ def test_relabelling_renames_every_entity_consistently_and_covers_every_label():
         assert len(set(out["entities"])) == 3
         assert sorted(out["entities"], key=lambda e: int(e[4:])) == out["entities"]
         assert out["instruction"] == f"Stack {third} on {first}."
-        assert out["history"] == [f"pick({third})"]
+        assert out["history"] == [f"pick({third})", f"pick({first})"]
+        assert out["history_reasons"] == ["", f"the gripper already holds {third}"]
         assert out["target"] == f"place({third}, {first})"
-        assert out["history_success"] == [True] and record["entities"][0] == "obj_1"
+        assert out["history_success"] == [True, False] and record["entities"][0] == "obj_1"
         seen |= set(out["entities"])
     assert seen == {f"obj_{j}" for j in range(1, OBJECT_CAPACITY + 1)}
     kitchen = {**record, "entities": ["apple", "drawer"], "target": "pick(apple)"}
@@ -760,6 +776,30 @@ def test_a_failed_step_is_marked_in_the_next_prompt(checkpoint, make_env):
     result = run_episode(env, planner, seed, "p1")
     assert result.steps[0].success is False and "blocked" in result.steps[0].reason
     assert prompts[1].endswith(f"Done: pick({blocked}) [failed]. Next:"), prompts[1]
+
+
+def test_a_planner_trained_with_failure_reasons_reads_why_a_step_failed(
+    dataset, tmp_path, make_env
+):
+    model = ModelConfig(entity_names="colour", failure_reasons=True)
+    train(run_config(dataset, tmp_path, steps=2, model=model))
+    env = make_env(image_size=32, views=["front"], tasks=["p1"], stack_probability=1.0)
+    seed, blocked = blocked_scene(env)
+    scene = env.unwrapped
+    blocker = scene.symbolic_state().above(blocked)[0]
+    colour, blocker_colour = scene.cube(blocked).colour, scene.cube(blocker).colour
+    prompts: list[str] = []
+    planner = PalmEPlanner(tmp_path / FINAL)
+    scripted(planner, {"plan": [f"pick({colour})", "done()"]}, prompts)
+    result = run_episode(env, planner, seed, "p1")
+    assert result.steps[0].reason == f"{blocked} is blocked by {blocker}", "said in labels"
+    reason = f"{colour} is blocked by {blocker_colour}"
+    assert prompts[1].endswith(f"Done: pick({colour}) [failed: {reason}]. Next:"), prompts[1]
+    detecting = PalmEPlanner(tmp_path / FINAL, failure_detection="model")
+    prompts.clear()
+    scripted(detecting, {"plan": [f"pick({colour})", "done()"], "question": ["no"]}, prompts)
+    run_episode(env, detecting, seed, "p1")
+    assert prompts[-1].endswith(f"Done: pick({colour}) [failed]. Next:"), "the model's no reason"
 
 
 def test_model_failure_detection_asks_the_model_and_marks_its_answer(checkpoint, make_env):
