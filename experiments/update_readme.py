@@ -144,8 +144,8 @@ STUDIES = (
         "time, so that its histories hold failed steps and the oracle's recoveries, and on one "
         "whose oracle gets a tenth of its steps wrong on purpose (each frame labelled with the "
         "right step), for p2 (blocked picks never recovered from); state_failure_reasons also "
-        "shows the planner why a step failed (model.failure_reasons: \"pick(obj_2) [failed: "
-        "obj_2 is blocked by obj_4]\")",
+        'shows the planner why a step failed (model.failure_reasons: "pick(obj_2) [failed: '
+        'obj_2 is blocked by obj_4]")',
     ),
     (
         "study_representations",
