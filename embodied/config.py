@@ -609,6 +609,13 @@ class TrainConfig(TrainingRun):
     corpus show each of its 825 q4 questions ~15 times). Held-out evaluation keeps the
     episodes' questions. Measured (``palme_studies --study question_resampling``, 50 episodes
     per family): q4 0.68 against 0.84 without, all families 0.92 against 0.95; so off."""
+    question_rationales: bool = False
+    """Train q4 answers with their reason: an infeasible sequence's answer is written after the
+    first fact that makes it fail, as it stands when that step comes ("obj_2 is on top of
+    obj_1. no"; ``embodied.train.explain_answer``), from the frame's symbolic state; feasible
+    ones stay "yes". The state rows hold poses, not which cube rests on which: naming the
+    cube on top is the step of the rule q4 needs. A reply's last sentence is its answer
+    (``envs.tasks.base.final_answer``); held-out exact match is of the whole reply."""
     steps: int = 3000
     eval_examples: int = 128
     """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly

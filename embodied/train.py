@@ -77,7 +77,7 @@ from encoders import ENCODERS, SensorEncoder, load_encoder, make_encoder
 from envs.base import OBJECT_CAPACITY
 from envs.scene import SymbolicState
 from envs.tasks.base import QuestionTask
-from envs.tasks.tamp import TAMP_FAMILIES
+from envs.tasks.tamp import TAMP_FAMILIES, feasibility_rationale
 
 register_configs()
 
@@ -115,6 +115,24 @@ def resample_question(record: dict[str, Any], rng: np.random.Generator) -> dict[
     return {**record, "instruction": task.instruction, "target": task.answer}
 
 
+def explain_answer(record: dict[str, Any]) -> dict[str, Any]:
+    """A q4 frame whose sequence is infeasible, with the fact that makes it so written before
+    its answer ("obj_2 is on top of obj_1. no"; ``envs.tasks.tamp.infeasibility``, from the
+    frame's symbolic state). Other records are returned as is."""
+    if record["kind"] != "question" or record["family"] != "q4":
+        return record
+    state = SymbolicState.from_json(record["symbolic_state"])
+    fact = feasibility_rationale(state, record["instruction"])
+    if fact is None:
+        return record
+    if record["target"] != "no":
+        raise ValueError(
+            f"q4 frame answered {record['target']!r} although {fact}: the frame's answer and "
+            f"symbolic state disagree ({record['instruction']!r})"
+        )
+    return {**record, "target": f"{fact}. {record['target']}"}
+
+
 def frame_records(
     bank: FrameBank,
     index: Tensor | Sequence[int],
@@ -122,10 +140,12 @@ def frame_records(
     relabel: bool = False,
     resample: bool = False,
     entity_names: str = "label",
+    rationales: bool = False,
 ) -> list[dict[str, Any]]:
     """The records (instruction, entities, history, target, ...) of these frames: their
-    questions asked anew by ``resample_question`` (``resample``), then their entities
-    relabelled by ``relabel_entities`` (``relabel``), both drawing from ``draws``; last, with
+    questions asked anew by ``resample_question`` (``resample``), the infeasible q4 answers
+    explained by ``explain_answer`` (``rationales``), then their entities relabelled by
+    ``relabel_entities`` (``relabel``), drawing from ``draws``; last, with
     ``entity_names="colour"``, each cube named by its colour (``embodied.entity_names``)."""
     records = [bank.records[int(i)] for i in index]
     if entity_names not in ENTITY_NAMES:
@@ -139,8 +159,11 @@ def frame_records(
             raise ValueError("relabelling entities or resampling questions needs draws")
         if resample:
             records = [resample_question(r, draws) for r in records]
-        if relabel:
-            records = [relabel_entities(r, draws) for r in records]
+    if rationales:
+        records = [explain_answer(r) for r in records]
+    if relabel:
+        assert draws is not None
+        records = [relabel_entities(r, draws) for r in records]
     if entity_names == "colour":
         records = [name_by_colour(r) for r in records]
     return records
@@ -172,13 +195,14 @@ def examples(
     draws: np.random.Generator,
     relabel: bool = False,
     resample: bool = False,
+    rationales: bool = False,
 ) -> tuple[list[str], list[str], dict[str, Tensor]]:
     """Prompts, targets and the observation batch of these frames as ``model`` takes them:
-    questions asked anew (``resample``) and entities relabelled (``relabel``), from
-    ``draws``, then the instructions through the model's instruction sensor (``inputs``:
-    spoken, or an object pointed at)."""
+    questions asked anew (``resample``), infeasible q4 answers explained (``rationales``) and
+    entities relabelled (``relabel``), from ``draws``, then the instructions through the
+    model's instruction sensor (``inputs``: spoken, or an object pointed at)."""
     entity_names = model.config.entity_names
-    records = frame_records(bank, index, draws, relabel, resample, entity_names)
+    records = frame_records(bank, index, draws, relabel, resample, entity_names, rationales)
     observation = bank.observations(torch.as_tensor(index))
     if inputs is not None:
         instructions, extra = inputs.prepare(
@@ -334,7 +358,9 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
     index = bank.draw(config.eval_examples, config.seed + 1, 0, config.family_alpha)
     inputs = instruction_inputs(model.instruction_encoder, held_out=True)
     draws = np.random.default_rng(config.seed + 1)
-    prompts, targets, observation = examples(model, bank, index, inputs, draws)
+    prompts, targets, observation = examples(
+        model, bank, index, inputs, draws, rationales=config.question_rationales
+    )
     device = model.device
     losses: list[float] = []
     correct: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # name -> [right, seen]
@@ -436,7 +462,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
         index = bank.draw(config.batch_size, config.seed, at, config.family_alpha)[rank::world]
         draws = np.random.default_rng([config.seed, at])  # relabels, voices, regions
         prompts, targets, observation = examples(
-            model, bank, index, inputs, draws, config.relabel_entities, config.resample_questions
+            model,
+            bank,
+            index,
+            inputs,
+            draws,
+            config.relabel_entities,
+            config.resample_questions,
+            config.question_rationales,
         )
         encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
         tokens_seen += int(encoded.attention_mask.sum())

@@ -211,6 +211,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         [
             Variant("state_episode_questions", run=SHIPPED_RUN),
             Variant("state_resampled_questions", train={"resample_questions": True}),
+            Variant("state_question_rationales", train={"question_rationales": True}),
         ],
     ),
     "representations": (

@@ -61,11 +61,17 @@ class QuestionTask(Task):
     kind: ClassVar[TaskKind] = "question"
 
     def is_correct(self, text: str) -> bool:
-        return normalize_answer(text) == normalize_answer(self.answer)
+        return normalize_answer(final_answer(text)) == normalize_answer(self.answer)
 
 
 def normalize_answer(text: str) -> str:
     return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+def final_answer(text: str) -> str:
+    """The answer of a reply that may state its reason first ("obj_2 is on top of obj_1. no",
+    ``TrainConfig.question_rationales``): its last sentence."""
+    return text.rsplit(". ", 1)[-1]
 
 
 class TaskFamily(ABC, Generic[StateT]):

@@ -8,6 +8,7 @@ answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,22 +195,48 @@ class FeasibilityQuestion(TaskFamily[SymbolicState]):
             if feasible == want_yes:
                 break
         grasp, base, then = (refer(state, n, referral) for n in (first, second, third))
-        question = (
-            f"Is it possible to first grasp {grasp}, then place it on {base}, "
-            f"and then grasp {then}?"
-        )
+        question = FEASIBILITY_QUESTION.format(grasp=grasp, base=base, then=then)
         return QuestionTask(family="q4", instruction=question, answer="yes" if feasible else "no")
+
+
+FEASIBILITY_QUESTION = (
+    "Is it possible to first grasp {grasp}, then place it on {base}, and then grasp {then}?"
+)
+_FEASIBILITY_ENTITIES = re.compile(  # the question with its three cubes named obj_j
+    re.escape(FEASIBILITY_QUESTION.format(grasp="@", base="@", then="@")).replace("@", r"(obj_\d+)")
+)
 
 
 def is_feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
     """Symbolic check: a grasp needs a clear cube and an empty hand; a place needs a clear base."""
-    if state.held is not None or not state.is_clear(first) or not state.is_clear(second):
-        return False
+    return infeasibility(state, first, second, third) is None
+
+
+def infeasibility(state: SymbolicState, first: str, second: str, third: str) -> str | None:
+    """The first fact that makes "grasp ``first``, place it on ``second``, grasp ``third``" fail,
+    as it stands when that step comes ("obj_2 is on top of obj_1"); None when it is feasible."""
+    if state.held is not None:
+        return f"the hand holds {state.held}"
+    for cube in (first, second):
+        on_top = [o.name for o in state.objects.values() if o.support == cube]
+        if on_top:
+            return f"{on_top[0]} is on top of {cube}"
     # After first is on second, second is covered; third must be clear then, and the only cube
     # that may have stood on it is first, which has moved away.
     if third == second:
-        return False
-    return all(o.name == first for o in state.objects.values() if o.support == third)
+        return f"{first} is on top of {second}"
+    on_top = [o.name for o in state.objects.values() if o.support == third and o.name != first]
+    return f"{on_top[0]} is on top of {third}" if on_top else None
+
+
+def feasibility_rationale(state: SymbolicState, question: str) -> str | None:
+    """The fact ``infeasibility`` finds for a q4 question that names its cubes by entity
+    ("Is it possible to first grasp obj_1, then place it on obj_4, and then grasp obj_5?");
+    None when the sequence is feasible or ``question`` is not such a question."""
+    match = _FEASIBILITY_ENTITIES.fullmatch(question)
+    if match is None or not all(name in state.objects for name in match.groups()):
+        return None
+    return infeasibility(state, *match.groups())
 
 
 TAMP_FAMILIES: dict[str, TaskFamily[SymbolicState]] = {

@@ -98,6 +98,16 @@ def test_summary_of_synthetic_episodes():
     assert "| p1 | 2 | **0.500** |" in table and "### split `objects_8`" in table
 
 
+def test_f1_reads_the_answer_after_its_reason():
+    replies = [("no", "obj_2 is on top of obj_1. no"), ("yes", "yes"), ("no", "yes")]
+    episodes = [
+        episode("eval", "q4", "question", e == a.rsplit(". ")[-1], expected_answer=e, answer=a)
+        for e, a in replies
+    ]
+    q4 = summarize(episodes)["eval"]["families"]["q4"]
+    assert q4["f1"] == pytest.approx((2 / 3 + 2 / 3) / 2, abs=1e-4)
+
+
 def test_jobs_use_each_splits_fixed_seeds(tmp_path):
     config = EvaluateConfig(
         env=TabletopEnvConfig(),

@@ -40,6 +40,7 @@ from embodied.sentence import IGNORE, OBJECTS, encode, inject, prompt_text
 from embodied.train import (
     CHECKPOINT,
     FINAL,
+    explain_answer,
     frame_records,
     relabel_entities,
     resample_question,
@@ -77,6 +78,25 @@ def dataset(tmp_path_factory) -> str:
             episodes=16,
             eval_episodes=6,
             shard_size=8,
+            workers=1,
+            output_dir=str(root),
+            progress=False,
+        )
+    )
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def feasibility_dataset(tmp_path_factory) -> str:
+    """q4 questions (both answers) and p2 plans, 24 + 6 episodes."""
+    root = tmp_path_factory.mktemp("data") / "tabletop_q4"
+    generate(
+        GenerateConfig(
+            env=TabletopEnvConfig(image_size=32, views=["front"]),
+            tasks=["p2", "q4"],
+            episodes=24,
+            eval_episodes=6,
+            shard_size=12,
             workers=1,
             output_dir=str(root),
             progress=False,
@@ -708,6 +728,45 @@ def test_resampled_feasibility_questions_answer_by_the_symbolic_check():
     assert answers["yes"] > 10 and answers["no"] > 10, answers
     kitchen = {**record, "family": "success_detection"}
     assert resample_question(kitchen, rng) is kitchen
+
+
+def test_infeasible_answers_are_explained_by_their_frame(feasibility_dataset):
+    bank = FrameBank(feasibility_dataset, "train")
+    feasibility = [r for r in bank.records if r["family"] == "q4"]
+    assert {r["target"] for r in feasibility} == {"yes", "no"}, "the corpus asks both"
+    index = [bank.records.index(r) for r in feasibility]
+    explained = frame_records(bank, index, rationales=True)
+    for record, out in zip(feasibility, explained, strict=True):
+        state = SymbolicState.from_json(record["symbolic_state"])
+        if record["target"] == "yes":
+            assert out is record
+            continue
+        fact, answer = out["target"].rsplit(". ", 1)
+        assert answer == "no" and out["instruction"] == record["instruction"]
+        top, _, cube = fact.partition(" is on top of ")
+        grasped = re.search(r"first grasp (obj_\d+)", record["instruction"])
+        assert grasped is not None
+        # the cube named on top stands there now, or will once the first one is placed
+        assert state.objects[top].support == cube or top == grasped.group(1), fact
+    plan = next(r for r in bank.records if r["kind"] == "plan")
+    assert explain_answer(plan) is plan
+    relabelled = frame_records(bank, index, np.random.default_rng(0), relabel=True, rationales=True)
+    for out in relabelled:  # the fact names the relabelled cubes, as the prompt does
+        named = set(re.findall(r"obj_\d+", out["target"]))
+        assert named <= set(out["entities"]), (out["target"], out["entities"])
+    infeasible = next(r for r in feasibility if r["target"] == "no")
+    with pytest.raises(ValueError, match="answer and symbolic state disagree"):
+        explain_answer({**infeasible, "target": "yes"})
+
+
+def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path):
+    config = run_config(
+        feasibility_dataset, tmp_path, steps=2, eval_every=2, question_rationales=True
+    )
+    metrics = train(config)
+    assert np.isfinite(metrics["eval_loss"]) and "q4_accuracy" in metrics
+    saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
+    assert saved["question_rationales"] is True
 
 
 def test_training_with_resampled_questions_runs(dataset, tmp_path):

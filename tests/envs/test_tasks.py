@@ -18,7 +18,8 @@ from envs.tasks import (
     is_feasible,
     normalize_answer,
 )
-from envs.tasks.base import REFERRALS, Referral
+from envs.tasks.base import REFERRALS, Referral, final_answer
+from envs.tasks.tamp import FEASIBILITY_QUESTION, feasibility_rationale, infeasibility
 
 
 def make_state(layout: dict[str, tuple[str, str, float]], held: str | None = None) -> SymbolicState:
@@ -158,3 +159,47 @@ def test_answers_are_normalized():
     assert normalize_answer("  Yes. ") == "yes"
     assert QuestionTask(family="q1", instruction="?", answer="red").is_correct("Red!")
     assert not QuestionTask(family="q1", instruction="?", answer="red").is_correct("reddish")
+
+
+def test_an_answer_after_its_reason_is_the_last_sentence():
+    assert final_answer("obj_2 is on top of obj_1. no") == "no"
+    assert final_answer("yes") == "yes"
+    question = QuestionTask(family="q4", instruction="?", answer="no")
+    assert question.is_correct("obj_2 is on top of obj_1. no")
+    assert not question.is_correct("obj_2 is on top of obj_1. yes")
+    assert not question.is_correct("obj_2 is on top of obj_1 no"), "no sentence break, no answer"
+
+
+def test_infeasibility_names_the_first_fact_that_fails():
+    state = make_state(TOWER)  # red <- green <- blue; yellow on the table
+    assert infeasibility(state, "obj_3", "obj_4", "obj_3") is None
+    assert infeasibility(state, "obj_1", "obj_4", "obj_3") == "obj_2 is on top of obj_1"
+    assert infeasibility(state, "obj_4", "obj_2", "obj_4") == "obj_3 is on top of obj_2"
+    assert infeasibility(state, "obj_3", "obj_4", "obj_4") == "obj_3 is on top of obj_4", (
+        "the base is covered by the cube just placed on it"
+    )
+    assert infeasibility(state, "obj_3", "obj_4", "obj_1") == "obj_2 is on top of obj_1"
+    assert infeasibility(state, "obj_3", "obj_4", "obj_2") is None, "blue has moved away"
+    held = make_state(TOWER, held="obj_4")
+    assert infeasibility(held, "obj_3", "obj_4", "obj_3") == "the hand holds obj_4"
+    for first in TOWER:  # the fact is found exactly when the symbolic check says no
+        for second in TOWER:
+            for third in TOWER:
+                if first != second:
+                    fact = infeasibility(state, first, second, third)
+                    assert (fact is None) == is_feasible(state, first, second, third)
+
+
+def test_feasibility_rationale_reads_the_question_by_entity_only():
+    state = make_state(TOWER)
+    asked = FEASIBILITY_QUESTION.format(grasp="obj_1", base="obj_4", then="obj_3")
+    assert feasibility_rationale(state, asked) == "obj_2 is on top of obj_1"
+    by_colour = FEASIBILITY_QUESTION.format(
+        grasp="the red object", base="the yellow object", then="the blue object"
+    )
+    assert feasibility_rationale(state, by_colour) is None
+    absent = FEASIBILITY_QUESTION.format(grasp="obj_1", base="obj_7", then="obj_3")
+    assert feasibility_rationale(state, absent) is None, "obj_7 is not in the scene"
+    sampled = sample("q4", state, 3, referral="entity")
+    assert sampled.instruction.startswith("Is it possible to first grasp obj_")
+    assert (feasibility_rationale(state, sampled.instruction) is None) == (sampled.answer == "yes")
