@@ -45,7 +45,7 @@ from embodied.episode import run_episode
 from embodied.planners import Planner, make_planner
 from embodied.statistics import YES_NO, macro_f1, rate_summary
 from embodied.video import VideoRecorder
-from envs.tasks.base import final_answer
+from envs.tasks.base import final_answer, normalize_answer
 from policies.factory import make_skills
 
 register_configs()
@@ -202,7 +202,7 @@ def outcome_row(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         row["parse_failure_rate"] = round(failures / outputs, 4) if outputs else 0.0
     questions = [e for e in episodes if e["kind"] == "question"]
     if questions and all(e["expected_answer"] in YES_NO for e in questions):
-        answers = [final_answer(str(e["answer"])).strip().lower() for e in questions]
+        answers = [normalize_answer(final_answer(str(e["answer"]))) for e in questions]
         row["f1"] = round(macro_f1([e["expected_answer"] for e in questions], answers), 4)
     return row
 

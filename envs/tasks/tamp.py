@@ -213,8 +213,9 @@ def is_feasible(state: SymbolicState, first: str, second: str, third: str) -> bo
 
 
 def infeasibility(state: SymbolicState, first: str, second: str, third: str) -> str | None:
-    """The first fact that makes "grasp ``first``, place it on ``second``, grasp ``third``" fail,
-    as it stands when that step comes ("obj_2 is on top of obj_1"); None when it is feasible."""
+    """The first fact that makes "grasp ``first``, place it on ``second``, grasp ``third``" fail
+    ("obj_2 is on top of obj_1"): true of the scene now, or, for ``third == second``, once
+    ``first`` is placed; None when the sequence is feasible."""
     if state.held is not None:
         return f"the hand holds {state.held}"
     for cube in (first, second):

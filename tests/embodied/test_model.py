@@ -30,6 +30,7 @@ from embodied.data.frames import FrameBank
 from embodied.data.regions import refer_by_region
 from embodied.data.speech import SpokenInstructions
 from embodied.decoding import TokenTrie, greedy_decode
+from embodied.entity_names import rename
 from embodied.episode import run_episode
 from embodied.generate import generate
 from embodied.instructions import HELD_OUT_SEED, TRAIN_SEED, instruction_inputs
@@ -751,20 +752,30 @@ def test_infeasible_answers_are_explained_by_their_frame(feasibility_dataset):
     plan = next(r for r in bank.records if r["kind"] == "plan")
     assert explain_answer(plan) is plan
     relabelled = frame_records(bank, index, np.random.default_rng(0), relabel=True, rationales=True)
-    for out in relabelled:  # the fact names the relabelled cubes, as the prompt does
-        named = set(re.findall(r"obj_\d+", out["target"]))
-        assert named <= set(out["entities"]), (out["target"], out["entities"])
+    for record, plain, out in zip(feasibility, explained, relabelled, strict=True):
+        # the fact is read before relabelling and names the relabelled cubes, as the prompt does
+        names = dict(zip(record["entities"], out["entities"], strict=True))
+        assert out["target"] == rename(plain["target"], names)
     infeasible = next(r for r in feasibility if r["target"] == "no")
     with pytest.raises(ValueError, match="answer and symbolic state disagree"):
         explain_answer({**infeasible, "target": "yes"})
 
 
-def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path):
+def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path, monkeypatch):
+    explained: list[str] = []
+
+    def explain_and_count(record: dict) -> dict:
+        out = explain_answer(record)
+        explained.append(out["target"])
+        return out
+
+    monkeypatch.setattr("embodied.train.explain_answer", explain_and_count)
     config = run_config(
         feasibility_dataset, tmp_path, steps=2, eval_every=2, question_rationales=True
     )
     metrics = train(config)
     assert np.isfinite(metrics["eval_loss"]) and "q4_accuracy" in metrics
+    assert any(t.endswith(". no") for t in explained), "q4 answers are explained in training"
     saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
     assert saved["question_rationales"] is True
 

@@ -182,12 +182,27 @@ def test_infeasibility_names_the_first_fact_that_fails():
     assert infeasibility(state, "obj_3", "obj_4", "obj_2") is None, "blue has moved away"
     held = make_state(TOWER, held="obj_4")
     assert infeasibility(held, "obj_3", "obj_4", "obj_3") == "the hand holds obj_4"
-    for first in TOWER:  # the fact is found exactly when the symbolic check says no
-        for second in TOWER:
-            for third in TOWER:
-                if first != second:
-                    fact = infeasibility(state, first, second, third)
-                    assert (fact is None) == is_feasible(state, first, second, third)
+
+    def feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
+        """PaLM-E's rule, written out apart from the code under test."""
+        on = {o.name: o.support for o in state.objects.values()}
+        clear = {name: name not in on.values() for name in on}
+        return (
+            state.held is None
+            and clear[first]
+            and clear[second]
+            and third != second
+            and all(top == first for top, below in on.items() if below == third)
+        )
+
+    for scene in (state, held, make_state({**TOWER, "obj_4": ("yellow", "obj_3", 0.0)})):
+        for first in TOWER:  # a fact is found exactly when the rule says no
+            for second in TOWER:
+                for third in TOWER:
+                    if first != second:
+                        fact = infeasibility(scene, first, second, third)
+                        assert (fact is None) == feasible(scene, first, second, third)
+                        assert is_feasible(scene, first, second, third) == (fact is None)
 
 
 def test_feasibility_rationale_reads_the_question_by_entity_only():
