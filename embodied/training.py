@@ -2,8 +2,9 @@
 learning-rate schedule, crash-safe checkpoints, the metrics log.
 
 A checkpoint directory holds the model (written by the caller) and ``trainer.pt`` (optimizer
-state and step, loaded with ``weights_only=True``). It is written beside its final name and
-swapped in, so that a kill at any moment leaves a whole checkpoint to resume from.
+state, step and the optimization seconds spent so far, loaded with ``weights_only=True``). It
+is written beside its final name and swapped in, so that a kill at any moment leaves a whole
+checkpoint to resume from.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     step: int,
     directory: Path,
+    elapsed_s: float = 0.0,
 ) -> None:
     """``write_model(staging)`` plus the trainer state, written beside ``directory`` and
     swapped in (``directory``, or ``<directory>.old`` during the swap, is always whole:
@@ -59,7 +61,8 @@ def save_checkpoint(
     )
     shutil.rmtree(staging, ignore_errors=True)
     write_model(staging)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, staging / TRAINER_STATE)
+    state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed_s}
+    torch.save(state, staging / TRAINER_STATE)
     if directory.exists():
         shutil.rmtree(old, ignore_errors=True)
         directory.rename(old)
@@ -80,6 +83,13 @@ def load_trainer_state(checkpoint: Path, optimizer: torch.optim.Optimizer) -> in
     state = torch.load(checkpoint / TRAINER_STATE, weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"])
+
+
+def trained_seconds(checkpoint: Path) -> float:
+    """The optimization seconds spent up to ``checkpoint``, over every run that led to it (0
+    for checkpoints written before this was recorded)."""
+    state = torch.load(checkpoint / TRAINER_STATE, weights_only=True)
+    return float(state.get("elapsed_s", 0.0))
 
 
 def run_or_exit(train: Callable[[Any], Any], config: Any) -> None:
@@ -114,12 +124,15 @@ def optimize(
     Each step sets the warm-up-then-cosine learning rate, seeds torch with the step (dropout
     and random draws repeat on resume), backpropagates ``loss_at(step)`` and clips the
     optimizer's gradients to norm 1. Every ``run.eval_every`` steps and at the last, the leader
-    (rank 0; the only process with ``leader``) logs ``step``, ``loss``,
-    ``measure(elapsed_s)`` and ``elapsed_s``; every ``run.checkpoint_every`` steps and at the
-    last, it checkpoints ``output_dir/checkpoint`` (``save`` writes the model). Returns the last
-    metrics logged (empty on other processes)."""
+    (rank 0; the only process with ``leader``) logs ``step``, ``loss``, ``measure(seconds of
+    this run)`` and ``elapsed_s``, the optimization seconds since step 0 (a resumed run, ``step``
+    > 0, continues the clock of the checkpoint it resumed from); every
+    ``run.checkpoint_every`` steps and at the last, it checkpoints ``output_dir/checkpoint``
+    (``save`` writes the model). Returns the last metrics logged (empty on other processes)."""
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     checkpoint = output_dir / CHECKPOINT
+    resumed_from = latest_checkpoint(checkpoint) if step > 0 else None
+    before = trained_seconds(resumed_from) if resumed_from is not None else 0.0
     started = time.perf_counter()
     metrics: dict[str, Any] = {}
     with tqdm(total=total_steps, initial=step, disable=not (leader and run.progress)) as bar:
@@ -142,9 +155,10 @@ def optimize(
                     "step": step,
                     "loss": round(loss.item(), 5),
                     **measure(elapsed),
-                    "elapsed_s": round(elapsed, 1),
+                    "elapsed_s": round(before + elapsed, 1),
                 }
                 log_metrics(output_dir, metrics)
             if leader and (step % run.checkpoint_every == 0 or last):
-                save_checkpoint(save, optimizer, step, checkpoint)
+                elapsed_s = before + time.perf_counter() - started
+                save_checkpoint(save, optimizer, step, checkpoint, elapsed_s)
     return metrics

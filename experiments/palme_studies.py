@@ -67,6 +67,7 @@ from embodied.model import MODEL_CONFIG
 from embodied.sentence import PLACEMENTS
 from embodied.train import FINAL, build_encoder, pretrain_lm, train
 from embodied.train_encoder import train as train_encoder
+from embodied.training import CHECKPOINT, latest_checkpoint, trained_seconds
 from encoders import ENCODERS
 from experiments.common import RESULTS_DIR, machine, merge_rows, write_results
 
@@ -391,9 +392,12 @@ def run_variant(
     else:
         config = train_config(variant, data, runs, quick)
         row["encoder_checkpoint"] = config.encoder_checkpoint
+        resumed_from = latest_checkpoint(Path(variant.run_dir) / CHECKPOINT)
+        before = trained_seconds(resumed_from) if resumed_from is not None else 0.0
         started = time.perf_counter()
         row["train_metrics"] = train(config)
-        row["train_s"] = round(time.perf_counter() - started)
+        # Runs cut off and resumed: the optimization seconds of the earlier runs count too.
+        row["train_s"] = round(before + time.perf_counter() - started)
     metrics = Path(variant.run_dir) / "metrics.jsonl"
     if "train_metrics" not in row and metrics.exists():
         row["train_metrics"] = json.loads(metrics.read_text().splitlines()[-1])

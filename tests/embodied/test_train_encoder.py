@@ -7,16 +7,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from embodied import train_encoder
+from embodied import train_encoder, training
 from embodied.config import GenerateConfig, TabletopEnvConfig, TrainEncoderConfig
 from embodied.data.frames import FrameBank, add_regions
 from embodied.generate import generate
 from embodied.train_encoder import CHECKPOINT, FINAL, train
-from embodied.training import METRICS, TRAINER_STATE
+from embodied.training import METRICS, TRAINER_STATE, trained_seconds
 from encoders import load_encoder
 from encoders.region import REGION_MASK, REGION_TARGET, REGION_VIEW
 from envs import keys
@@ -94,6 +95,30 @@ def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monke
         assert torch.equal(a[name], b[name]), name
     logged = [json.loads(line)["step"] for line in (tmp_path / "resumed" / METRICS).open()]
     assert logged == [10, 20], "the resumed run logs on from where it stopped"
+
+
+def test_a_resumed_run_counts_the_seconds_before_it(dataset, tmp_path, monkeypatch):
+    ticks = iter(range(0, 10_000, 10))  # a clock that moves 10 s each time it is read
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    real_make_batch = train_encoder.make_batch
+
+    def interrupted_at_13(bank, run, step, seed):
+        if step == 13:
+            raise KeyboardInterrupt("killed between checkpoints")
+        return real_make_batch(bank, run, step, seed)
+
+    monkeypatch.setattr(train_encoder, "make_batch", interrupted_at_13)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(dataset, tmp_path, steps=20))
+    before = trained_seconds(tmp_path / CHECKPOINT)
+    monkeypatch.setattr(train_encoder, "make_batch", real_make_batch)
+    train(config(dataset, tmp_path, steps=20))
+    elapsed = [json.loads(line)["elapsed_s"] for line in (tmp_path / METRICS).open()]
+    # First run: started at 0, logged at 10, checkpointed at 20. Resumed: 20 s before it,
+    # started at 30, logged at 40 (20 + 10), checkpointed at 50 (20 + 20).
+    assert before == 20
+    assert elapsed == [10, 30], "the resumed run's clock goes on from its checkpoint's"
+    assert trained_seconds(tmp_path / CHECKPOINT) == 40
 
 
 def test_a_checkpoint_of_another_config_is_refused(dataset, tmp_path):
