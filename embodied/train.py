@@ -77,7 +77,7 @@ from encoders import ENCODERS, SensorEncoder, load_encoder, make_encoder
 from envs.base import OBJECT_CAPACITY
 from envs.scene import SymbolicState
 from envs.tasks.base import QuestionTask
-from envs.tasks.tamp import TAMP_FAMILIES, feasibility_rationale
+from envs.tasks.tamp import TAMP_FAMILIES, question_checks
 
 register_configs()
 
@@ -116,21 +116,23 @@ def resample_question(record: dict[str, Any], rng: np.random.Generator) -> dict[
 
 
 def explain_answer(record: dict[str, Any]) -> dict[str, Any]:
-    """A q4 frame whose sequence is infeasible, with the fact that makes it so written before
-    its answer ("obj_2 is on top of obj_1. no"; ``envs.tasks.tamp.infeasibility``, from the
-    frame's symbolic state). Other records are returned as is."""
+    """A q4 frame with the checks of its sequence written before its answer ("obj_1 is clear.
+    obj_4 is clear. obj_4 is under obj_1. no"; ``envs.tasks.tamp.feasibility_checks``, from the
+    frame's symbolic state), feasible or not. Other records are returned as is."""
     if record["kind"] != "question" or record["family"] != "q4":
         return record
     state = SymbolicState.from_json(record["symbolic_state"])
-    fact = feasibility_rationale(state, record["instruction"])
-    if fact is None:
+    checks = question_checks(state, record["instruction"])
+    if checks is None:
         return record
-    if record["target"] != "no":
+    implied = "yes" if all(check.passed for check in checks) else "no"
+    reason = ". ".join(check.fact for check in checks)
+    if record["target"] != implied:
         raise ValueError(
-            f"q4 frame answered {record['target']!r} although {fact}: the frame's answer and "
+            f"q4 frame answered {record['target']!r} although {reason}: the frame's answer and "
             f"symbolic state disagree ({record['instruction']!r})"
         )
-    return {**record, "target": f"{fact}. {record['target']}"}
+    return {**record, "target": f"{reason}. {implied}"}
 
 
 def frame_records(
@@ -143,8 +145,8 @@ def frame_records(
     rationales: bool = False,
 ) -> list[dict[str, Any]]:
     """The records (instruction, entities, history, target, ...) of these frames: their
-    questions asked anew by ``resample_question`` (``resample``), the infeasible q4 answers
-    explained by ``explain_answer`` (``rationales``), then their entities relabelled by
+    questions asked anew by ``resample_question`` (``resample``), the q4 answers preceded by
+    their checks (``explain_answer``, ``rationales``), then their entities relabelled by
     ``relabel_entities`` (``relabel``), drawing from ``draws``; last, with
     ``entity_names="colour"``, each cube named by its colour (``embodied.entity_names``)."""
     records = [bank.records[int(i)] for i in index]

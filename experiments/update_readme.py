@@ -136,8 +136,8 @@ STUDIES = (
         "python -m experiments.palme_studies --study question_resampling --episodes 50",
         "beyond PaLM-E, for q4 (feasibility), the family furthest below its target: every "
         "training question asked anew from its frame's symbolic state "
-        "(state_resampled_questions), or each infeasible answer trained after the fact that "
-        "makes it so, 'obj_2 is on top of obj_1. no' (state_question_rationales)",
+        "(state_resampled_questions), or each answer trained after the checks of the rule, "
+        "'obj_1 is clear. obj_4 is clear. obj_4 is under obj_1. no' (state_question_rationales)",
     ),
     (
         "study_failure_recovery",

@@ -69,7 +69,7 @@ def normalize_answer(text: str) -> str:
 
 
 def final_answer(text: str) -> str:
-    """The answer of a reply that may state its reason first ("obj_2 is on top of obj_1. no",
+    """The answer of a reply that may state its reason first ("obj_1 is under obj_2. no",
     ``TrainConfig.question_rationales``): its last sentence."""
     return text.rsplit(". ", 1)[-1]
 

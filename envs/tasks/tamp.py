@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -207,37 +208,52 @@ _FEASIBILITY_ENTITIES = re.compile(  # the question with its three cubes named o
 )
 
 
+class Check(NamedTuple):
+    """One fact PaLM-E's q4 rule checks ("obj_1 is clear", "obj_4 is under obj_2")."""
+
+    fact: str
+    passed: bool
+
+
 def is_feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
     """Symbolic check: a grasp needs a clear cube and an empty hand; a place needs a clear base."""
-    return infeasibility(state, first, second, third) is None
+    return all(check.passed for check in feasibility_checks(state, first, second, third))
 
 
-def infeasibility(state: SymbolicState, first: str, second: str, third: str) -> str | None:
-    """The first fact that makes "grasp ``first``, place it on ``second``, grasp ``third``" fail
-    ("obj_2 is on top of obj_1"): true of the scene now, or, for ``third == second``, once
-    ``first`` is placed; None when the sequence is feasible."""
-    if state.held is not None:
-        return f"the hand holds {state.held}"
-    for cube in (first, second):
-        on_top = [o.name for o in state.objects.values() if o.support == cube]
-        if on_top:
-            return f"{on_top[0]} is on top of {cube}"
+def feasibility_checks(state: SymbolicState, first: str, second: str, third: str) -> list[Check]:
+    """What "grasp ``first``, place it on ``second``, grasp ``third``" needs, in order: the
+    hand empty (checked aloud only when it is not: "the hand holds obj_4"), ``first`` and
+    ``second`` clear now, and ``third`` clear once ``first`` stands on ``second``."""
+    checks = [] if state.held is None else [Check(f"the hand holds {state.held}", False)]
+    checks += [_clearance(cube, _on_top(state, cube)) for cube in (first, second)]
     # After first is on second, second is covered; third must be clear then, and the only cube
     # that may have stood on it is first, which has moved away.
-    if third == second:
-        return f"{first} is on top of {second}"
-    on_top = [o.name for o in state.objects.values() if o.support == third and o.name != first]
-    return f"{on_top[0]} is on top of {third}" if on_top else None
+    cover = first if third == second else _on_top(state, third, moved=first)
+    return [*checks, _clearance(third, cover)]
 
 
-def feasibility_rationale(state: SymbolicState, question: str) -> str | None:
-    """The fact ``infeasibility`` finds for a q4 question that names its cubes by entity
-    ("Is it possible to first grasp obj_1, then place it on obj_4, and then grasp obj_5?");
-    None when the sequence is feasible or ``question`` is not such a question."""
+def _on_top(state: SymbolicState, cube: str, moved: str | None = None) -> str | None:
+    """The cube resting on ``cube`` (``moved`` aside), if any."""
+    on_top = [o.name for o in state.objects.values() if o.support == cube and o.name != moved]
+    return on_top[0] if on_top else None
+
+
+def _clearance(cube: str, cover: str | None) -> Check:
+    return (
+        Check(f"{cube} is clear", True)
+        if cover is None
+        else Check(f"{cube} is under {cover}", False)
+    )
+
+
+def question_checks(state: SymbolicState, question: str) -> list[Check] | None:
+    """``feasibility_checks`` of a q4 question that names its cubes by entity ("Is it possible
+    to first grasp obj_1, then place it on obj_4, and then grasp obj_5?"); None when
+    ``question`` is not such a question."""
     match = _FEASIBILITY_ENTITIES.fullmatch(question)
     if match is None or not all(name in state.objects for name in match.groups()):
         return None
-    return infeasibility(state, *match.groups())
+    return feasibility_checks(state, *match.groups())
 
 
 TAMP_FAMILIES: dict[str, TaskFamily[SymbolicState]] = {

@@ -731,7 +731,7 @@ def test_resampled_feasibility_questions_answer_by_the_symbolic_check():
     assert resample_question(kitchen, rng) is kitchen
 
 
-def test_infeasible_answers_are_explained_by_their_frame(feasibility_dataset):
+def test_q4_answers_follow_their_checks_from_the_frame(feasibility_dataset):
     bank = FrameBank(feasibility_dataset, "train")
     feasibility = [r for r in bank.records if r["family"] == "q4"]
     assert {r["target"] for r in feasibility} == {"yes", "no"}, "the corpus asks both"
@@ -739,21 +739,27 @@ def test_infeasible_answers_are_explained_by_their_frame(feasibility_dataset):
     explained = frame_records(bank, index, rationales=True)
     for record, out in zip(feasibility, explained, strict=True):
         state = SymbolicState.from_json(record["symbolic_state"])
-        if record["target"] == "yes":
-            assert out is record
-            continue
-        fact, answer = out["target"].rsplit(". ", 1)
-        assert answer == "no" and out["instruction"] == record["instruction"]
-        top, _, cube = fact.partition(" is on top of ")
-        grasped = re.search(r"first grasp (obj_\d+)", record["instruction"])
-        assert grasped is not None
-        # the cube named on top stands there now, or will once the first one is placed
-        assert state.objects[top].support == cube or top == grasped.group(1), fact
+        *facts, answer = out["target"].split(". ")
+        assert answer == record["target"] and out["instruction"] == record["instruction"]
+        cubes = re.search(
+            r"grasp (obj_\d+), then place it on (obj_\d+), and then grasp (obj_\d+)",
+            record["instruction"],
+        )
+        assert cubes is not None
+        first, second, third = cubes.groups()
+        assert [fact.split(" ")[0] for fact in facts] == [first, second, third]
+        for fact in facts:
+            cube, _, cover = fact.partition(" is under ")
+            if cover:  # the cover stands there now, or will once the first cube is placed
+                assert state.objects[cover].support == cube or (cube, cover) == (second, first)
+            else:
+                assert fact.endswith(" is clear")
+        assert (answer == "yes") == all(f.endswith(" is clear") for f in facts)
     plan = next(r for r in bank.records if r["kind"] == "plan")
     assert explain_answer(plan) is plan
     relabelled = frame_records(bank, index, np.random.default_rng(0), relabel=True, rationales=True)
     for record, plain, out in zip(feasibility, explained, relabelled, strict=True):
-        # the fact is read before relabelling and names the relabelled cubes, as the prompt does
+        # the checks are read before relabelling and name the relabelled cubes, as the prompt does
         names = dict(zip(record["entities"], out["entities"], strict=True))
         assert out["target"] == rename(plain["target"], names)
     infeasible = next(r for r in feasibility if r["target"] == "no")
@@ -775,7 +781,8 @@ def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path, m
     )
     metrics = train(config)
     assert np.isfinite(metrics["eval_loss"]) and "q4_accuracy" in metrics
-    assert any(t.endswith(". no") for t in explained), "q4 answers are explained in training"
+    assert any(t.endswith(" is clear. yes") for t in explained), "q4 answers follow checks"
+    assert any(t.endswith(". no") for t in explained)
     saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
     assert saved["question_rationales"] is True
 

@@ -19,7 +19,7 @@ from envs.tasks import (
     normalize_answer,
 )
 from envs.tasks.base import REFERRALS, Referral, final_answer
-from envs.tasks.tamp import FEASIBILITY_QUESTION, feasibility_rationale, infeasibility
+from envs.tasks.tamp import FEASIBILITY_QUESTION, feasibility_checks, question_checks
 
 
 def make_state(layout: dict[str, tuple[str, str, float]], held: str | None = None) -> SymbolicState:
@@ -162,26 +162,37 @@ def test_answers_are_normalized():
 
 
 def test_an_answer_after_its_reason_is_the_last_sentence():
-    assert final_answer("obj_2 is on top of obj_1. no") == "no"
+    assert final_answer("obj_1 is under obj_2. no") == "no"
     assert final_answer("yes") == "yes"
     question = QuestionTask(family="q4", instruction="?", answer="no")
-    assert question.is_correct("obj_2 is on top of obj_1. no")
-    assert not question.is_correct("obj_2 is on top of obj_1. yes")
-    assert not question.is_correct("obj_2 is on top of obj_1 no"), "no sentence break, no answer"
+    assert question.is_correct("obj_1 is under obj_2. no")
+    assert not question.is_correct("obj_1 is under obj_2. yes")
+    assert not question.is_correct("obj_1 is under obj_2 no"), "no sentence break, no answer"
 
 
-def test_infeasibility_names_the_first_fact_that_fails():
+def test_feasibility_checks_say_what_the_rule_checks():
     state = make_state(TOWER)  # red <- green <- blue; yellow on the table
-    assert infeasibility(state, "obj_3", "obj_4", "obj_3") is None
-    assert infeasibility(state, "obj_1", "obj_4", "obj_3") == "obj_2 is on top of obj_1"
-    assert infeasibility(state, "obj_4", "obj_2", "obj_4") == "obj_3 is on top of obj_2"
-    assert infeasibility(state, "obj_3", "obj_4", "obj_4") == "obj_3 is on top of obj_4", (
+
+    def facts(*cubes: str) -> list[str]:
+        return [check.fact for check in feasibility_checks(state, *cubes)]
+
+    assert facts("obj_3", "obj_4", "obj_3") == [
+        "obj_3 is clear",
+        "obj_4 is clear",
+        "obj_3 is clear",
+    ]
+    assert facts("obj_1", "obj_4", "obj_3") == [
+        "obj_1 is under obj_2",
+        "obj_4 is clear",
+        "obj_3 is clear",
+    ]
+    assert facts("obj_3", "obj_4", "obj_4")[-1] == "obj_4 is under obj_3", (
         "the base is covered by the cube just placed on it"
     )
-    assert infeasibility(state, "obj_3", "obj_4", "obj_1") == "obj_2 is on top of obj_1"
-    assert infeasibility(state, "obj_3", "obj_4", "obj_2") is None, "blue has moved away"
+    assert facts("obj_3", "obj_4", "obj_1")[-1] == "obj_1 is under obj_2"
+    assert facts("obj_3", "obj_4", "obj_2")[-1] == "obj_2 is clear", "blue has moved away"
     held = make_state(TOWER, held="obj_4")
-    assert infeasibility(held, "obj_3", "obj_4", "obj_3") == "the hand holds obj_4"
+    assert feasibility_checks(held, "obj_3", "obj_4", "obj_3")[0] == ("the hand holds obj_4", False)
 
     def feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
         """PaLM-E's rule, written out apart from the code under test."""
@@ -196,25 +207,41 @@ def test_infeasibility_names_the_first_fact_that_fails():
         )
 
     for scene in (state, held, make_state({**TOWER, "obj_4": ("yellow", "obj_3", 0.0)})):
-        for first in TOWER:  # a fact is found exactly when the rule says no
+        on = {o.name: o.support for o in scene.objects.values()}
+        for first in TOWER:
             for second in TOWER:
                 for third in TOWER:
-                    if first != second:
-                        fact = infeasibility(scene, first, second, third)
-                        assert (fact is None) == feasible(scene, first, second, third)
-                        assert is_feasible(scene, first, second, third) == (fact is None)
+                    if first == second:
+                        continue
+                    checks = feasibility_checks(scene, first, second, third)
+                    rule = feasible(scene, first, second, third)
+                    assert (
+                        all(c.passed for c in checks)
+                        == rule
+                        == is_feasible(scene, first, second, third)
+                    )
+                    for fact, passed in checks[-3:]:  # each fact true of the scene
+                        cube, _, cover = fact.partition(" is under ")
+                        if passed:
+                            assert fact.endswith(" is clear")
+                        elif (cube, cover) == (second, first) and fact == checks[-1].fact:
+                            assert third == second, "covered by the cube placed on it"
+                        else:
+                            assert on[cover] == cube, fact
 
 
-def test_feasibility_rationale_reads_the_question_by_entity_only():
+def test_question_checks_read_the_question_by_entity_only():
     state = make_state(TOWER)
     asked = FEASIBILITY_QUESTION.format(grasp="obj_1", base="obj_4", then="obj_3")
-    assert feasibility_rationale(state, asked) == "obj_2 is on top of obj_1"
+    assert question_checks(state, asked) == feasibility_checks(state, "obj_1", "obj_4", "obj_3")
     by_colour = FEASIBILITY_QUESTION.format(
         grasp="the red object", base="the yellow object", then="the blue object"
     )
-    assert feasibility_rationale(state, by_colour) is None
+    assert question_checks(state, by_colour) is None
     absent = FEASIBILITY_QUESTION.format(grasp="obj_1", base="obj_7", then="obj_3")
-    assert feasibility_rationale(state, absent) is None, "obj_7 is not in the scene"
-    sampled = sample("q4", state, 3, referral="entity")
-    assert sampled.instruction.startswith("Is it possible to first grasp obj_")
-    assert (feasibility_rationale(state, sampled.instruction) is None) == (sampled.answer == "yes")
+    assert question_checks(state, absent) is None, "obj_7 is not in the scene"
+    for seed in range(10):
+        sampled = sample("q4", state, seed, referral="entity")
+        checks = question_checks(state, sampled.instruction)
+        assert checks is not None, sampled.instruction
+        assert all(c.passed for c in checks) == (sampled.answer == "yes")
