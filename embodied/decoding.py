@@ -43,6 +43,11 @@ class TokenTrie:
         return list(node)
 
 
+MAX_REPLY_TOKENS = 32
+"""The longest reply the planner writes: a plan step, or an answer after its checks (q4 with
+``TrainConfig.question_rationales``: up to about 24 tokens)."""
+
+
 @torch.no_grad()
 def greedy_decode(
     lm: PreTrainedModel,

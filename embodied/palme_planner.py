@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from embodied.config import DECODING, FAILURE_DETECTION
-from embodied.decoding import TokenTrie, greedy_decode
+from embodied.decoding import MAX_REPLY_TOKENS, TokenTrie, greedy_decode
 from embodied.entity_names import EntityNames
 from embodied.instructions import HELD_OUT_SEED, instruction_inputs
 from embodied.model import PalmE
@@ -65,7 +65,7 @@ class PalmEPlanner(Planner):
         checkpoint: str | Path,
         decoding: str = "free",
         failure_detection: str = "skill",
-        max_new_tokens: int = 24,
+        max_new_tokens: int = MAX_REPLY_TOKENS,
         device: str = "cpu",
     ) -> None:
         if decoding not in DECODING:

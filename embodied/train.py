@@ -57,7 +57,7 @@ from embodied.config import (
 )
 from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
-from embodied.decoding import greedy_decode
+from embodied.decoding import MAX_REPLY_TOKENS, greedy_decode
 from embodied.entity_names import ENTITY_NAMES, labelled, name_by_colour, rename_record
 from embodied.instructions import InstructionInputs, arrays_read, instruction_inputs
 from embodied.lm import load_lm, small_llama, train_tokenizer
@@ -116,8 +116,8 @@ def resample_question(record: dict[str, Any], rng: np.random.Generator) -> dict[
 
 
 def explain_answer(record: dict[str, Any]) -> dict[str, Any]:
-    """A q4 frame with the checks of its sequence written before its answer ("obj_1 is clear.
-    obj_4 is clear. obj_4 is under obj_1. no"; ``envs.tasks.tamp.feasibility_checks``, from the
+    """A q4 frame with the checks of its sequence written before its answer ("obj_1 is on top.
+    obj_4 is on top. obj_4 is below obj_1. no"; ``envs.tasks.tamp.feasibility_checks``, from the
     frame's symbolic state), feasible or not. Other records are returned as is."""
     if record["kind"] != "question" or record["family"] != "q4":
         return record
@@ -374,7 +374,9 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
         for i, frame in enumerate(index):
             ids = encode(model.tokenizer, [prompts[i]]).input_ids.to(device)
             embeddings = model.embed(ids, _to(observation, device, slice(i, i + 1)))
-            tokens = greedy_decode(model.lm, embeddings, model.tokenizer.eos_token_id, 24)
+            tokens = greedy_decode(
+                model.lm, embeddings, model.tokenizer.eos_token_id, MAX_REPLY_TOKENS
+            )
             written = str(model.tokenizer.decode(tokens)).strip()
             record = bank.records[int(frame)]
             for name in (record["kind"], record["family"]):

@@ -69,7 +69,7 @@ def normalize_answer(text: str) -> str:
 
 
 def final_answer(text: str) -> str:
-    """The answer of a reply that may state its reason first ("obj_1 is under obj_2. no",
+    """The answer of a reply that may state its reason first ("obj_1 is below obj_2. no",
     ``TrainConfig.question_rationales``): its last sentence."""
     return text.rsplit(". ", 1)[-1]
 
@@ -100,7 +100,7 @@ class TaskFamily(ABC, Generic[StateT]):
 
 
 def clear_stack_step(state: SymbolicState, name: str) -> SkillCall | None:
-    """pick() the top of whatever stands on ``name``; None when it is clear."""
+    """pick() the top of whatever stands on ``name``; None when it is on top."""
     above = state.above(name)
     return SkillCall("pick", (above[-1],)) if above else None
 

@@ -209,7 +209,7 @@ _FEASIBILITY_ENTITIES = re.compile(  # the question with its three cubes named o
 
 
 class Check(NamedTuple):
-    """One fact PaLM-E's q4 rule checks ("obj_1 is clear", "obj_4 is under obj_2")."""
+    """One fact PaLM-E's q4 rule checks ("obj_1 is on top", "obj_4 is below obj_2")."""
 
     fact: str
     passed: bool
@@ -240,9 +240,9 @@ def _on_top(state: SymbolicState, cube: str, moved: str | None = None) -> str | 
 
 def _clearance(cube: str, cover: str | None) -> Check:
     return (
-        Check(f"{cube} is clear", True)
+        Check(f"{cube} is on top", True)
         if cover is None
-        else Check(f"{cube} is under {cover}", False)
+        else Check(f"{cube} is below {cover}", False)
     )
 
 

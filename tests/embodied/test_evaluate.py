@@ -99,7 +99,7 @@ def test_summary_of_synthetic_episodes():
 
 
 def test_f1_reads_the_answer_after_its_reason():
-    replies = [("no", "obj_1 is under obj_2. no"), ("yes", "yes"), ("no", "yes")]
+    replies = [("no", "obj_1 is below obj_2. no"), ("yes", "yes"), ("no", "yes")]
     episodes = [
         episode("eval", "q4", "question", e == a.rsplit(". ")[-1], expected_answer=e, answer=a)
         for e, a in replies

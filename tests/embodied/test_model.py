@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 import envs  # noqa: F401  (registers the environments)
 from embodied.config import (
@@ -29,7 +29,7 @@ from embodied.config import (
 from embodied.data.frames import FrameBank
 from embodied.data.regions import refer_by_region
 from embodied.data.speech import SpokenInstructions
-from embodied.decoding import TokenTrie, greedy_decode
+from embodied.decoding import MAX_REPLY_TOKENS, TokenTrie, greedy_decode
 from embodied.entity_names import rename
 from embodied.episode import run_episode
 from embodied.generate import generate
@@ -53,7 +53,7 @@ from encoders.region import region_mask
 from envs import keys
 from envs.base import OBJECT_CAPACITY
 from envs.scene import ObjectState, SymbolicState
-from envs.tasks.tamp import is_feasible
+from envs.tasks.tamp import FEASIBILITY_QUESTION, is_feasible
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LM = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=320, pretrain_steps=5)
@@ -749,12 +749,12 @@ def test_q4_answers_follow_their_checks_from_the_frame(feasibility_dataset):
         first, second, third = cubes.groups()
         assert [fact.split(" ")[0] for fact in facts] == [first, second, third]
         for fact in facts:
-            cube, _, cover = fact.partition(" is under ")
+            cube, _, cover = fact.partition(" is below ")
             if cover:  # the cover stands there now, or will once the first cube is placed
                 assert state.objects[cover].support == cube or (cube, cover) == (second, first)
             else:
-                assert fact.endswith(" is clear")
-        assert (answer == "yes") == all(f.endswith(" is clear") for f in facts)
+                assert fact.endswith(" is on top")
+        assert (answer == "yes") == all(f.endswith(" is on top") for f in facts)
     plan = next(r for r in bank.records if r["kind"] == "plan")
     assert explain_answer(plan) is plan
     relabelled = frame_records(bank, index, np.random.default_rng(0), relabel=True, rationales=True)
@@ -765,6 +765,28 @@ def test_q4_answers_follow_their_checks_from_the_frame(feasibility_dataset):
     infeasible = next(r for r in feasibility if r["target"] == "no")
     with pytest.raises(ValueError, match="answer and symbolic state disagree"):
         explain_answer({**infeasible, "target": "yes"})
+
+
+def test_the_longest_q4_checks_fit_a_reply_in_the_shipped_tokenizer():
+    def cube(name: str, support: str) -> ObjectState:
+        return ObjectState(name, "red", 0.04, (0.5, 0.0, 0.02), 0.0, support)
+
+    # obj_8 on obj_7 on obj_6 on obj_5: every check of "grasp obj_6, place it on obj_5, then
+    # grasp obj_7" fails, each naming its cover
+    names = {"obj_5": "table", "obj_6": "obj_5", "obj_7": "obj_6", "obj_8": "obj_7"}
+    state = SymbolicState({name: cube(name, support) for name, support in names.items()})
+    record = {
+        "family": "q4",
+        "kind": "question",
+        "instruction": FEASIBILITY_QUESTION.format(grasp="obj_6", base="obj_5", then="obj_7"),
+        "target": "no",
+        "symbolic_state": state.to_json(),
+    }
+    target = explain_answer(record)["target"]
+    assert target.count(" is below ") == 3, target
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "embodied" / "checkpoints" / "palme")
+    reply = tokenizer.encode(" " + target, add_special_tokens=False)
+    assert len(reply) <= MAX_REPLY_TOKENS, tokenizer.convert_ids_to_tokens(reply)
 
 
 def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path, monkeypatch):
@@ -781,7 +803,7 @@ def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path, m
     )
     metrics = train(config)
     assert np.isfinite(metrics["eval_loss"]) and "q4_accuracy" in metrics
-    assert any(t.endswith(" is clear. yes") for t in explained), "q4 answers follow checks"
+    assert any(t.endswith(" is on top. yes") for t in explained), "q4 answers follow checks"
     assert any(t.endswith(". no") for t in explained)
     saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
     assert saved["question_rationales"] is True

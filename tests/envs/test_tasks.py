@@ -137,7 +137,7 @@ def test_feasibility_question_follows_the_symbolic_rules():
     # The PaLM-E example: grasp blue, place it on yellow, then grasp yellow -> no.
     assert not is_feasible(state, "obj_3", "obj_4", "obj_4")
     assert is_feasible(state, "obj_3", "obj_4", "obj_3")
-    assert is_feasible(state, "obj_3", "obj_4", "obj_2"), "green is clear once blue has moved"
+    assert is_feasible(state, "obj_3", "obj_4", "obj_2"), "green is on top once blue has moved"
     assert not is_feasible(state, "obj_3", "obj_4", "obj_1")
 
 
@@ -162,12 +162,12 @@ def test_answers_are_normalized():
 
 
 def test_an_answer_after_its_reason_is_the_last_sentence():
-    assert final_answer("obj_1 is under obj_2. no") == "no"
+    assert final_answer("obj_1 is below obj_2. no") == "no"
     assert final_answer("yes") == "yes"
     question = QuestionTask(family="q4", instruction="?", answer="no")
-    assert question.is_correct("obj_1 is under obj_2. no")
-    assert not question.is_correct("obj_1 is under obj_2. yes")
-    assert not question.is_correct("obj_1 is under obj_2 no"), "no sentence break, no answer"
+    assert question.is_correct("obj_1 is below obj_2. no")
+    assert not question.is_correct("obj_1 is below obj_2. yes")
+    assert not question.is_correct("obj_1 is below obj_2 no"), "no sentence break, no answer"
 
 
 def test_feasibility_checks_say_what_the_rule_checks():
@@ -177,20 +177,20 @@ def test_feasibility_checks_say_what_the_rule_checks():
         return [check.fact for check in feasibility_checks(state, *cubes)]
 
     assert facts("obj_3", "obj_4", "obj_3") == [
-        "obj_3 is clear",
-        "obj_4 is clear",
-        "obj_3 is clear",
+        "obj_3 is on top",
+        "obj_4 is on top",
+        "obj_3 is on top",
     ]
     assert facts("obj_1", "obj_4", "obj_3") == [
-        "obj_1 is under obj_2",
-        "obj_4 is clear",
-        "obj_3 is clear",
+        "obj_1 is below obj_2",
+        "obj_4 is on top",
+        "obj_3 is on top",
     ]
-    assert facts("obj_3", "obj_4", "obj_4")[-1] == "obj_4 is under obj_3", (
+    assert facts("obj_3", "obj_4", "obj_4")[-1] == "obj_4 is below obj_3", (
         "the base is covered by the cube just placed on it"
     )
-    assert facts("obj_3", "obj_4", "obj_1")[-1] == "obj_1 is under obj_2"
-    assert facts("obj_3", "obj_4", "obj_2")[-1] == "obj_2 is clear", "blue has moved away"
+    assert facts("obj_3", "obj_4", "obj_1")[-1] == "obj_1 is below obj_2"
+    assert facts("obj_3", "obj_4", "obj_2")[-1] == "obj_2 is on top", "blue has moved away"
     held = make_state(TOWER, held="obj_4")
     assert feasibility_checks(held, "obj_3", "obj_4", "obj_3")[0] == ("the hand holds obj_4", False)
 
@@ -221,9 +221,9 @@ def test_feasibility_checks_say_what_the_rule_checks():
                         == is_feasible(scene, first, second, third)
                     )
                     for fact, passed in checks[-3:]:  # each fact true of the scene
-                        cube, _, cover = fact.partition(" is under ")
+                        cube, _, cover = fact.partition(" is below ")
                         if passed:
-                            assert fact.endswith(" is clear")
+                            assert fact.endswith(" is on top")
                         elif (cube, cover) == (second, first) and fact == checks[-1].fact:
                             assert third == second, "covered by the cube placed on it"
                         else:
