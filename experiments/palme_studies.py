@@ -213,6 +213,11 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_episode_questions", run=SHIPPED_RUN),
             Variant("state_resampled_questions", train={"resample_questions": True}),
             Variant("state_question_rationales", train={"question_rationales": True}),
+            Variant(
+                "state_failure_reasons_question_rationales",
+                "blocked_pick_mistakes",
+                {"model": ModelConfig(failure_reasons=True), "question_rationales": True},
+            ),
         ],
     ),
     "representations": (
