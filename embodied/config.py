@@ -611,10 +611,10 @@ class TrainConfig(TrainingRun):
     per family): q4 0.68 against 0.84 without, all families 0.92 against 0.95; so off."""
     question_rationales: bool = False
     """Train q4 answers after the checks of PaLM-E's rule, from the frame's symbolic state
-    (``embodied.train.explain_answer``): "obj_1 is on top. obj_4 is on top. obj_4 is below obj_1.
-    no", the same three checks for a feasible sequence. The state rows hold poses, not which
-    cube rests on which: each check is one such relation, and the answer follows from them
-    (in words the tokenizer holds as tokens: "clear" would be four).
+    (``embodied.train.explain_answer``): "obj_1 is on top. obj_4 is on top. then obj_4 is
+    below obj_1. no", the same three checks for a feasible sequence. The state rows hold
+    poses, not which cube rests on which: each check is one such relation, and the answer
+    follows from them (in words the tokenizer holds as tokens: "clear" would be four).
     Every q4 target has nearly the same length, since each example's loss is its tokens' mean:
     the first form, which explained only infeasible answers ("obj_2 is on top of obj_1. no"),
     gave the yes/no decision of a "no" target a fifth of the weight of a "yes" one, and its

@@ -117,8 +117,8 @@ def resample_question(record: dict[str, Any], rng: np.random.Generator) -> dict[
 
 def explain_answer(record: dict[str, Any]) -> dict[str, Any]:
     """A q4 frame with the checks of its sequence written before its answer ("obj_1 is on top.
-    obj_4 is on top. obj_4 is below obj_1. no"; ``envs.tasks.tamp.feasibility_checks``, from the
-    frame's symbolic state), feasible or not. Other records are returned as is."""
+    obj_4 is on top. then obj_4 is below obj_1. no"; ``envs.tasks.tamp.feasibility_checks``,
+    from the frame's symbolic state), feasible or not. Other records are returned as is."""
     if record["kind"] != "question" or record["family"] != "q4":
         return record
     state = SymbolicState.from_json(record["symbolic_state"])

@@ -398,10 +398,12 @@ def run_variant(
         config = train_config(variant, data, runs, quick)
         row["encoder_checkpoint"] = config.encoder_checkpoint
         resumed_from = latest_checkpoint(Path(variant.run_dir) / CHECKPOINT)
-        before = trained_seconds(resumed_from) if resumed_from is not None else 0.0
+        resumed = config.resume and resumed_from is not None
+        before = trained_seconds(resumed_from) if resumed_from is not None and resumed else 0.0
         started = time.perf_counter()
         row["train_metrics"] = train(config)
-        # Runs cut off and resumed: the optimization seconds of the earlier runs count too.
+        # A run cut off and resumed: this run's wall time plus the optimization seconds of the
+        # runs before the cut (their set-up, data loading and LM pretraining not counted).
         row["train_s"] = round(before + time.perf_counter() - started)
     metrics = Path(variant.run_dir) / "metrics.jsonl"
     if "train_metrics" not in row and metrics.exists():

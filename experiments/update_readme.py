@@ -137,7 +137,8 @@ STUDIES = (
         "beyond PaLM-E, for q4 (feasibility), the family furthest below its target: every "
         "training question asked anew from its frame's symbolic state "
         "(state_resampled_questions), or each answer trained after the checks of the rule, "
-        "'obj_1 is on top. obj_4 is on top. obj_4 is below obj_1. no' (state_question_rationales); "
+        "'obj_1 is on top. obj_4 is on top. then obj_4 is below obj_1. no' "
+        "(state_question_rationales); "
         "the latter on the blocked-pick corpus, the planner also told why a step failed "
         "(state_failure_reasons_question_rationales)",
     ),

@@ -100,7 +100,7 @@ class TaskFamily(ABC, Generic[StateT]):
 
 
 def clear_stack_step(state: SymbolicState, name: str) -> SkillCall | None:
-    """pick() the top of whatever stands on ``name``; None when it is on top."""
+    """pick() the top of whatever stands on ``name``; None when it is clear."""
     above = state.above(name)
     return SkillCall("pick", (above[-1],)) if above else None
 

@@ -209,27 +209,31 @@ _FEASIBILITY_ENTITIES = re.compile(  # the question with its three cubes named o
 
 
 class Check(NamedTuple):
-    """One fact PaLM-E's q4 rule checks ("obj_1 is on top", "obj_4 is below obj_2")."""
+    """One fact PaLM-E's q4 rule checks: "obj_1 is on top" (clear), "obj_4 is below obj_2",
+    "then obj_4 is below obj_1" (after the place the question names)."""
 
     fact: str
     passed: bool
 
 
 def is_feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
-    """Symbolic check: a grasp needs a clear cube and an empty hand; a place needs a clear base."""
+    """Symbolic check: a grasp needs a clear cube and an empty hand; a place needs a clear base;
+    the last grasp needs its cube clear once the first cube stands on the base."""
     return all(check.passed for check in feasibility_checks(state, first, second, third))
 
 
 def feasibility_checks(state: SymbolicState, first: str, second: str, third: str) -> list[Check]:
     """What "grasp ``first``, place it on ``second``, grasp ``third``" needs, in order: the
-    hand empty (checked aloud only when it is not: "the hand holds obj_4"), ``first`` and
-    ``second`` clear now, and ``third`` clear once ``first`` stands on ``second``."""
-    checks = [] if state.held is None else [Check(f"the hand holds {state.held}", False)]
+    hand empty (checked aloud only when it is not: "obj_4 is grasped"), ``first`` and
+    ``second`` clear now, and ``third`` clear once ``first`` stands on ``second`` (said as
+    what will be: "then obj_4 is below obj_1"). In words the planner's tokenizer holds whole,
+    so that the longest checks fit a reply (``embodied.decoding.MAX_REPLY_TOKENS``)."""
+    checks = [] if state.held is None else [Check(f"{state.held} is grasped", False)]
     checks += [_clearance(cube, _on_top(state, cube)) for cube in (first, second)]
     # After first is on second, second is covered; third must be clear then, and the only cube
     # that may have stood on it is first, which has moved away.
     cover = first if third == second else _on_top(state, third, moved=first)
-    return [*checks, _clearance(third, cover)]
+    return [*checks, _clearance(third, cover, then=True)]
 
 
 def _on_top(state: SymbolicState, cube: str, moved: str | None = None) -> str | None:
@@ -238,12 +242,11 @@ def _on_top(state: SymbolicState, cube: str, moved: str | None = None) -> str | 
     return on_top[0] if on_top else None
 
 
-def _clearance(cube: str, cover: str | None) -> Check:
-    return (
-        Check(f"{cube} is on top", True)
-        if cover is None
-        else Check(f"{cube} is below {cover}", False)
-    )
+def _clearance(cube: str, cover: str | None, then: bool = False) -> Check:
+    when = "then " if then else ""
+    if cover is None:
+        return Check(f"{when}{cube} is on top", True)
+    return Check(f"{when}{cube} is below {cover}", False)
 
 
 def question_checks(state: SymbolicState, question: str) -> list[Check] | None:

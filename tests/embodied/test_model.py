@@ -747,9 +747,10 @@ def test_q4_answers_follow_their_checks_from_the_frame(feasibility_dataset):
         )
         assert cubes is not None
         first, second, third = cubes.groups()
-        assert [fact.split(" ")[0] for fact in facts] == [first, second, third]
+        assert [fact.split(" ")[0] for fact in facts] == [first, second, "then"]
+        assert facts[-1].split(" ")[1] == third, "the last check is of the third cube, after"
         for fact in facts:
-            cube, _, cover = fact.partition(" is below ")
+            cube, _, cover = fact.removeprefix("then ").partition(" is below ")
             if cover:  # the cover stands there now, or will once the first cube is placed
                 assert state.objects[cover].support == cube or (cube, cover) == (second, first)
             else:
@@ -771,10 +772,11 @@ def test_the_longest_q4_checks_fit_a_reply_in_the_shipped_tokenizer():
     def cube(name: str, support: str) -> ObjectState:
         return ObjectState(name, "red", 0.04, (0.5, 0.0, 0.02), 0.0, support)
 
-    # obj_8 on obj_7 on obj_6 on obj_5: every check of "grasp obj_6, place it on obj_5, then
-    # grasp obj_7" fails, each naming its cover
+    # obj_8 on obj_7 on obj_6 on obj_5, obj_9 in the hand: every check of "grasp obj_6, place
+    # it on obj_5, then grasp obj_7" fails, each naming its cover
     names = {"obj_5": "table", "obj_6": "obj_5", "obj_7": "obj_6", "obj_8": "obj_7"}
-    state = SymbolicState({name: cube(name, support) for name, support in names.items()})
+    cubes = {name: cube(name, support) for name, support in names.items()}
+    state = SymbolicState({**cubes, "obj_9": cube("obj_9", "table")}, held="obj_9")
     record = {
         "family": "q4",
         "kind": "question",
@@ -783,7 +785,7 @@ def test_the_longest_q4_checks_fit_a_reply_in_the_shipped_tokenizer():
         "symbolic_state": state.to_json(),
     }
     target = explain_answer(record)["target"]
-    assert target.count(" is below ") == 3, target
+    assert target.count(" is below ") == 3 and "obj_9 is grasped" in target, target
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "embodied" / "checkpoints" / "palme")
     reply = tokenizer.encode(" " + target, add_special_tokens=False)
     assert len(reply) <= MAX_REPLY_TOKENS, tokenizer.convert_ids_to_tokens(reply)

@@ -119,6 +119,10 @@ def test_a_resumed_run_counts_the_seconds_before_it(dataset, tmp_path, monkeypat
     assert before == 20
     assert elapsed == [10, 30], "the resumed run's clock goes on from its checkpoint's"
     assert trained_seconds(tmp_path / CHECKPOINT) == 40
+    state = torch.load(tmp_path / CHECKPOINT / TRAINER_STATE, weights_only=True)
+    del state["elapsed_s"]  # a checkpoint written before the seconds were kept
+    torch.save(state, tmp_path / CHECKPOINT / TRAINER_STATE)
+    assert trained_seconds(tmp_path / CHECKPOINT) == 0.0
 
 
 def test_a_checkpoint_of_another_config_is_refused(dataset, tmp_path):

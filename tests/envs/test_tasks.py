@@ -137,7 +137,7 @@ def test_feasibility_question_follows_the_symbolic_rules():
     # The PaLM-E example: grasp blue, place it on yellow, then grasp yellow -> no.
     assert not is_feasible(state, "obj_3", "obj_4", "obj_4")
     assert is_feasible(state, "obj_3", "obj_4", "obj_3")
-    assert is_feasible(state, "obj_3", "obj_4", "obj_2"), "green is on top once blue has moved"
+    assert is_feasible(state, "obj_3", "obj_4", "obj_2"), "green is clear once blue has moved"
     assert not is_feasible(state, "obj_3", "obj_4", "obj_1")
 
 
@@ -179,20 +179,20 @@ def test_feasibility_checks_say_what_the_rule_checks():
     assert facts("obj_3", "obj_4", "obj_3") == [
         "obj_3 is on top",
         "obj_4 is on top",
-        "obj_3 is on top",
+        "then obj_3 is on top",
     ]
     assert facts("obj_1", "obj_4", "obj_3") == [
         "obj_1 is below obj_2",
         "obj_4 is on top",
-        "obj_3 is on top",
+        "then obj_3 is on top",
     ]
-    assert facts("obj_3", "obj_4", "obj_4")[-1] == "obj_4 is below obj_3", (
+    assert facts("obj_3", "obj_4", "obj_4")[-1] == "then obj_4 is below obj_3", (
         "the base is covered by the cube just placed on it"
     )
-    assert facts("obj_3", "obj_4", "obj_1")[-1] == "obj_1 is below obj_2"
-    assert facts("obj_3", "obj_4", "obj_2")[-1] == "obj_2 is on top", "blue has moved away"
+    assert facts("obj_3", "obj_4", "obj_1")[-1] == "then obj_1 is below obj_2"
+    assert facts("obj_3", "obj_4", "obj_2")[-1] == "then obj_2 is on top", "blue has moved away"
     held = make_state(TOWER, held="obj_4")
-    assert feasibility_checks(held, "obj_3", "obj_4", "obj_3")[0] == ("the hand holds obj_4", False)
+    assert feasibility_checks(held, "obj_3", "obj_4", "obj_3")[0] == ("obj_4 is grasped", False)
 
     def feasible(state: SymbolicState, first: str, second: str, third: str) -> bool:
         """PaLM-E's rule, written out apart from the code under test."""
@@ -220,14 +220,17 @@ def test_feasibility_checks_say_what_the_rule_checks():
                         == rule
                         == is_feasible(scene, first, second, third)
                     )
-                    for fact, passed in checks[-3:]:  # each fact true of the scene
-                        cube, _, cover = fact.partition(" is below ")
+                    # each fact true of the scene now, the last once first is on second
+                    now = {**on, first: second}
+                    for (fact, passed), scene_then in zip(checks[-3:], (on, on, now), strict=True):
+                        said = fact.removeprefix("then ")
+                        assert (said != fact) == (scene_then is now), fact
+                        cube, _, cover = said.partition(" is below ")
                         if passed:
-                            assert fact.endswith(" is on top")
-                        elif (cube, cover) == (second, first) and fact == checks[-1].fact:
-                            assert third == second, "covered by the cube placed on it"
+                            assert said.endswith(" is on top")
+                            assert cube not in scene_then.values(), fact
                         else:
-                            assert on[cover] == cube, fact
+                            assert scene_then[cover] == cube, fact
 
 
 def test_question_checks_read_the_question_by_entity_only():
