@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -74,8 +75,9 @@ def test_pretraining_lowers_the_held_out_loss(dataset, tmp_path, encoder):
     assert (tmp_path / CHECKPOINT / TRAINER_STATE).exists()
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monkeypatch):
-    train(config(dataset, tmp_path / "straight", steps=20))
+def interrupt_at_step_13(monkeypatch) -> Callable[[], None]:
+    """Make training runs die at step 13, between their checkpoints, until the returned
+    function is called."""
     real_make_batch = train_encoder.make_batch
 
     def interrupted_at_13(bank, run, step, seed):
@@ -84,10 +86,16 @@ def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monke
         return real_make_batch(bank, run, step, seed)
 
     monkeypatch.setattr(train_encoder, "make_batch", interrupted_at_13)
+    return lambda: monkeypatch.setattr(train_encoder, "make_batch", real_make_batch)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monkeypatch):
+    train(config(dataset, tmp_path / "straight", steps=20))
+    heal = interrupt_at_step_13(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train(config(dataset, tmp_path / "resumed", steps=20))
     assert not (tmp_path / "resumed" / FINAL).exists()
-    monkeypatch.setattr(train_encoder, "make_batch", real_make_batch)
+    heal()
     train(config(dataset, tmp_path / "resumed", steps=20))  # resumes at the step-10 checkpoint
     a = load_encoder(tmp_path / "straight" / FINAL).state_dict()
     b = load_encoder(tmp_path / "resumed" / FINAL).state_dict()
@@ -100,18 +108,11 @@ def test_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monke
 def test_a_resumed_run_counts_the_seconds_before_it(dataset, tmp_path, monkeypatch):
     ticks = iter(range(0, 10_000, 10))  # a clock that moves 10 s each time it is read
     monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
-    real_make_batch = train_encoder.make_batch
-
-    def interrupted_at_13(bank, run, step, seed):
-        if step == 13:
-            raise KeyboardInterrupt("killed between checkpoints")
-        return real_make_batch(bank, run, step, seed)
-
-    monkeypatch.setattr(train_encoder, "make_batch", interrupted_at_13)
+    heal = interrupt_at_step_13(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train(config(dataset, tmp_path, steps=20))
     before = trained_seconds(tmp_path / CHECKPOINT)
-    monkeypatch.setattr(train_encoder, "make_batch", real_make_batch)
+    heal()
     train(config(dataset, tmp_path, steps=20))
     elapsed = [json.loads(line)["elapsed_s"] for line in (tmp_path / METRICS).open()]
     # First run: started at 0, logged at 10, checkpointed at 20. Resumed: 20 s before it,
