@@ -45,7 +45,7 @@ class TokenTrie:
 
 MAX_REPLY_TOKENS = 32
 """The longest reply the planner writes: a plan step, or an answer after its checks (q4 with
-``TrainConfig.question_rationales``: up to about 24 tokens)."""
+``TrainConfig.question_rationales``: up to 23 tokens, 30 with a cube in the hand)."""
 
 
 @torch.no_grad()
