@@ -67,6 +67,7 @@ from embodied.train_encoder import encoder_fields
 from embodied.training import (
     CHECKPOINT,
     FINAL,
+    FRESH,
     latest_checkpoint,
     learning_rate,
     load_trainer_state,
@@ -446,9 +447,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    step = load_trainer_state(found, optimizer) if found is not None else 0
+    start = load_trainer_state(found, optimizer) if found is not None else FRESH
     if found is not None and rank == 0:
-        print(f"resuming {found} at step {step}", flush=True)
+        print(f"resuming {found} at step {start.step}", flush=True)
     # DistributedDataParallel starts every process from rank 0's weights (it broadcasts them).
     network: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
     if rank == 0:
@@ -487,7 +488,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         }
 
     metrics = optimize(
-        config, config.steps, step, optimizer, loss_at, measure, model.save, output_dir, rank == 0
+        config, config.steps, start, optimizer, loss_at, measure, model.save, output_dir, rank == 0
     )
     if rank == 0:
         model.save(output_dir / FINAL)

@@ -33,6 +33,7 @@ from embodied.generate import MANIFEST
 from embodied.training import (
     CHECKPOINT,
     FINAL,
+    FRESH,
     TrainingConflict,
     latest_checkpoint,
     load_trainer_state,
@@ -122,7 +123,7 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(
         encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    step = 0
+    start = FRESH
     checkpoint = output_dir / CHECKPOINT
     found = latest_checkpoint(checkpoint) if config.resume else None
     if found is not None:
@@ -133,8 +134,8 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
                 f"{encoder.config}: choose another output_dir or resume=false"
             )
         encoder.load_state_dict(saved.state_dict())
-        step = load_trainer_state(found, optimizer)
-        print(f"resuming {found} at step {step}", flush=True)
+        start = load_trainer_state(found, optimizer)
+        print(f"resuming {found} at step {start.step}", flush=True)
     train_bank, eval_bank = make_sources(config)
     print(
         f"{config.encoder}: {sum(p.numel() for p in encoder.parameters()):,} parameters, "
@@ -147,7 +148,7 @@ def train(config: TrainEncoderConfig) -> dict[str, Any]:
     metrics = optimize(
         config,
         config.total_steps,
-        step,
+        start,
         optimizer,
         lambda at: encoder.pretrain_loss(make_batch(train_bank, config, at, config.seed)),
         lambda _: evaluate(encoder, eval_bank, config),

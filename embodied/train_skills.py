@@ -33,6 +33,7 @@ from embodied.data.demos import DemoArrays, dataset_views, load_demos
 from embodied.training import (
     CHECKPOINT,
     FINAL,
+    FRESH,
     TrainingConflict,
     latest_checkpoint,
     load_trainer_state,
@@ -138,7 +139,7 @@ def train(config: TrainSkillsConfig) -> dict[str, Any]:
     )
     output_dir = Path(config.output_dir)
     checkpoint = output_dir / CHECKPOINT
-    step = 0
+    start = FRESH
     found = latest_checkpoint(checkpoint) if config.resume else None
     if found is not None:
         saved = SkillPolicy.load(found)
@@ -148,8 +149,8 @@ def train(config: TrainSkillsConfig) -> dict[str, Any]:
                 f"another output_dir, or resume=false to start over"
             )
         policy.load_state_dict(saved.state_dict())
-        step = load_trainer_state(found, optimizer)
-        print(f"resuming {found} at step {step}", flush=True)
+        start = load_trainer_state(found, optimizer)
+        print(f"resuming {found} at step {start.step}", flush=True)
     print(
         f"skill policy: {sum(p.numel() for p in policy.parameters()):,} parameters, views "
         f"{views} at {image_size} px; {len(train_demos)} training steps from "
@@ -169,7 +170,7 @@ def train(config: TrainSkillsConfig) -> dict[str, Any]:
     metrics = optimize(
         config,
         config.steps,
-        step,
+        start,
         optimizer,
         loss_at,
         lambda _: evaluate(policy, eval_demos, config),

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -78,11 +78,23 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return None
 
 
-def load_trainer_state(checkpoint: Path, optimizer: torch.optim.Optimizer) -> int:
-    """Restore the optimizer from ``checkpoint``; returns the step it was saved at."""
+class Start(NamedTuple):
+    """Where a run starts: its step, and the optimization seconds spent before it (over every
+    run that led to its checkpoint; 0 for checkpoints written before this was recorded)."""
+
+    step: int
+    elapsed_s: float
+
+
+FRESH = Start(0, 0.0)
+"""The start of a run that resumes from nothing."""
+
+
+def load_trainer_state(checkpoint: Path, optimizer: torch.optim.Optimizer) -> Start:
+    """Restore the optimizer from ``checkpoint``; returns where the run resumes."""
     state = torch.load(checkpoint / TRAINER_STATE, weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"])
+    return Start(int(state["step"]), float(state.get("elapsed_s", 0.0)))
 
 
 def trained_seconds(checkpoint: Path) -> float:
@@ -111,7 +123,7 @@ def log_metrics(output_dir: Path, metrics: dict[str, Any]) -> None:
 def optimize(
     run: TrainingRun,
     total_steps: int,
-    step: int,
+    start: Start,
     optimizer: torch.optim.Optimizer,
     loss_at: Callable[[int], torch.Tensor],
     measure: Callable[[float], dict[str, Any]],
@@ -119,20 +131,19 @@ def optimize(
     output_dir: Path,
     leader: bool = True,
 ) -> dict[str, Any]:
-    """The optimization loop of every entry point, from ``step`` to ``total_steps``.
+    """The optimization loop of every entry point, from ``start.step`` to ``total_steps``.
 
     Each step sets the warm-up-then-cosine learning rate, seeds torch with the step (dropout
     and random draws repeat on resume), backpropagates ``loss_at(step)`` and clips the
     optimizer's gradients to norm 1. Every ``run.eval_every`` steps and at the last, the leader
     (rank 0; the only process with ``leader``) logs ``step``, ``loss``, ``measure(seconds of
-    this run)`` and ``elapsed_s``, the optimization seconds since step 0 (a resumed run, ``step``
-    > 0, continues the clock of the checkpoint it resumed from); every
+    this run)`` and ``elapsed_s``, the optimization seconds since step 0 (a resumed run
+    continues the clock of its checkpoint, ``start.elapsed_s``); every
     ``run.checkpoint_every`` steps and at the last, it checkpoints ``output_dir/checkpoint``
     (``save`` writes the model). Returns the last metrics logged (empty on other processes)."""
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     checkpoint = output_dir / CHECKPOINT
-    resumed_from = latest_checkpoint(checkpoint) if step > 0 else None
-    before = trained_seconds(resumed_from) if resumed_from is not None else 0.0
+    step, before = start
     started = time.perf_counter()
     metrics: dict[str, Any] = {}
     with tqdm(total=total_steps, initial=step, disable=not (leader and run.progress)) as bar:
