@@ -621,6 +621,14 @@ class TrainConfig(TrainingRun):
     planner answered "yes" to 19 of 26 infeasible questions (q4 0.62 on 50 episodes, commit
     71f9b57). A reply's last sentence is its answer (``envs.tasks.base.final_answer``);
     held-out exact match is of the whole reply."""
+    scene_descriptions: float = 0.0
+    """Beyond PaLM-E (its co-training on other tasks, here of the same scenes): add this
+    fraction of ``batch_size`` examples to every batch, frames drawn equally from every family
+    and asked which cube rests on which (``embodied.train.describe_scene``), answered from the
+    frame's symbolic state in the words of the q4 checks: "obj_1 is below obj_4. obj_2 is on
+    top. obj_4 is on top". Tabletop corpora only; no instruction sensor (the question is a
+    fixed text). The q4 checks misread that relation from the state rows' poses; this
+    supervises it on every frame, not on the q4 frames alone."""
     steps: int = 3000
     eval_examples: int = 128
     """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly
@@ -666,6 +674,13 @@ class TrainConfig(TrainingRun):
             raise ValueError(
                 f"model.instruction_sensor={sensor} with encoder={self.encoder}: the scene "
                 "sensor must be state, object_centric, vit or osrt"
+            )
+        if not 0.0 <= self.scene_descriptions <= 1.0:
+            raise ValueError(f"scene_descriptions={self.scene_descriptions}: must be in [0, 1]")
+        if self.scene_descriptions and sensor is not None:
+            raise ValueError(
+                f"scene_descriptions={self.scene_descriptions} with model.instruction_sensor="
+                f"{sensor}: the description's question is text; set scene_descriptions=0"
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device={self.device!r}: allowed auto, cpu, cuda")

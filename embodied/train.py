@@ -78,7 +78,7 @@ from encoders import ENCODERS, SensorEncoder, load_encoder, make_encoder
 from envs.base import OBJECT_CAPACITY
 from envs.scene import SymbolicState
 from envs.tasks.base import QuestionTask
-from envs.tasks.tamp import TAMP_FAMILIES, question_checks
+from envs.tasks.tamp import SUPPORT_QUESTION, TAMP_FAMILIES, describe_support, question_checks
 
 register_configs()
 
@@ -136,6 +136,32 @@ def explain_answer(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "target": f"{reason}. {implied}"}
 
 
+SCENE_FAMILY = "scene"
+"""The family of a frame asked ``describe_scene``'s question (in held-out metrics: scene_...)."""
+
+
+def describe_scene(record: dict[str, Any]) -> dict[str, Any]:
+    """A tabletop frame of any family asked which cube rests on which (``SUPPORT_QUESTION``),
+    answered from its symbolic state (``envs.tasks.tamp.describe_support``), without the plan
+    history: the relation every q4 check reads, taught on every frame."""
+    if record["family"] not in TAMP_FAMILIES:
+        raise ValueError(
+            f"scene descriptions need tabletop frames (families {sorted(TAMP_FAMILIES)}); "
+            f"this frame is of family {record['family']!r}"
+        )
+    state = SymbolicState.from_json(record["symbolic_state"])
+    return {
+        **record,
+        "kind": "question",
+        "family": SCENE_FAMILY,
+        "instruction": SUPPORT_QUESTION,
+        "target": describe_support(state),
+        "history": [],
+        "history_success": [],
+        "history_reasons": [],
+    }
+
+
 def frame_records(
     bank: FrameBank,
     index: Tensor | Sequence[int],
@@ -144,10 +170,12 @@ def frame_records(
     resample: bool = False,
     entity_names: str = "label",
     rationales: bool = False,
+    described: bool = False,
 ) -> list[dict[str, Any]]:
-    """The records (instruction, entities, history, target, ...) of these frames: their
-    questions asked anew by ``resample_question`` (``resample``), the q4 answers preceded by
-    their checks (``explain_answer``, ``rationales``), then their entities relabelled by
+    """The records (instruction, entities, history, target, ...) of these frames: each asked
+    to describe its scene (``describe_scene``, ``described``), or their questions asked anew
+    by ``resample_question`` (``resample``) and the q4 answers preceded by their checks
+    (``explain_answer``, ``rationales``); then their entities relabelled by
     ``relabel_entities`` (``relabel``), drawing from ``draws``; last, with
     ``entity_names="colour"``, each cube named by its colour (``embodied.entity_names``)."""
     records = [bank.records[int(i)] for i in index]
@@ -157,13 +185,16 @@ def frame_records(
         raise ValueError(
             f"relabelling draws obj_j labels; entity_names={entity_names!r} drops them"
         )
-    if relabel or resample:
-        if draws is None:
-            raise ValueError("relabelling entities or resampling questions needs draws")
+    if (relabel or resample) and draws is None:
+        raise ValueError("relabelling entities or resampling questions needs draws")
+    if described:
+        records = [describe_scene(r) for r in records]
+    else:
         if resample:
+            assert draws is not None
             records = [resample_question(r, draws) for r in records]
-    if rationales:
-        records = [explain_answer(r) for r in records]
+        if rationales:
+            records = [explain_answer(r) for r in records]
     if relabel:
         assert draws is not None
         records = [relabel_entities(r, draws) for r in records]
@@ -199,13 +230,17 @@ def examples(
     relabel: bool = False,
     resample: bool = False,
     rationales: bool = False,
+    described: bool = False,
 ) -> tuple[list[str], list[str], dict[str, Tensor]]:
     """Prompts, targets and the observation batch of these frames as ``model`` takes them:
-    questions asked anew (``resample``), infeasible q4 answers explained (``rationales``) and
-    entities relabelled (``relabel``), from ``draws``, then the instructions through the
-    model's instruction sensor (``inputs``: spoken, or an object pointed at)."""
+    scenes described (``described``), or questions asked anew (``resample``) and q4 answers
+    after their checks (``rationales``); entities relabelled (``relabel``), from ``draws``;
+    then the instructions through the model's instruction sensor (``inputs``: spoken, or an
+    object pointed at)."""
     entity_names = model.config.entity_names
-    records = frame_records(bank, index, draws, relabel, resample, entity_names, rationales)
+    records = frame_records(
+        bank, index, draws, relabel, resample, entity_names, rationales, described
+    )
     observation = bank.observations(torch.as_tensor(index))
     if inputs is not None:
         instructions, extra = inputs.prepare(
@@ -354,9 +389,14 @@ def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE
     return PalmE(lm, tokenizer, encoder, config.model, build_instruction_encoder(config))
 
 
+SCENE_EVAL_FRAMES = 32
+"""Held-out frames asked to describe their scene, when training does (``scene_descriptions``)."""
+
+
 def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, float]:
     """Held-out loss and exact-match accuracy of greedy decoding: for plan steps, answers, and
-    each task family."""
+    each task family; with ``scene_descriptions``, also of the scene descriptions of the first
+    ``SCENE_EVAL_FRAMES`` of those frames (``scene_accuracy``)."""
     model.eval()
     index = bank.draw(config.eval_examples, config.seed + 1, 0, config.family_alpha)
     inputs = instruction_inputs(model.instruction_encoder, held_out=True)
@@ -364,30 +404,49 @@ def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, fl
     prompts, targets, observation = examples(
         model, bank, index, inputs, draws, rationales=config.question_rationales
     )
-    device = model.device
     losses: list[float] = []
     correct: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # name -> [right, seen]
     with torch.no_grad():
         for start in range(0, len(index), config.batch_size):
             chunk = slice(start, start + config.batch_size)
-            encoded = encode(model.tokenizer, prompts[chunk], targets[chunk]).to(device)
-            losses.append(float(model(encoded, _to(observation, device, chunk))))
-        for i, frame in enumerate(index):
-            ids = encode(model.tokenizer, [prompts[i]]).input_ids.to(device)
-            embeddings = model.embed(ids, _to(observation, device, slice(i, i + 1)))
-            tokens = greedy_decode(
-                model.lm, embeddings, model.tokenizer.eos_token_id, MAX_REPLY_TOKENS
-            )
-            written = str(model.tokenizer.decode(tokens)).strip()
+            encoded = encode(model.tokenizer, prompts[chunk], targets[chunk]).to(model.device)
+            losses.append(float(model(encoded, _to(observation, model.device, chunk))))
+        matches = _exact_matches(model, prompts, targets, observation, MAX_REPLY_TOKENS)
+        for frame, match in zip(index, matches, strict=True):
             record = bank.records[int(frame)]
             for name in (record["kind"], record["family"]):
-                correct[name][0] += written == targets[i]
+                correct[name][0] += match
                 correct[name][1] += 1
+        if config.scene_descriptions:
+            described = index[:SCENE_EVAL_FRAMES]
+            prompts, targets, observation = examples(
+                model, bank, described, None, draws, described=True
+            )
+            longest = max(len(model.tokenizer(t).input_ids) for t in targets)
+            matches = _exact_matches(model, prompts, targets, observation, longest + 1)
+            correct[SCENE_FAMILY] = [sum(matches), len(matches)]
     model.train()
     metrics = {"eval_loss": round(sum(losses) / len(losses), 5)}
     for name, (right, seen) in sorted(correct.items()):
         metrics[f"{name}_accuracy"] = round(right / seen, 4)
     return metrics
+
+
+def _exact_matches(
+    model: PalmE,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    observation: dict[str, Tensor],
+    max_new_tokens: int,
+) -> list[bool]:
+    """Whether greedy decoding of each prompt (one at a time) writes exactly its target."""
+    matches = []
+    for i, (prompt, target) in enumerate(zip(prompts, targets, strict=True)):
+        ids = encode(model.tokenizer, [prompt]).input_ids.to(model.device)
+        embeddings = model.embed(ids, _to(observation, model.device, slice(i, i + 1)))
+        tokens = greedy_decode(model.lm, embeddings, model.tokenizer.eos_token_id, max_new_tokens)
+        matches.append(str(model.tokenizer.decode(tokens)).strip() == target)
+    return matches
 
 
 def _to(
@@ -461,6 +520,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             flush=True,
         )
     tokens_seen = 0
+    described_per_step = round(config.scene_descriptions * config.batch_size)
 
     def loss_at(at: int) -> torch.Tensor:
         nonlocal tokens_seen
@@ -476,6 +536,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
             config.resample_questions,
             config.question_rationales,
         )
+        if described_per_step:  # more frames, drawn equally from every family, described
+            extra = bank.draw(described_per_step, config.seed + 3, at)[rank::world]
+            more_prompts, more_targets, more = examples(
+                model, bank, extra, inputs, draws, config.relabel_entities, described=True
+            )
+            prompts, targets = prompts + more_prompts, targets + more_targets
+            observation = {key: torch.cat([observation[key], more[key]]) for key in observation}
         encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
         tokens_seen += int(encoded.attention_mask.sum())
         loss: torch.Tensor = network(encoded.to(device), _to(observation, device))

@@ -218,6 +218,15 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                 "blocked_pick_mistakes",
                 {"model": ModelConfig(failure_reasons=True), "question_rationales": True},
             ),
+            Variant(
+                "state_failure_reasons_question_rationales_scene_descriptions",
+                "blocked_pick_mistakes",
+                {
+                    "model": ModelConfig(failure_reasons=True),
+                    "question_rationales": True,
+                    "scene_descriptions": 0.25,
+                },
+            ),
         ],
     ),
     "representations": (

@@ -140,7 +140,9 @@ STUDIES = (
         "'obj_1 is on top. obj_4 is on top. then obj_4 is below obj_1. no' "
         "(state_question_rationales); "
         "the latter on the blocked-pick corpus, the planner also told why a step failed "
-        "(state_failure_reasons_question_rationales)",
+        "(state_failure_reasons_question_rationales); the same with a quarter more examples "
+        "per batch, any frame asked which cube rests on which, 'obj_1 is below obj_4. obj_4 "
+        "is on top' (state_failure_reasons_question_rationales_scene_descriptions)",
     ),
     (
         "study_failure_recovery",

@@ -259,6 +259,27 @@ def question_checks(state: SymbolicState, question: str) -> list[Check] | None:
     return feasibility_checks(state, *match.groups())
 
 
+SUPPORT_QUESTION = "What is on top of each object?"
+"""The question a scene description answers (``describe_support``); not one of PaLM-E's
+families: training asks it of any frame when ``TrainConfig.scene_descriptions`` is on."""
+
+
+def describe_support(state: SymbolicState) -> str:
+    """Which cube rests on which, as the q4 checks say it, one sentence per cube in label order
+    after the one in the hand: "obj_5 is grasped. obj_1 is below obj_4. obj_2 is on top.
+    obj_4 is on top"."""
+    facts = [] if state.held is None else [f"{state.held} is grasped"]
+    standing = sorted((n for n in state.objects if n != state.held), key=_label_order)
+    facts += [_clearance(cube, _on_top(state, cube)).fact for cube in standing]
+    return ". ".join(facts)
+
+
+def _label_order(name: str) -> tuple[int, str]:
+    """obj_2 before obj_10; names without a number after the numbered ones."""
+    number = name.rpartition("_")[2]
+    return (int(number), name) if number.isdigit() else (1 << 30, name)
+
+
 TAMP_FAMILIES: dict[str, TaskFamily[SymbolicState]] = {
     family.name: family
     for family in (

@@ -41,6 +41,8 @@ from embodied.sentence import IGNORE, OBJECTS, encode, inject, prompt_text
 from embodied.train import (
     CHECKPOINT,
     FINAL,
+    SCENE_FAMILY,
+    describe_scene,
     explain_answer,
     frame_records,
     relabel_entities,
@@ -53,7 +55,12 @@ from encoders.region import region_mask
 from envs import keys
 from envs.base import OBJECT_CAPACITY
 from envs.scene import ObjectState, SymbolicState
-from envs.tasks.tamp import FEASIBILITY_QUESTION, is_feasible
+from envs.tasks.tamp import (
+    FEASIBILITY_QUESTION,
+    SUPPORT_QUESTION,
+    describe_support,
+    is_feasible,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LM = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=320, pretrain_steps=5)
@@ -809,6 +816,61 @@ def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path, m
     assert any(t.endswith(". no") for t in explained)
     saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
     assert saved["question_rationales"] is True
+
+
+def test_scene_descriptions_ask_any_frame_which_cube_rests_on_which(feasibility_dataset):
+    bank = FrameBank(feasibility_dataset, "train")
+    index = range(len(bank))
+    described = frame_records(bank, index, described=True, rationales=True)
+    assert {r["family"] for r in bank.records} == {"p2", "q4"}
+    for record, out in zip(bank.records, described, strict=True):
+        state = SymbolicState.from_json(record["symbolic_state"])
+        assert out["target"] == describe_support(state), "no q4 checks: the scene alone"
+        assert (out["kind"], out["family"], out["instruction"]) == (
+            "question",
+            SCENE_FAMILY,
+            SUPPORT_QUESTION,
+        )
+        assert out["history"] == out["history_success"] == out["history_reasons"] == []
+        assert out["entities"] == record["entities"]
+    assert any(" is below " in r["target"] for r in described), "the corpus holds stacks"
+    relabelled = frame_records(bank, index, np.random.default_rng(0), relabel=True, described=True)
+    for plain, out in zip(described, relabelled, strict=True):
+        names = dict(zip(plain["entities"], out["entities"], strict=True))
+        assert out["target"] == rename(plain["target"], names)
+    kitchen = {**bank.records[0], "family": "success_detection"}
+    with pytest.raises(ValueError, match=r"tabletop frames .* family 'success_detection'"):
+        describe_scene(kitchen)
+
+
+def test_training_with_scene_descriptions_adds_them_to_every_batch(
+    feasibility_dataset, tmp_path, monkeypatch
+):
+    asked: list[str] = []
+
+    def describe_and_count(record: dict) -> dict:
+        out = describe_scene(record)
+        asked.append(out["target"])
+        return out
+
+    monkeypatch.setattr("embodied.train.describe_scene", describe_and_count)
+    config = run_config(
+        feasibility_dataset, tmp_path, steps=2, eval_every=2, scene_descriptions=0.5
+    )
+    metrics = train(config)
+    # 2 steps x 4 extra frames (half of batch_size=8), then the held-out frames described
+    held_out = min(len(FrameBank(feasibility_dataset, "eval")), config.eval_examples, 32)
+    assert len(asked) == 2 * 4 + held_out
+    assert 0.0 <= metrics["scene_accuracy"] <= 1.0 and "q4_accuracy" in metrics
+    saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
+    assert saved["scene_descriptions"] == 0.5
+
+
+def test_scene_descriptions_are_checked():
+    with pytest.raises(ValueError, match=r"scene_descriptions=1.5: must be in \[0, 1\]"):
+        TrainConfig(scene_descriptions=1.5)
+    with pytest.raises(ValueError, match=r"model\.instruction_sensor=audio: the description"):
+        TrainConfig(scene_descriptions=0.25, model=ModelConfig(instruction_sensor="audio"))
 
 
 def test_training_with_resampled_questions_runs(dataset, tmp_path):

@@ -19,7 +19,12 @@ from envs.tasks import (
     normalize_answer,
 )
 from envs.tasks.base import REFERRALS, Referral, final_answer
-from envs.tasks.tamp import FEASIBILITY_QUESTION, feasibility_checks, question_checks
+from envs.tasks.tamp import (
+    FEASIBILITY_QUESTION,
+    describe_support,
+    feasibility_checks,
+    question_checks,
+)
 
 
 def make_state(layout: dict[str, tuple[str, str, float]], held: str | None = None) -> SymbolicState:
@@ -231,6 +236,21 @@ def test_feasibility_checks_say_what_the_rule_checks():
                             assert cube not in scene_then.values(), fact
                         else:
                             assert scene_then[cover] == cube, fact
+
+
+def test_a_scene_description_says_what_rests_on_every_cube():
+    assert describe_support(make_state(TOWER)) == (
+        "obj_1 is below obj_2. obj_2 is below obj_3. obj_3 is on top. obj_4 is on top"
+    )
+    held = make_state({**TOWER, "obj_3": ("blue", "held", 0.0)}, held="obj_3")
+    assert describe_support(held) == (
+        "obj_3 is grasped. obj_1 is below obj_2. obj_2 is on top. obj_4 is on top"
+    ), "the cube in the hand first, and not among the standing ones"
+    many = make_state({f"obj_{i}": ("red", "table", 0.1 * i) for i in (10, 2, 1)})
+    assert describe_support(many) == "obj_1 is on top. obj_2 is on top. obj_10 is on top"
+    checks = [c.fact for c in feasibility_checks(make_state(TOWER), "obj_1", "obj_4", "obj_3")]
+    described = describe_support(make_state(TOWER)).split(". ")
+    assert checks[:2] == [described[0], described[3]], "the same words as the q4 checks"
 
 
 def test_question_checks_read_the_question_by_entity_only():
