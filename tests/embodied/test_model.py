@@ -798,15 +798,21 @@ def test_the_longest_q4_checks_fit_a_reply_in_the_shipped_tokenizer():
     assert len(reply) <= MAX_REPLY_TOKENS, tokenizer.convert_ids_to_tokens(reply)
 
 
-def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path, monkeypatch):
-    explained: list[str] = []
+def targets_written_by(monkeypatch, name: str, write) -> list[str]:
+    """The targets ``embodied.train.<name>`` (= ``write``) gives from now on, in order."""
+    targets: list[str] = []
 
-    def explain_and_count(record: dict) -> dict:
-        out = explain_answer(record)
-        explained.append(out["target"])
+    def write_and_keep(record: dict) -> dict:
+        out = write(record)
+        targets.append(out["target"])
         return out
 
-    monkeypatch.setattr("embodied.train.explain_answer", explain_and_count)
+    monkeypatch.setattr(f"embodied.train.{name}", write_and_keep)
+    return targets
+
+
+def test_training_with_question_rationales_runs(feasibility_dataset, tmp_path, monkeypatch):
+    explained = targets_written_by(monkeypatch, "explain_answer", explain_answer)
     config = run_config(
         feasibility_dataset, tmp_path, steps=2, eval_every=2, question_rationales=True
     )
@@ -846,14 +852,7 @@ def test_scene_descriptions_ask_any_frame_which_cube_rests_on_which(feasibility_
 def test_training_with_scene_descriptions_adds_them_to_every_batch(
     feasibility_dataset, tmp_path, monkeypatch
 ):
-    asked: list[str] = []
-
-    def describe_and_count(record: dict) -> dict:
-        out = describe_scene(record)
-        asked.append(out["target"])
-        return out
-
-    monkeypatch.setattr("embodied.train.describe_scene", describe_and_count)
+    asked = targets_written_by(monkeypatch, "describe_scene", describe_scene)
     config = run_config(
         feasibility_dataset, tmp_path, steps=2, eval_every=2, scene_descriptions=0.5
     )
