@@ -1,5 +1,6 @@
 """``state``: PaLM-E's state-vector input. An MLP maps each object's state (position, orientation,
-size, colour: one row of the ``objects`` observation) to one token, so token j is obj_j."""
+size, colour: one row of the ``objects`` observation) to one token, so token j is obj_j.
+``support_relations`` adds to each row which row it rests on and which rests on it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import Tensor, nn
 from encoders.base import Batch, EncoderConfig, SensorEncoder, register
 from envs import keys
 from envs.base import OBJECT_CAPACITY
+from envs.scene import SUPPORT_OVERHANG, SUPPORT_TOLERANCE
 
 
 @dataclass
@@ -22,6 +24,12 @@ class StateConfig(EncoderConfig):
     per-object MLP). With them each token also carries its relations (what rests on it, what
     is near), which a planner otherwise has to work out inside the LM."""
     heads: int = 4
+    support_relations: bool = False
+    """Append to each object row the support relation, read from the rows' positions and sizes
+    by the simulator's own rule (``envs.scene.read_symbolic_state``): which row the object rests
+    on and which row rests on it, one-hot over the rows (``support_relations``). The relation
+    PaLM-E's q4 and the blocked picks of p1/p2 turn on, given to the planner instead of left for
+    the LM to work out from poses. Tabletop cubes only: kitchen fixtures are not cubes."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -49,8 +57,10 @@ class StateEncoder(SensorEncoder):
         self.feature_std: Tensor
         self.register_buffer("feature_mean", torch.zeros(keys.OBJECT_FEATURES))
         self.register_buffer("feature_std", torch.ones(keys.OBJECT_FEATURES))
+        self.support_relations = config.support_relations
+        relation_features = 2 * OBJECT_CAPACITY if config.support_relations else 0
         self.mlp = nn.Sequential(
-            nn.Linear(keys.OBJECT_FEATURES, config.hidden),
+            nn.Linear(keys.OBJECT_FEATURES + relation_features, config.hidden),
             nn.GELU(),
             nn.Linear(config.hidden, config.hidden),
             nn.GELU(),
@@ -74,7 +84,11 @@ class StateEncoder(SensorEncoder):
         return OBJECT_CAPACITY
 
     def forward(self, batch: Batch) -> Tensor:
-        objects = (batch[keys.OBJECTS].float() - self.feature_mean) / self.feature_std  # (B,N,F)
+        rows = batch[keys.OBJECTS].float()  # (B, N, F)
+        objects = (rows - self.feature_mean) / self.feature_std  # (B, N, F)
+        if self.support_relations:
+            rests_on = support_relations(rows, self.token_mask(batch)).float()  # (B, N, N)
+            objects = torch.cat([objects, rests_on, rests_on.transpose(1, 2)], dim=-1)  # (B,N,F+2N)
         tokens = self.mlp(objects)  # (B, N, D)
         if self.context is not None:  # objects attend to the scene's other objects, not padding
             tokens = self.context(tokens, src_key_padding_mask=~self.token_mask(batch))
@@ -90,3 +104,19 @@ class StateEncoder(SensorEncoder):
 
     def token_mask(self, batch: Batch) -> Tensor:
         return batch[keys.OBJECT_MASK].bool()  # (B, N)
+
+
+def support_relations(objects: Tensor, mask: Tensor) -> Tensor:
+    """``objects (B, N, F)``, ``mask (B, N)`` -> ``(B, N, N)`` bool, True at ``[b, i, j]`` where
+    row i's cube rests on row j's: its bottom face within SUPPORT_TOLERANCE of j's top face and
+    its centre over j's top (the rule ``envs.scene.read_symbolic_state`` applies to the
+    simulator's boxes; the rows' cubes turn about z only, so their boxes are ``size`` high)."""
+    position, size = objects[..., keys.OBJECT_POSITION], objects[..., keys.OBJECT_SIZE]
+    bottom = position[..., 2:3] - size / 2  # (B, N, 1)
+    top = (position[..., 2:3] + size / 2).transpose(1, 2)  # (B, 1, N)
+    horizontal = torch.cdist(position[..., :2], position[..., :2])  # (B, N, N)
+    touching = (bottom - top).abs() < SUPPORT_TOLERANCE  # (B, N, N)
+    over = horizontal < size.transpose(1, 2) / 2 + SUPPORT_OVERHANG  # (B, N, N)
+    real = mask.unsqueeze(2) & mask.unsqueeze(1)  # (B, N, N)
+    itself = torch.eye(objects.shape[1], dtype=torch.bool, device=objects.device)  # (N, N)
+    return touching & over & real & ~itself

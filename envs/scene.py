@@ -39,6 +39,7 @@ CELL_GAP = 0.01  # least gap between a cube put in a table cell and its neighbou
 CELL_TOLERANCE = 0.02  # metres from a cell's centre within which a cube is in the cell
 REGION_MARGIN = 0.01  # metres a placed cube's centre stays inside its region's border
 SUPPORT_TOLERANCE = 0.012  # metres between a bottom face and the top it rests on
+SUPPORT_OVERHANG = 0.005  # metres a resting cube's centre may lie beyond its support's half edge
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,10 @@ def read_symbolic_state(
             top = boxes[other.name][1][2]
             other_position = poses[other.name][0]
             horizontal = np.hypot(position[0] - other_position[0], position[1] - other_position[1])
-            if abs(bottom - top) < SUPPORT_TOLERANCE and horizontal < other.size / 2 + 0.005:
+            if (
+                abs(bottom - top) < SUPPORT_TOLERANCE
+                and horizontal < other.size / 2 + SUPPORT_OVERHANG
+            ):
                 support = other.name
         if all(fingers_touching[cube.name]) and support == "none":
             support = "held"

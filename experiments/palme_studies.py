@@ -219,6 +219,15 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                 {"model": ModelConfig(failure_reasons=True), "question_rationales": True},
             ),
             Variant(
+                "state_support_relations_failure_reasons_question_rationales",
+                "blocked_pick_mistakes",
+                {
+                    "encoder_config": {"support_relations": True},
+                    "model": ModelConfig(failure_reasons=True),
+                    "question_rationales": True,
+                },
+            ),
+            Variant(
                 "state_failure_reasons_question_rationales_scene_descriptions",
                 "blocked_pick_mistakes",
                 {

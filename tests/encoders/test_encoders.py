@@ -17,12 +17,14 @@ from encoders.region import (
     region_text,
     sample_points,
 )
+from encoders.state import support_relations
 from envs import keys
 
 SIZE, VIEWS = 32, 2
 SMALL = {"image_size": SIZE, "views": VIEWS, "hidden": 32, "layers": 1, "heads": 2, "dim": 24}
 CONFIGS = {
     "state": {"dim": 24, "hidden": 32},
+    "state_relations": {"dim": 24, "hidden": 32, "support_relations": True},
     "vit": SMALL,
     "vit_pool": {**SMALL, "reduce": "pool"},
     "vit_tokenlearner": {**SMALL, "reduce": "tokenlearner", "learned_tokens": 3},
@@ -31,6 +33,7 @@ CONFIGS = {
 }
 EXPECTED_TOKENS = {
     "state": 8,
+    "state_relations": 8,
     "vit": VIEWS * 16,
     "vit_pool": VIEWS * 4,
     "vit_tokenlearner": VIEWS * 3,
@@ -39,8 +42,11 @@ EXPECTED_TOKENS = {
 }
 
 
+ENCODER_OF = {"state_relations": "state", "vit_pool": "vit", "vit_tokenlearner": "vit"}
+
+
 def build(key: str):
-    return make_encoder(key.split("_pool")[0].split("_tokenlearner")[0], **CONFIGS[key])
+    return make_encoder(ENCODER_OF.get(key, key), **CONFIGS[key])
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +82,11 @@ def test_tokens_have_the_declared_shape_and_dtype(key, batch):
     assert tokens.dtype == torch.float32 and torch.isfinite(tokens).all()
     mask = encoder.token_mask(batch)
     assert mask.shape == (4, encoder.n_tokens) and mask.dtype == torch.bool
-    if key in ("state", "object_centric"):  # one token per object row: padding is masked, zero
+    if key in (
+        "state",
+        "state_relations",
+        "object_centric",
+    ):  # one token per object row: padding is masked, zero
         assert torch.equal(mask, batch[keys.OBJECT_MASK].bool())
         assert (tokens[~mask] == 0).all()
 
@@ -134,6 +144,38 @@ def test_a_few_pretraining_steps_lower_the_loss(key, batch):
         "region": {"position_error_cm", "size_error_mm", "colour_error", "colour_accuracy"},
     }[key]
     assert set(metrics) == expected and all(np.isfinite(v) for v in metrics.values())
+
+
+def test_support_relations_read_from_the_rows_match_the_simulators(make_env):
+    env = make_env(observe_images=False, num_objects=8)
+    stacked = 0
+    for seed in range(6):
+        obs, info = env.reset(seed=seed)
+        rows = torch.from_numpy(obs[keys.OBJECTS]).unsqueeze(0)  # (1, 8, F)
+        mask = torch.from_numpy(obs[keys.OBJECT_MASK]).bool().unsqueeze(0)  # (1, 8)
+        rests_on = support_relations(rows, mask)[0]  # (8, 8)
+        objects = info[keys.SYMBOLIC_STATE]["objects"]
+        expected = torch.zeros(8, 8, dtype=torch.bool)
+        for name, cube in objects.items():
+            if cube["support"] in objects:
+                expected[int(name[4:]) - 1, int(cube["support"][4:]) - 1] = True
+        assert torch.equal(rests_on, expected), (seed, objects)
+        stacked += int(expected.sum())
+    assert stacked >= 2, "the scenes compared hold stacks"
+
+
+def test_support_relations_change_the_state_tokens(batch):
+    encoder = build("state_relations").eval()
+    rows = batch[keys.OBJECTS].clone()
+    rows[0, 1, keys.OBJECT_POSITION] = rows[0, 0, keys.OBJECT_POSITION]  # obj_2 on top of obj_1
+    rows[0, 1, 2] += (rows[0, 0, 7] + rows[0, 1, 7]) / 2
+    stacked = {**batch, keys.OBJECTS: rows}
+    assert support_relations(rows, batch[keys.OBJECT_MASK].bool())[0, 1, 0]
+    apart = {**stacked, keys.OBJECTS: rows.clone()}
+    apart[keys.OBJECTS][0, 1, 2] += 0.05  # the same rows, obj_2 5 cm higher: resting on nothing
+    with torch.no_grad():
+        near = encoder(stacked)[0, 0] - encoder(apart)[0, 0]  # obj_1's token: covered or not
+    assert near.abs().max() > 1e-3
 
 
 def test_registry_builds_by_name_and_names_the_allowed():
