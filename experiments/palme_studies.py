@@ -228,6 +228,15 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                 },
             ),
             Variant(
+                "state_failure_reasons_resampled_question_rationales",
+                "blocked_pick_mistakes",
+                {
+                    "model": ModelConfig(failure_reasons=True),
+                    "question_rationales": True,
+                    "resample_questions": True,
+                },
+            ),
+            Variant(
                 "state_failure_reasons_question_rationales_scene_descriptions",
                 "blocked_pick_mistakes",
                 {
