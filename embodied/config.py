@@ -153,6 +153,10 @@ class EpisodesConfig:
     failure_detection: str = "skill"
     """planner=palme: mark failed steps by the skills' reports (``skill``) or by asking the
     model "Was pick(can) successful?" after each attempt (``model``)."""
+    recognizer: str | None = None
+    """planner=palme with a checkpoint that reads its instructions: a CTC speech encoder (the
+    ``final/`` of ``python -m embodied.train_encoder encoder=audio``); the planner hears the
+    instruction spoken in voices training never used and reads the recognizer's transcript."""
     skills: str = "scripted"
     """What executes the plan's steps: ``scripted`` skills or ``learned`` (a behaviour-cloned
     policy, ``skills_checkpoint``)."""
@@ -176,6 +180,17 @@ class EpisodesConfig:
             raise ValueError(
                 f"failure_detection={self.failure_detection!r}: allowed {FAILURE_DETECTION}"
             )
+        if self.recognizer is not None:
+            if self.planner != "palme":
+                raise ValueError(
+                    f"recognizer={self.recognizer} is read by planner=palme only "
+                    f"(planner={self.planner!r})"
+                )
+            if not Path(self.recognizer, "encoder.json").exists():
+                raise ValueError(
+                    f"recognizer={self.recognizer}: no encoder.json there; allowed the final/ "
+                    f"of python -m embodied.train_encoder encoder=audio"
+                )
         if self.skills not in SKILL_KINDS:
             raise ValueError(f"skills={self.skills!r}: allowed {SKILL_KINDS}")
         if self.skills == "learned":

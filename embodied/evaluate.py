@@ -93,6 +93,7 @@ class Evaluator:
             config.planner_checkpoint,
             decoding=config.decoding,
             failure_detection=config.failure_detection,
+            recognizer=config.recognizer,
         )
         self.skills = make_skills(config.skills, config.skills_checkpoint)
         self.config = config

@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from torch import Tensor
 
 from embodied.data.regions import RegionReferrals
-from embodied.data.speech import SpokenInstructions
-from encoders import SensorEncoder
-from encoders.audio import AudioConfig
+from embodied.data.speech import SpokenInstructions, TranscribedInstructions
+from encoders import SensorEncoder, load_encoder
+from encoders.audio import AudioConfig, AudioEncoder
 
 TRAIN_SEED, HELD_OUT_SEED = 0, 1
 """Training hears each instruction in ``TrainConfig.spoken_variants`` ways from TRAIN_SEED; the
@@ -57,3 +58,16 @@ def instruction_inputs(
     if held_out:
         return SpokenInstructions(HELD_OUT_SEED, encoder.config.n_mels)
     return SpokenInstructions(TRAIN_SEED, encoder.config.n_mels, spoken_variants)
+
+
+def transcribed_instructions(recognizer: str | Path) -> TranscribedInstructions:
+    """What a planner that reads its instructions reads when they are spoken in held-out voices
+    and transcribed by ``recognizer``, a CTC-pretrained audio encoder's directory (the
+    ``final/`` of ``python -m embodied.train_encoder encoder=audio``)."""
+    encoder = load_encoder(recognizer)
+    if not isinstance(encoder, AudioEncoder):
+        raise ValueError(
+            f"recognizer={recognizer} holds a {encoder.name!r} encoder: allowed an audio "
+            f"encoder (python -m embodied.train_encoder encoder=audio)"
+        )
+    return TranscribedInstructions(encoder, HELD_OUT_SEED)

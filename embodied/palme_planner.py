@@ -14,7 +14,7 @@ import torch
 from embodied.config import DECODING, FAILURE_DETECTION
 from embodied.decoding import MAX_REPLY_TOKENS, TokenTrie, greedy_decode
 from embodied.entity_names import EntityNames
-from embodied.instructions import HELD_OUT_SEED, instruction_inputs
+from embodied.instructions import HELD_OUT_SEED, instruction_inputs, transcribed_instructions
 from embodied.model import PalmE
 from embodied.planners import Planner
 from embodied.sentence import encode
@@ -57,7 +57,9 @@ class PalmEPlanner(Planner):
     so a malformed step costs one retry, never the episode. ``failure_detection="model"``
     asks the model itself, after each pick/open/close, "Was pick(can) successful?" and marks
     the history by its answer (the kitchen's recovery); ``"skill"`` trusts the skills' reports
-    (and, for a model trained with ``failure_reasons``, shows their reasons).
+    (and, for a model trained with ``failure_reasons``, shows their reasons). ``recognizer``
+    (a CTC audio encoder's directory) puts speech recognition in front of a planner that
+    reads: it reads the transcript of its instruction spoken in voices training never used.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class PalmEPlanner(Planner):
         failure_detection: str = "skill",
         max_new_tokens: int = MAX_REPLY_TOKENS,
         device: str = "cpu",
+        recognizer: str | Path | None = None,
     ) -> None:
         if decoding not in DECODING:
             raise ValueError(f"decoding={decoding!r}: allowed {DECODING}")
@@ -83,6 +86,14 @@ class PalmEPlanner(Planner):
         # The task's instruction spoken in voices training never used, or an object it names
         # pointed at on the current views; None when the model reads it.
         self._inputs = instruction_inputs(self.model.instruction_encoder, held_out=True)
+        if recognizer is not None:  # spoken, then transcribed for a planner that reads
+            if self._inputs is not None:
+                raise ValueError(
+                    f"recognizer={recognizer}: this checkpoint takes its instructions through "
+                    f"its {self.model.config.instruction_sensor} sensor; a recognizer goes in "
+                    f"front of a planner that reads them"
+                )
+            self._inputs = transcribed_instructions(recognizer)
         self.decoding, self.failure_detection = decoding, failure_detection
         self.max_new_tokens = max_new_tokens
         self.stats = PlanningStats()

@@ -45,6 +45,7 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
         config.planner_checkpoint,
         decoding=config.decoding,
         failure_detection=config.failure_detection,
+        recognizer=config.recognizer,
     )
     skills = make_skills(config.skills, config.skills_checkpoint)
     started = time.perf_counter()

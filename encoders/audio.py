@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import shutil
 import subprocess
 import wave
@@ -44,6 +45,22 @@ def normalize_transcript(text: str) -> str:
     text = text.lower().replace("_", " ")
     kept = "".join(c if c in ALPHABET else " " for c in text)
     return " ".join(kept.split())
+
+
+QUESTION_WORDS = ("how", "what", "which", "where", "is", "are", "was", "were", "can", "does", "do")
+"""First words that make a transcript a question in ``written_form``."""
+
+
+def written_form(transcript: str) -> str:
+    """A transcript written back the way the tasks write instructions, as far as speech tells:
+    ``obj 3`` -> ``obj_3``, a capital first letter, ``?`` after a question and ``.`` after the
+    rest. Commas are not restored (``normalize_transcript``'s output has none to go by)."""
+    text = re.sub(r"\bobj (\d+)\b", r"obj_\1", " ".join(transcript.split()))
+    if not text:
+        return text
+    words = text.split()
+    end = "?" if words[0] in QUESTION_WORDS else "."
+    return text[0].upper() + text[1:] + end
 
 
 def encode_transcript(text: str) -> list[int]:

@@ -68,7 +68,7 @@ from embodied.sentence import PLACEMENTS
 from embodied.train import FINAL, build_encoder, pretrain_lm, train
 from embodied.train_encoder import train as train_encoder
 from embodied.training import CHECKPOINT, latest_checkpoint, trained_seconds
-from encoders import ENCODERS
+from encoders import ENCODERS, make_encoder
 from experiments.common import RESULTS_DIR, machine, merge_rows, write_results
 
 
@@ -140,6 +140,10 @@ class Variant:
     """EvaluateConfig fields (decoding, ...)."""
     run: str | None = None
     """The run directory; None: ``runs/study_<name>``."""
+    transcribed: bool = False
+    """Evaluated with its instructions spoken and transcribed by the audio encoder pretrained
+    under ``--runs`` (EvaluateConfig.recognizer): speech recognition in front of a planner that
+    reads."""
     encoder_run: str | None = None
     """The run under ``--runs`` whose ``final`` the encoder starts from (``experiments.
     pretrain_encoders`` writes it; a missing one is an error); None: ``encoder_<encoder>``."""
@@ -177,6 +181,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         ["eval"],
         [
             Variant("state_text_instructions", run=SHIPPED_RUN),
+            Variant("state_transcribed_instructions", run=SHIPPED_RUN, transcribed=True),
             Variant("state_spoken_instructions", train={"model": HEARD, "spoken_variants": 4}),
             Variant("state_spoken_voices", train={"model": HEARD}),
             Variant(
@@ -352,6 +357,16 @@ def pretrained_instruction_encoder(sensor: str, data: str, runs: Path) -> str:
     return str(final)
 
 
+def recognizer(data: str, runs: Path, quick: bool) -> str:
+    """The speech recognizer of ``transcribed`` variants: the audio encoder pretrained with CTC
+    (``pretrained_instruction_encoder``); ``quick``: an untrained one, saved under ``runs``."""
+    if not quick:
+        return pretrained_instruction_encoder("audio", data, runs)
+    untrained = runs / "quick_recognizer"
+    make_encoder("audio").save(untrained)
+    return str(untrained)
+
+
 def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool) -> TrainConfig:
     """``data``: corpus name -> its path."""
     steps = CORPORA[variant.corpus].steps
@@ -438,6 +453,7 @@ def run_variant(
         if "elapsed_s" in row["train_metrics"]:  # trained by an earlier run of the study
             row["train_s"] = round(row["train_metrics"]["elapsed_s"])
             row["trained_earlier"] = True
+    heard = recognizer(data["full"], runs, quick) if variant.transcribed else None
     started = time.perf_counter()
     info = evaluate(
         EvaluateConfig(
@@ -447,6 +463,7 @@ def run_variant(
             episodes=episodes,
             workers=2,
             output_dir=str(Path(variant.run_dir) / f"evaluation_{variant.name}"),
+            recognizer=heard,
             **variant.evaluate,
         )
     )

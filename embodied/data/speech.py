@@ -24,9 +24,11 @@ from encoders.audio import (
     AUDIO_LENGTHS,
     TRANSCRIPT,
     TRANSCRIPT_LENGTHS,
+    AudioEncoder,
     encode_transcript,
     log_mel,
     synthesize,
+    written_form,
 )
 from envs.tasks import KITCHEN_FAMILIES, TABLETOP_FAMILIES
 from envs.tasks.base import REFERRALS
@@ -161,6 +163,37 @@ class SpokenInstructions:
         """The audio encoder's inputs for ``texts`` (zero-padded)."""
         variants = variants if variants is not None else [0] * len(texts)
         return collate_audio([self.features(t, v) for t, v in zip(texts, variants, strict=True)])
+
+
+class TranscribedInstructions:
+    """A speech recognizer in front of a planner that reads (a cascade, against the audio
+    tokens of ``instruction_sensor=audio``): each instruction spoken in the voices of ``seed``,
+    transcribed by a CTC-pretrained audio encoder (greedy), and written back
+    (``written_form``); the planner reads the transcript, and no sensor input goes with it."""
+
+    needs: tuple[str, ...] = ()
+    """Observation arrays it reads: none, it speaks the instruction's text."""
+
+    def __init__(self, recognizer: AudioEncoder, seed: int) -> None:
+        self.recognizer = recognizer.eval()
+        self.speech = SpokenInstructions(seed, recognizer.config.n_mels)
+        self.heard: dict[str, str] = {}
+        """Instruction -> what the planner read for it."""
+
+    def prepare(
+        self,
+        instructions: Sequence[str],
+        entities: Sequence[Sequence[str]],
+        observation: Mapping[str, Tensor],
+        draws: np.random.Generator,
+    ) -> tuple[list[str], dict[str, Tensor]]:
+        """The instructions as heard and transcribed; no sensor inputs."""
+        new = [text for text in dict.fromkeys(instructions) if text not in self.heard]
+        if new:
+            with torch.no_grad():
+                transcripts = self.recognizer.transcribe(self.speech.batch(new))
+            self.heard.update(zip(new, map(written_form, transcripts), strict=True))
+        return [self.heard[text] for text in instructions], {}
 
 
 def collate_audio(features: list[Tensor]) -> dict[str, Tensor]:

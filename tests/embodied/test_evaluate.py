@@ -137,6 +137,10 @@ def test_bad_evaluation_configs_name_the_problem(tmp_path):
         EvaluateConfig(env=TabletopEnvConfig(), planner="oracle", workers=0)
     with pytest.raises(ValueError, match="trained in embodied/Tabletop-v0"):
         EvaluateConfig(env=KitchenEnvConfig(), checkpoint=DEFAULT_PLANNER_CHECKPOINT)
+    with pytest.raises(ValueError, match="read by planner=palme only"):
+        EvaluateConfig(env=TabletopEnvConfig(), planner="oracle", recognizer=str(tmp_path))
+    with pytest.raises(ValueError, match="no encoder.json there"):
+        EvaluateConfig(env=TabletopEnvConfig(), recognizer=str(tmp_path))
 
 
 def test_a_two_episode_evaluation_in_two_workers(tmp_path):

@@ -1064,3 +1064,29 @@ def test_without_entity_referrals_the_object_tokens_come_unnamed(tokenizer):
     model = tiny_model(tokenizer)
     model.config = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
     assert model.prompt("How to grasp obj_1?", "plan", ["obj_1"]).startswith("Scene: <obj_1>.")
+
+
+def test_a_recognizer_in_front_of_a_reading_planner_puts_its_transcript_in_the_prompt(
+    checkpoint, make_env, tmp_path
+):
+    make_encoder("audio", width=32, layers=1, heads=2, tokens=3, dim=16, n_mels=40).save(
+        tmp_path / "recognizer"
+    )
+    planner = PalmEPlanner(checkpoint, recognizer=tmp_path / "recognizer")
+    heard: list[int] = []
+
+    def transcribe(batch):  # what an untrained recognizer writes is noise: script it
+        heard.append(int(batch["audio_lengths"][0]))
+        return ["how to grasp obj 9"]  # no scene has obj_9: it can only come from here
+
+    planner._inputs.recognizer.transcribe = transcribe  # type: ignore[union-attr]
+    env = make_env(image_size=32, views=["front"], tasks=["p1"])
+    prompts: list[str] = []
+    scripted(planner, {"plan": ["pick(obj_1)", "done()"]}, prompts)
+    run_episode(env, planner, 0, "p1")
+    assert all("How to grasp obj_9?" in prompt for prompt in prompts), prompts
+    assert not any(env.unwrapped.task.instruction in prompt for prompt in prompts)
+    assert len(heard) == 1 and heard[0] > 50, "spoken once (100 frames/s), then cached"
+    make_encoder("state").save(tmp_path / "not_audio")
+    with pytest.raises(ValueError, match="allowed an audio encoder"):
+        PalmEPlanner(checkpoint, recognizer=tmp_path / "not_audio")

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from embodied.data.speech import VOICES, SpeechCorpus, collate_speech
+from embodied.data.speech import VOICES, SpeechCorpus, TranscribedInstructions, collate_speech
 from encoders import load_encoder, make_encoder
 from encoders.audio import (
+    AUDIO_LENGTHS,
     SAMPLE_RATE,
     character_error_rate,
     decode_ids,
@@ -18,6 +19,7 @@ from encoders.audio import (
     normalize_transcript,
     synthesize,
     window_mask,
+    written_form,
 )
 
 TINY = {"width": 32, "layers": 1, "heads": 2, "tokens": 3, "dim": 16, "n_mels": 40}
@@ -50,6 +52,32 @@ def test_transcripts_round_trip_in_the_alphabet():
     assert normalize_transcript("Was pick(obj_3) successful?") == "was pick obj 3 successful"
     ids = encode_transcript("Put the can in the drawer.")
     assert decode_ids(ids) == "put the can in the drawer" and 0 not in ids
+
+
+def test_a_transcript_is_written_back_as_the_tasks_write_instructions():
+    for text in ("How to grasp obj_4?", "Is obj_2 below obj_10?", "Put the can in the drawer."):
+        assert written_form(normalize_transcript(text)) == text
+    spoken = normalize_transcript("Is it possible to first grasp obj_1, then grasp obj_3?")
+    assert written_form(spoken) == "Is it possible to first grasp obj_1 then grasp obj_3?"
+    assert written_form("  pick   obj 3 ") == "Pick obj_3." and written_form("") == ""
+
+
+def test_transcribed_instructions_speak_transcribe_once_and_write_back():
+    recognizer = make_encoder("audio", **TINY)
+    spoken: list[int] = []
+
+    def transcribe(batch):  # an untrained recognizer writes noise: script what it heard
+        spoken.extend(batch[AUDIO_LENGTHS].tolist())
+        return ["what colour is obj 3"] * len(batch[AUDIO_LENGTHS])
+
+    recognizer.transcribe = transcribe  # type: ignore[method-assign]
+    inputs = TranscribedInstructions(recognizer, seed=1)
+    rng = np.random.default_rng(0)
+    texts, arrays = inputs.prepare(["What colour is obj_3?"] * 2, [[], []], {}, rng)
+    assert texts == ["What colour is obj_3?"] * 2 and arrays == {}
+    assert len(spoken) == 1 and spoken[0] > 50, "one utterance of ~1 s at 100 frames/s"
+    inputs.prepare(["What colour is obj_3?"], [[]], {}, rng)
+    assert len(spoken) == 1, "a text heard before is not transcribed again"
 
 
 def test_character_error_rate_counts_edits():
