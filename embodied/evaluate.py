@@ -114,9 +114,11 @@ class Evaluator:
             skills=self.skills,
         )
         planning = planning_seconds(self.planner) - planning_before
+        heard = getattr(self.planner, "heard", lambda instruction: None)(result.instruction)
         return {
             **asdict(job),
             **result.to_json(),
+            **({"heard": heard} if heard is not None else {}),
             "planning_s": round(planning, 4),
         }
 

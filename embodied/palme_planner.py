@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from embodied.config import DECODING, FAILURE_DETECTION
+from embodied.data.speech import TranscribedInstructions
 from embodied.decoding import MAX_REPLY_TOKENS, TokenTrie, greedy_decode
 from embodied.entity_names import EntityNames
 from embodied.instructions import HELD_OUT_SEED, instruction_inputs, transcribed_instructions
@@ -167,6 +168,13 @@ class PalmEPlanner(Planner):
         self.stats.instruction_seconds += elapsed
         self.stats.seconds += elapsed
         return texts[0], extra
+
+    def heard(self, instruction: str) -> str | None:
+        """What the planner read for ``instruction`` through its recognizer (None: it has none,
+        or has not heard that instruction)."""
+        if not isinstance(self._inputs, TranscribedInstructions):
+            return None
+        return self._inputs.heard.get(instruction)
 
     def _names(self, env: ArmEnv) -> EntityNames:
         """The scene's labels in the model's names (``ModelConfig.entity_names``)."""

@@ -1086,6 +1086,8 @@ def test_a_recognizer_in_front_of_a_reading_planner_puts_its_transcript_in_the_p
     run_episode(env, planner, 0, "p1")
     assert all("How to grasp obj_9?" in prompt for prompt in prompts), prompts
     assert not any(env.unwrapped.task.instruction in prompt for prompt in prompts)
+    assert planner.heard(env.unwrapped.task.instruction) == "How to grasp obj_9?"
+    assert PalmEPlanner(checkpoint).heard(env.unwrapped.task.instruction) is None
     assert len(heard) == 1 and heard[0] > 50, "spoken once (100 frames/s), then cached"
     make_encoder("state").save(tmp_path / "not_audio")
     with pytest.raises(ValueError, match="allowed an audio encoder"):
