@@ -589,11 +589,18 @@ class TrainConfig(TrainingRun):
     instruction_encoder_checkpoint: str | None = None
     """With ``model.instruction_sensor``: start its encoder from this directory (its
     pretraining: runs/encoder_audio/final, runs/encoder_region/final); None: a new one."""
+    recognizer: str | None = None
+    """A CTC speech encoder (``runs/encoder_audio/final``) in front of a planner that reads:
+    training reads each instruction as the recognizer transcribes one of ``spoken_variants``
+    recordings of it, so the planner learns the recognizer's mistakes; evaluate it with the
+    same ``recognizer=``. None: instructions are read as written (or heard by
+    ``model.instruction_sensor``)."""
     spoken_variants: int = 32
-    """With ``model.instruction_sensor=audio``: the ways (voice, speed, pitch, noise) training
-    speaks each instruction in. The tabletop has ~150 distinct instruction texts; heard in 4
-    ways each, the spoken planner learned them by heart (training loss 0.25, held-out loss flat
-    at 0.37-0.39 from step 250 to 2250, in other voices)."""
+    """With ``model.instruction_sensor=audio`` or a ``recognizer``: the ways (voice, speed,
+    pitch, noise) training speaks each instruction in. The tabletop has ~150 distinct
+    instruction texts; heard in 4 ways each, the spoken planner learned them by heart
+    (training loss 0.25, held-out loss flat at 0.37-0.39 from step 250 to 2250, in other
+    voices)."""
     instruction_encoder_config: dict[str, Any] = field(default_factory=dict)
     """The instruction encoder's config fields (``+instruction_encoder_config.pooling=windows``),
     over its checkpoint's when it starts from one (there, only fields that shape no weight)."""
@@ -682,6 +689,17 @@ class TrainConfig(TrainingRun):
                 f"instruction_encoder_checkpoint={self.instruction_encoder_checkpoint} needs "
                 "model.instruction_sensor=audio|region: the planner reads its instructions"
             )
+        if self.recognizer is not None:
+            if sensor is not None:
+                raise ValueError(
+                    f"recognizer={self.recognizer} with model.instruction_sensor={sensor}: a "
+                    "recognizer goes in front of a planner that reads its instructions"
+                )
+            if not Path(self.recognizer, "encoder.json").exists():
+                raise ValueError(
+                    f"recognizer={self.recognizer}: no encoder.json there; allowed the final/ "
+                    "of python -m embodied.train_encoder encoder=audio"
+                )
         if self.instruction_encoder_config and sensor is None:
             raise ValueError(
                 f"instruction_encoder_config={self.instruction_encoder_config} needs "

@@ -60,14 +60,19 @@ def instruction_inputs(
     return SpokenInstructions(TRAIN_SEED, encoder.config.n_mels, spoken_variants)
 
 
-def transcribed_instructions(recognizer: str | Path) -> TranscribedInstructions:
-    """What a planner that reads its instructions reads when they are spoken in held-out voices
-    and transcribed by ``recognizer``, a CTC-pretrained audio encoder's directory (the
-    ``final/`` of ``python -m embodied.train_encoder encoder=audio``)."""
+def transcribed_instructions(
+    recognizer: str | Path, held_out: bool, variants: int = 1
+) -> TranscribedInstructions:
+    """What a planner that reads its instructions reads when they are spoken and transcribed
+    by ``recognizer``, a CTC-pretrained audio encoder's directory (the ``final/`` of
+    ``python -m embodied.train_encoder encoder=audio``): in held-out voices (``held_out``), or
+    in training's, each instruction one of ``variants`` ways."""
     encoder = load_encoder(recognizer)
     if not isinstance(encoder, AudioEncoder):
         raise ValueError(
             f"recognizer={recognizer} holds a {encoder.name!r} encoder: allowed an audio "
             f"encoder (python -m embodied.train_encoder encoder=audio)"
         )
-    return TranscribedInstructions(encoder, HELD_OUT_SEED)
+    if held_out:
+        return TranscribedInstructions(encoder, HELD_OUT_SEED)
+    return TranscribedInstructions(encoder, TRAIN_SEED, variants)

@@ -94,7 +94,7 @@ class PalmEPlanner(Planner):
                     f"its {self.model.config.instruction_sensor} sensor; a recognizer goes in "
                     f"front of a planner that reads them"
                 )
-            self._inputs = transcribed_instructions(recognizer)
+            self._inputs = transcribed_instructions(recognizer, held_out=True)
         self.decoding, self.failure_detection = decoding, failure_detection
         self.max_new_tokens = max_new_tokens
         self.stats = PlanningStats()
@@ -174,7 +174,7 @@ class PalmEPlanner(Planner):
         or has not heard that instruction)."""
         if not isinstance(self._inputs, TranscribedInstructions):
             return None
-        return self._inputs.heard.get(instruction)
+        return self._inputs.heard(instruction)
 
     def _names(self, env: ArmEnv) -> EntityNames:
         """The scene's labels in the model's names (``ModelConfig.entity_names``)."""

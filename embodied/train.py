@@ -59,7 +59,12 @@ from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
 from embodied.decoding import MAX_REPLY_TOKENS, greedy_decode
 from embodied.entity_names import ENTITY_NAMES, labelled, name_by_colour, rename_record
-from embodied.instructions import InstructionInputs, arrays_read, instruction_inputs
+from embodied.instructions import (
+    InstructionInputs,
+    arrays_read,
+    instruction_inputs,
+    transcribed_instructions,
+)
 from embodied.lm import load_lm, small_llama, train_tokenizer
 from embodied.model import MODEL_CONFIG, PalmE
 from embodied.sentence import IGNORE, PLACEMENTS, encode, prompt_text
@@ -393,13 +398,25 @@ SCENE_EVAL_FRAMES = 32
 """Held-out frames asked to describe their scene, when training does (``scene_descriptions``)."""
 
 
-def evaluate(model: PalmE, bank: FrameBank, config: TrainConfig) -> dict[str, float]:
+def instructions_heard(
+    model: PalmE, config: TrainConfig, held_out: bool
+) -> InstructionInputs | None:
+    """How the instructions reach the model: through its instruction sensor, as transcripts
+    of their speech (``config.recognizer``), or read (None); in held-out voices or training's."""
+    if config.recognizer is not None:
+        return transcribed_instructions(config.recognizer, held_out, config.spoken_variants)
+    return instruction_inputs(model.instruction_encoder, held_out, config.spoken_variants)
+
+
+def evaluate(
+    model: PalmE, bank: FrameBank, config: TrainConfig, inputs: InstructionInputs | None
+) -> dict[str, float]:
     """Held-out loss and exact-match accuracy of greedy decoding: for plan steps, answers, and
     each task family; with ``scene_descriptions``, also of the scene descriptions of the first
-    ``SCENE_EVAL_FRAMES`` of those frames (``scene_accuracy``)."""
+    ``SCENE_EVAL_FRAMES`` of those frames (``scene_accuracy``). ``inputs``: the instructions
+    as the held-out evaluation hears them (``instructions_heard``)."""
     model.eval()
     index = bank.draw(config.eval_examples, config.seed + 1, 0, config.family_alpha)
-    inputs = instruction_inputs(model.instruction_encoder, held_out=True)
     draws = np.random.default_rng(config.seed + 1)
     prompts, targets, observation = examples(
         model, bank, index, inputs, draws, rationales=config.question_rationales
@@ -501,9 +518,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 torch.manual_seed(config.seed)
                 model = build_model(config, bank, output_dir)
     model.to(device).train()
-    inputs = instruction_inputs(
-        model.instruction_encoder, held_out=False, spoken_variants=config.spoken_variants
-    )
+    inputs = instructions_heard(model, config, held_out=False)
+    held_out_inputs = instructions_heard(model, config, held_out=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     start = load_trainer_state(found, optimizer) if found is not None else FRESH
@@ -550,7 +566,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     def measure(elapsed: float) -> dict[str, Any]:
         return {
-            **evaluate(model, eval_bank, config),
+            **evaluate(model, eval_bank, config, held_out_inputs),
             "tokens_per_s": round(tokens_seen * world / elapsed, 1),
         }
 

@@ -141,9 +141,9 @@ class Variant:
     run: str | None = None
     """The run directory; None: ``runs/study_<name>``."""
     transcribed: bool = False
-    """Evaluated with its instructions spoken and transcribed by the audio encoder pretrained
-    under ``--runs`` (EvaluateConfig.recognizer): speech recognition in front of a planner that
-    reads."""
+    """Its instructions spoken and transcribed by the audio encoder pretrained under
+    ``--runs`` (``recognizer``), in evaluation and, when it trains, in training: speech
+    recognition in front of a planner that reads."""
     encoder_run: str | None = None
     """The run under ``--runs`` whose ``final`` the encoder starts from (``experiments.
     pretrain_encoders`` writes it; a missing one is an error); None: ``encoder_<encoder>``."""
@@ -182,6 +182,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         [
             Variant("state_text_instructions", run=SHIPPED_RUN),
             Variant("state_transcribed_instructions", run=SHIPPED_RUN, transcribed=True),
+            Variant("state_trained_on_transcripts", transcribed=True),
             Variant("state_spoken_instructions", train={"model": HEARD, "spoken_variants": 4}),
             Variant("state_spoken_voices", train={"model": HEARD}),
             Variant(
@@ -394,6 +395,8 @@ def train_config(variant: Variant, data: dict[str, str], runs: Path, quick: bool
         fields["instruction_encoder_checkpoint"] = pretrained_instruction_encoder(
             sensor, data["full"], runs
         )
+    if variant.transcribed:
+        fields["recognizer"] = recognizer(data["full"], runs, quick)
     config = TrainConfig(**fields)
     if quick:
         tiny = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, pretrain_steps=2)

@@ -167,18 +167,18 @@ class SpokenInstructions:
 
 class TranscribedInstructions:
     """A speech recognizer in front of a planner that reads (a cascade, against the audio
-    tokens of ``instruction_sensor=audio``): each instruction spoken in the voices of ``seed``,
-    transcribed by a CTC-pretrained audio encoder (greedy), and written back
-    (``written_form``); the planner reads the transcript, and no sensor input goes with it."""
+    tokens of ``instruction_sensor=audio``): each instruction spoken in one of ``variants``
+    ways of ``seed`` (``SpokenInstructions``), transcribed by a CTC-pretrained audio encoder
+    (greedy), and written back (``written_form``); the planner reads the transcript, and no
+    sensor input goes with it. Each recording is transcribed once."""
 
     needs: tuple[str, ...] = ()
     """Observation arrays it reads: none, it speaks the instruction's text."""
 
-    def __init__(self, recognizer: AudioEncoder, seed: int) -> None:
+    def __init__(self, recognizer: AudioEncoder, seed: int, variants: int = 1) -> None:
         self.recognizer = recognizer.eval()
-        self.speech = SpokenInstructions(seed, recognizer.config.n_mels)
-        self.heard: dict[str, str] = {}
-        """Instruction -> what the planner read for it."""
+        self.speech = SpokenInstructions(seed, recognizer.config.n_mels, variants)
+        self._read: dict[tuple[str, int], str] = {}  # (instruction, variant) -> transcript
 
     def prepare(
         self,
@@ -187,13 +187,22 @@ class TranscribedInstructions:
         observation: Mapping[str, Tensor],
         draws: np.random.Generator,
     ) -> tuple[list[str], dict[str, Tensor]]:
-        """The instructions as heard and transcribed; no sensor inputs."""
-        new = [text for text in dict.fromkeys(instructions) if text not in self.heard]
+        """The instructions as heard (each one of ``variants`` ways, drawn from ``draws``)
+        and transcribed; no sensor inputs."""
+        variants = draws.integers(self.speech.variants, size=len(instructions)).tolist()
+        recordings = list(zip(instructions, variants, strict=True))
+        new = [r for r in dict.fromkeys(recordings) if r not in self._read]
         if new:
+            batch = self.speech.batch([text for text, _ in new], [v for _, v in new])
             with torch.no_grad():
-                transcripts = self.recognizer.transcribe(self.speech.batch(new))
-            self.heard.update(zip(new, map(written_form, transcripts), strict=True))
-        return [self.heard[text] for text in instructions], {}
+                transcripts = self.recognizer.transcribe(batch)
+            self._read.update(zip(new, map(written_form, transcripts), strict=True))
+        return [self._read[r] for r in recordings], {}
+
+    def heard(self, instruction: str, variant: int = 0) -> str | None:
+        """What the planner read for ``instruction`` spoken its ``variant``-th way (None: not
+        heard yet)."""
+        return self._read.get((instruction, variant))
 
 
 def collate_audio(features: list[Tensor]) -> dict[str, Tensor]:

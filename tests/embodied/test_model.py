@@ -18,6 +18,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+import embodied.train
 import envs  # noqa: F401  (registers the environments)
 from embodied.config import (
     GenerateConfig,
@@ -51,6 +52,7 @@ from embodied.train import (
 )
 from embodied.training import METRICS
 from encoders import make_encoder
+from encoders.audio import AudioEncoder
 from encoders.region import region_mask
 from envs import keys
 from envs.base import OBJECT_CAPACITY
@@ -556,6 +558,43 @@ def test_tiny_train_plan_execute_with_an_instruction_sensor(dataset, tmp_path, s
             PalmEPlanner(tmp_path / "run" / FINAL, failure_detection="model")
 
 
+def test_a_planner_trained_behind_a_recognizer_reads_its_transcripts(
+    dataset, tmp_path, monkeypatch
+):
+    make_encoder("audio", n_mels=16, width=16, layers=1, heads=2, tokens=3, dim=16).save(
+        tmp_path / "recognizer"
+    )
+    spoken: list[int] = []
+
+    def transcribe(self, batch):  # an untrained recognizer writes noise: script it
+        spoken.extend(batch["audio_lengths"].tolist())
+        return ["how to grasp obj 9"] * len(batch["audio_lengths"])  # no scene has obj_9
+
+    monkeypatch.setattr(AudioEncoder, "transcribe", transcribe)
+    prompts: list[str] = []  # the planner's training and held-out prompts (not the LM's text)
+    make_examples = embodied.train.examples
+
+    def recording(*args, **kwargs):
+        made = make_examples(*args, **kwargs)
+        prompts.extend(made[0])
+        return made
+
+    monkeypatch.setattr(embodied.train, "examples", recording)
+    config = run_config(
+        dataset,
+        tmp_path / "run",
+        steps=2,
+        eval_every=2,
+        eval_examples=2,
+        checkpoint_every=2,
+        recognizer=str(tmp_path / "recognizer"),
+        spoken_variants=2,
+    )
+    train(config)
+    assert prompts and all("How to grasp obj_9?" in prompt for prompt in prompts), prompts[:2]
+    assert spoken and all(length > 50 for length in spoken), "each instruction was spoken"
+
+
 def test_tiny_train_plan_execute_end_to_end(dataset, tmp_path):
     train(run_config(dataset, tmp_path, steps=20, lr=1e-2))
     env = gym.make("embodied/Tabletop-v0", image_size=32, views=["front"], tasks=["p1"])
@@ -619,6 +658,11 @@ def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
         ({"encoder": "sonar"}, "encoder='sonar': allowed"),
         ({"steps": 0}, "steps=0: must be >= 1"),
         ({"spoken_variants": 0}, "spoken_variants=0: must be >= 1"),
+        ({"recognizer": "nowhere"}, r"recognizer=nowhere: no encoder\.json there"),
+        (
+            {"recognizer": "nowhere", "model": ModelConfig(instruction_sensor="audio")},
+            "a recognizer goes in front of a planner that reads",
+        ),
         ({"device": "tpu"}, "device='tpu': allowed"),
         (
             {"instruction_encoder_checkpoint": "runs/encoder_audio/final"},

@@ -77,7 +77,14 @@ def test_transcribed_instructions_speak_transcribe_once_and_write_back():
     assert texts == ["What colour is obj_3?"] * 2 and arrays == {}
     assert len(spoken) == 1 and spoken[0] > 50, "one utterance of ~1 s at 100 frames/s"
     inputs.prepare(["What colour is obj_3?"], [[]], {}, rng)
-    assert len(spoken) == 1, "a text heard before is not transcribed again"
+    assert len(spoken) == 1, "a recording heard before is not transcribed again"
+    assert inputs.heard("What colour is obj_3?") == "What colour is obj_3?"
+    assert inputs.heard("How to grasp obj_1?") is None
+    training = TranscribedInstructions(recognizer, seed=0, variants=3)
+    spoken.clear()
+    training.prepare(["What colour is obj_3?"] * 12, [[]] * 12, {}, rng)
+    assert len(spoken) == 3, "12 draws of 3 recordings: each transcribed once"
+    assert len(set(spoken)) > 1, "in different voices or speeds"
 
 
 def test_character_error_rate_counts_edits():
