@@ -38,6 +38,7 @@ DEFAULT_PLANNER_CHECKPOINTS = {
 }
 DECODING = ("free", "constrained")
 FAILURE_DETECTION = ("skill", "model")
+RECOGNITION = ("free", "constrained")
 TRAINED_ON = "trained_on.json"
 """Written into every final checkpoint by embodied.train: the env id of its training data."""
 
@@ -156,7 +157,12 @@ class EpisodesConfig:
     recognizer: str | None = None
     """planner=palme with a checkpoint that reads its instructions: a CTC speech encoder (the
     ``final/`` of ``python -m embodied.train_encoder encoder=audio``); the planner hears the
-    instruction spoken in voices training never used and reads the recognizer's transcript."""
+    instruction spoken in voices training never used and reads what the recognizer makes of it
+    (``recognition``)."""
+    recognition: str = "free"
+    """With a ``recognizer``: ``free`` (greedy transcription, written back) or ``constrained``
+    (the likeliest of the sentences the env's task families can pose in the scene, as command
+    interfaces listen for their grammar; free for families that cannot list theirs)."""
     skills: str = "scripted"
     """What executes the plan's steps: ``scripted`` skills or ``learned`` (a behaviour-cloned
     policy, ``skills_checkpoint``)."""
@@ -180,6 +186,8 @@ class EpisodesConfig:
             raise ValueError(
                 f"failure_detection={self.failure_detection!r}: allowed {FAILURE_DETECTION}"
             )
+        if self.recognition not in RECOGNITION:
+            raise ValueError(f"recognition={self.recognition!r}: allowed {RECOGNITION}")
         if self.recognizer is not None:
             if self.planner != "palme":
                 raise ValueError(

@@ -94,6 +94,7 @@ class Evaluator:
             decoding=config.decoding,
             failure_detection=config.failure_detection,
             recognizer=config.recognizer,
+            recognition=config.recognition,
         )
         self.skills = make_skills(config.skills, config.skills_checkpoint)
         self.config = config

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from embodied.config import DECODING, FAILURE_DETECTION
+from embodied.config import DECODING, FAILURE_DETECTION, RECOGNITION
 from embodied.data.speech import TranscribedInstructions
 from embodied.decoding import MAX_REPLY_TOKENS, TokenTrie, greedy_decode
 from embodied.entity_names import EntityNames
@@ -60,7 +60,10 @@ class PalmEPlanner(Planner):
     the history by its answer (the kitchen's recovery); ``"skill"`` trusts the skills' reports
     (and, for a model trained with ``failure_reasons``, shows their reasons). ``recognizer``
     (a CTC audio encoder's directory) puts speech recognition in front of a planner that
-    reads: it reads the transcript of its instruction spoken in voices training never used.
+    reads: it reads what the recognizer makes of its instruction spoken in voices training
+    never used, a free transcript (``recognition="free"``) or the likeliest of the sentences
+    the env's task families can pose in the scene (``"constrained"``, ``ArmEnv.all_instructions``;
+    free where a family cannot list them).
     """
 
     def __init__(
@@ -71,9 +74,12 @@ class PalmEPlanner(Planner):
         max_new_tokens: int = MAX_REPLY_TOKENS,
         device: str = "cpu",
         recognizer: str | Path | None = None,
+        recognition: str = "free",
     ) -> None:
         if decoding not in DECODING:
             raise ValueError(f"decoding={decoding!r}: allowed {DECODING}")
+        if recognition not in RECOGNITION:
+            raise ValueError(f"recognition={recognition!r}: allowed {RECOGNITION}")
         if failure_detection not in FAILURE_DETECTION:
             raise ValueError(
                 f"failure_detection={failure_detection!r}: allowed {FAILURE_DETECTION}"
@@ -96,6 +102,7 @@ class PalmEPlanner(Planner):
                 )
             self._inputs = transcribed_instructions(recognizer, held_out=True)
         self.decoding, self.failure_detection = decoding, failure_detection
+        self.recognition = recognition
         self.max_new_tokens = max_new_tokens
         self.stats = PlanningStats()
         self._retry_constrained = False
@@ -155,6 +162,12 @@ class PalmEPlanner(Planner):
         if self._inputs is None:
             return task.instruction, {}
         started = time.perf_counter()
+        if isinstance(self._inputs, TranscribedInstructions):
+            phrasings = env.all_instructions() if self.recognition == "constrained" else None
+            heard = self._inputs.recognize(task.instruction, phrasings)
+            self.stats.instruction_seconds += time.perf_counter() - started
+            self.stats.seconds += time.perf_counter() - started
+            return heard, {}
         arrays = {
             key: torch.from_numpy(np.asarray(observation[key])[None]) for key in self._inputs.needs
         }

@@ -46,6 +46,7 @@ def rollout(config: RolloutConfig) -> dict[str, Any]:
         decoding=config.decoding,
         failure_detection=config.failure_detection,
         recognizer=config.recognizer,
+        recognition=config.recognition,
     )
     skills = make_skills(config.skills, config.skills_checkpoint)
     started = time.perf_counter()

@@ -7,7 +7,8 @@ Speech is synthesized offline with espeak-ng (``synthesize``: voice, speed, pitc
 turned into log-mel features with ``torch.stft`` and a mel filterbank built here (torchaudio does
 not work with this torch build). The encoder is a convolutional front end (4x subsampling) and a
 transformer; pretraining is CTC on the spoken text's characters (``pretrain_loss``), and
-``transcribe`` decodes greedily, from which ``eval_metrics`` reports the character error rate.
+``transcribe`` decodes greedily, from which ``eval_metrics`` reports the character error rate;
+``likelihoods`` scores given sentences instead (constrained recognition).
 """
 
 from __future__ import annotations
@@ -249,6 +250,27 @@ class AudioEncoder(SensorEncoder):
             merged = [c for i, c in enumerate(ids) if i == 0 or c != ids[i - 1]]
             texts.append(decode_ids(merged))
         return texts
+
+    def likelihoods(self, batch: Batch, texts: list[str]) -> Tensor:
+        """``(K,)`` log-likelihoods of ``texts`` (as ``normalize_transcript`` spells them) for
+        the one utterance in ``batch``: CTC's sum over every alignment of each text to the
+        frames; -inf for a text too long for them."""
+        x, padding = self.frames(batch)
+        if x.shape[0] != 1:
+            raise ValueError(f"likelihoods scores one utterance; the batch holds {x.shape[0]}")
+        log_probs = self.ctc_head(x[:, ~padding[0]]).log_softmax(-1)  # (1, T', C)
+        targets = [torch.tensor(encode_transcript(t), dtype=torch.long) for t in texts]
+        padded = nn.utils.rnn.pad_sequence(targets, batch_first=True)  # (K, L)
+        k = len(texts)
+        nll = F.ctc_loss(
+            log_probs.transpose(0, 1).expand(-1, k, -1),  # (T', K, C)
+            padded,
+            torch.full((k,), log_probs.shape[1], dtype=torch.long),
+            torch.tensor([len(t) for t in targets]),
+            blank=0,
+            reduction="none",
+        )  # (K,), inf where no alignment exists
+        return -nll
 
     @torch.no_grad()
     def eval_metrics(self, batch: Batch) -> dict[str, float]:

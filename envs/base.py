@@ -24,7 +24,7 @@ from envs import keys
 from envs.cameras import CAMERA_PLACEMENTS, FAR, Camera, fuse_point_cloud
 from envs.plan import SkillCall
 from envs.robot import FINGER_FRICTION, FINGER_LINKS, MAX_GRIPPER_WIDTH, Panda
-from envs.tasks.base import PlanTask, Referral, Task, TaskFamily
+from envs.tasks.base import REFERRALS, PlanTask, Referral, Task, TaskFamily
 
 OBJECT_CAPACITY = 8  # rows of the objects observation: the most objects a scene can hold
 WORLD_BOUND = 5.0  # metres: every world-frame coordinate observed lies within +-WORLD_BOUND
@@ -474,6 +474,20 @@ class ArmEnv(gym.Env[dict[str, np.ndarray], np.ndarray], metaclass=ABCMeta):
         """The name of every row of the objects observation (obj_j is row j-1): the entities,
         then the furniture of ``fixture_rows`` (what the planner's entity prefix names)."""
         return self.entities + tuple(row.name for row in self.fixture_rows())
+
+    def all_instructions(self) -> list[str] | None:
+        """Every instruction the env's task families (``tasks``) can pose about the current
+        scene's objects, naming them each way (``REFERRALS``): what a recognizer listening
+        for this env's instructions may hear. None when a family cannot list its own."""
+        state = self.symbolic_state()
+        sentences: dict[str, None] = {}  # ordered, without repeats
+        for name in self.tasks:
+            for referral in REFERRALS:
+                listed = self.families[name].all_instructions(state, referral)
+                if listed is None:
+                    return None
+                sentences.update(dict.fromkeys(listed))
+        return list(sentences)
 
     def is_success(self, state: Any = None) -> bool:
         """The planning task's success predicate on the current state (False for questions)."""

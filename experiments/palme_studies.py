@@ -182,6 +182,12 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
         [
             Variant("state_text_instructions", run=SHIPPED_RUN),
             Variant("state_transcribed_instructions", run=SHIPPED_RUN, transcribed=True),
+            Variant(
+                "state_recognized_instructions",
+                run=SHIPPED_RUN,
+                transcribed=True,
+                evaluate={"recognition": "constrained"},
+            ),
             Variant("state_trained_on_transcripts", transcribed=True),
             Variant("state_spoken_instructions", train={"model": HEARD, "spoken_variants": 4}),
             Variant("state_spoken_voices", train={"model": HEARD}),

@@ -168,9 +168,9 @@ class SpokenInstructions:
 class TranscribedInstructions:
     """A speech recognizer in front of a planner that reads (a cascade, against the audio
     tokens of ``instruction_sensor=audio``): each instruction spoken in one of ``variants``
-    ways of ``seed`` (``SpokenInstructions``), transcribed by a CTC-pretrained audio encoder
-    (greedy), and written back (``written_form``); the planner reads the transcript, and no
-    sensor input goes with it. Each recording is transcribed once."""
+    ways of ``seed`` (``SpokenInstructions``) and recognized by a CTC-pretrained audio encoder,
+    freely (greedy, written back by ``written_form``) or among the sentences it may be
+    (``recognize``); the planner reads the result, and no sensor input goes with it."""
 
     needs: tuple[str, ...] = ()
     """Observation arrays it reads: none, it speaks the instruction's text."""
@@ -178,7 +178,9 @@ class TranscribedInstructions:
     def __init__(self, recognizer: AudioEncoder, seed: int, variants: int = 1) -> None:
         self.recognizer = recognizer.eval()
         self.speech = SpokenInstructions(seed, recognizer.config.n_mels, variants)
-        self._read: dict[tuple[str, int], str] = {}  # (instruction, variant) -> transcript
+        self._free: dict[tuple[str, int], str] = {}  # (instruction, variant) -> transcript
+        self._constrained: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._heard: dict[str, str] = {}  # instruction -> what recognize() last gave
 
     def prepare(
         self,
@@ -188,21 +190,38 @@ class TranscribedInstructions:
         draws: np.random.Generator,
     ) -> tuple[list[str], dict[str, Tensor]]:
         """The instructions as heard (each one of ``variants`` ways, drawn from ``draws``)
-        and transcribed; no sensor inputs."""
+        and transcribed freely, each recording once; no sensor inputs."""
         variants = draws.integers(self.speech.variants, size=len(instructions)).tolist()
         recordings = list(zip(instructions, variants, strict=True))
-        new = [r for r in dict.fromkeys(recordings) if r not in self._read]
+        new = [r for r in dict.fromkeys(recordings) if r not in self._free]
         if new:
             batch = self.speech.batch([text for text, _ in new], [v for _, v in new])
             with torch.no_grad():
                 transcripts = self.recognizer.transcribe(batch)
-            self._read.update(zip(new, map(written_form, transcripts), strict=True))
-        return [self._read[r] for r in recordings], {}
+            self._free.update(zip(new, map(written_form, transcripts), strict=True))
+        return [self._free[r] for r in recordings], {}
 
-    def heard(self, instruction: str, variant: int = 0) -> str | None:
-        """What the planner read for ``instruction`` spoken its ``variant``-th way (None: not
-        heard yet)."""
-        return self._read.get((instruction, variant))
+    def recognize(self, instruction: str, phrasings: list[str] | None) -> str:
+        """``instruction`` spoken its first way and recognized: freely, or, given the
+        ``phrasings`` it may be, as the one the recognizer finds likeliest (constrained
+        recognition, as command interfaces listen for their grammar's sentences; of two that
+        ``normalize_transcript`` spells alike, the first)."""
+        if phrasings is None:
+            heard = self.prepare([instruction], [[]], {}, np.random.default_rng(0))[0][0]
+        else:
+            key = (instruction, tuple(phrasings))
+            if key not in self._constrained:
+                with torch.no_grad():
+                    batch = self.speech.batch([instruction])
+                    scores = self.recognizer.likelihoods(batch, phrasings)  # (K,)
+                self._constrained[key] = phrasings[int(scores.argmax())]
+            heard = self._constrained[key]
+        self._heard[instruction] = heard
+        return heard
+
+    def heard(self, instruction: str) -> str | None:
+        """What ``recognize`` last gave for ``instruction`` (None: not asked yet)."""
+        return self._heard.get(instruction)
 
 
 def collate_audio(features: list[Tensor]) -> dict[str, Tensor]:

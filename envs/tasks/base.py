@@ -98,6 +98,12 @@ class TaskFamily(ABC, Generic[StateT]):
         the instruction names single objects; families whose instructions name none (or name
         kitchen objects, whose entity names are words) ignore it."""
 
+    def all_instructions(self, state: StateT, referral: Referral = "entity") -> list[str] | None:
+        """Every instruction this family can pose about the scene's objects (whatever their
+        arrangement), naming them by ``referral``: the sentences a recognizer listening for
+        this family's instructions may hear. None: too many to list (the default)."""
+        return None
+
 
 def clear_stack_step(state: SymbolicState, name: str) -> SkillCall | None:
     """pick() the top of whatever stands on ``name``; None when it is clear."""

@@ -88,6 +88,9 @@ class GraspFamily(TaskFamily[SymbolicState]):
             instruction=f"How to grasp {refer(state, target, referral)}?", target=target
         )
 
+    def all_instructions(self, state: SymbolicState, referral: Referral = "entity") -> list[str]:
+        return [f"How to grasp {refer(state, n, referral)}?" for n in state.objects]
+
 
 class StackFamily(TaskFamily[SymbolicState]):
     name, kind = "p2", "plan"
@@ -109,6 +112,15 @@ class StackFamily(TaskFamily[SymbolicState]):
             base=base,
         )
 
+    def all_instructions(self, state: SymbolicState, referral: Referral = "entity") -> list[str]:
+        named = {n: refer(state, n, referral) for n in state.objects}
+        return [
+            f"How to stack {x} on top of {y}?"
+            for x in named.values()
+            for y in named.values()
+            if x != y
+        ]
+
 
 class ColourQuestion(TaskFamily[SymbolicState]):
     """q1: What colour is obj_j? (always by entity name: asked by colour it would answer itself)"""
@@ -121,6 +133,9 @@ class ColourQuestion(TaskFamily[SymbolicState]):
         target = pick_one(rng, list(state.objects))
         colour = state.objects[target].colour
         return QuestionTask(family="q1", instruction=f"What colour is {target}?", answer=colour)
+
+    def all_instructions(self, state: SymbolicState, referral: Referral = "entity") -> list[str]:
+        return [f"What colour is {n}?" for n in state.objects]  # by name, whatever the referral
 
 
 SIDE_MARGIN = 0.015  # metres: cubes this close to a side boundary are not asked about
@@ -150,6 +165,12 @@ class SideQuestion(TaskFamily[SymbolicState]):
         question = f"Is {refer(state, obj.name, referral)} left, right or centre of the table?"
         return QuestionTask(family="q2", instruction=question, answer=side)
 
+    def all_instructions(self, state: SymbolicState, referral: Referral = "entity") -> list[str]:
+        return [
+            f"Is {refer(state, n, referral)} left, right or centre of the table?"
+            for n in state.objects
+        ]
+
 
 class BelowQuestion(TaskFamily[SymbolicState]):
     """q3: Is the X object below the Y object?"""
@@ -172,6 +193,10 @@ class BelowQuestion(TaskFamily[SymbolicState]):
             instruction=question,
             answer="yes" if (lower, upper) in true_pairs else "no",
         )
+
+    def all_instructions(self, state: SymbolicState, referral: Referral = "entity") -> list[str]:
+        named = [refer(state, n, referral) for n in state.objects]
+        return [f"Is {x} below {y}?" for x in named for y in named if x != y]
 
 
 class FeasibilityQuestion(TaskFamily[SymbolicState]):
@@ -198,6 +223,16 @@ class FeasibilityQuestion(TaskFamily[SymbolicState]):
         grasp, base, then = (refer(state, n, referral) for n in (first, second, third))
         question = FEASIBILITY_QUESTION.format(grasp=grasp, base=base, then=then)
         return QuestionTask(family="q4", instruction=question, answer="yes" if feasible else "no")
+
+    def all_instructions(self, state: SymbolicState, referral: Referral = "entity") -> list[str]:
+        named = [refer(state, n, referral) for n in state.objects]
+        return [
+            FEASIBILITY_QUESTION.format(grasp=a, base=b, then=c)
+            for a in named
+            for b in named
+            if a != b
+            for c in named
+        ]
 
 
 FEASIBILITY_QUESTION = (

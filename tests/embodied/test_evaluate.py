@@ -139,6 +139,8 @@ def test_bad_evaluation_configs_name_the_problem(tmp_path):
         EvaluateConfig(env=KitchenEnvConfig(), checkpoint=DEFAULT_PLANNER_CHECKPOINT)
     with pytest.raises(ValueError, match="read by planner=palme only"):
         EvaluateConfig(env=TabletopEnvConfig(), planner="oracle", recognizer=str(tmp_path))
+    with pytest.raises(ValueError, match="recognition='loose': allowed"):
+        EvaluateConfig(env=TabletopEnvConfig(), planner="oracle", recognition="loose")
     with pytest.raises(ValueError, match=r"no encoder\.json there"):
         EvaluateConfig(env=TabletopEnvConfig(), recognizer=str(tmp_path))
 

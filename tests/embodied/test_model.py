@@ -1132,6 +1132,26 @@ def test_a_recognizer_in_front_of_a_reading_planner_puts_its_transcript_in_the_p
     assert not any(env.unwrapped.task.instruction in prompt for prompt in prompts)
     assert planner.heard(env.unwrapped.task.instruction) == "How to grasp obj_9?"
     assert PalmEPlanner(checkpoint).heard(env.unwrapped.task.instruction) is None
+
+    constrained = PalmEPlanner(
+        checkpoint, recognizer=tmp_path / "recognizer", recognition="constrained"
+    )
+    listened_for: list[list[str]] = []
+
+    def likelihoods(batch, texts):  # scripted: the last sentence listened for is likeliest
+        listened_for.append(texts)
+        return torch.arange(len(texts), dtype=torch.float32)
+
+    constrained._inputs.recognizer.likelihoods = likelihoods  # type: ignore[union-attr]
+    prompts.clear()
+    scripted(constrained, {"plan": ["pick(obj_1)", "done()"]}, prompts)
+    run_episode(env, constrained, 0, "p1")
+    sentences = env.unwrapped.all_instructions()
+    assert listened_for == [sentences], "the scene's p1 sentences, listened for once"
+    assert sentences[-1] != env.unwrapped.task.instruction
+    assert all(f"Q: {sentences[-1]} " in prompt for prompt in prompts), prompts
+    with pytest.raises(ValueError, match=r"recognition='loose': allowed \('free', 'constrained'\)"):
+        PalmEPlanner(checkpoint, recognizer=tmp_path / "recognizer", recognition="loose")
     assert len(heard) == 1 and heard[0] > 50, "spoken once (100 frames/s), then cached"
     make_encoder("state").save(tmp_path / "not_audio")
     with pytest.raises(ValueError, match="allowed an audio encoder"):

@@ -78,13 +78,45 @@ def test_transcribed_instructions_speak_transcribe_once_and_write_back():
     assert len(spoken) == 1 and spoken[0] > 50, "one utterance of ~1 s at 100 frames/s"
     inputs.prepare(["What colour is obj_3?"], [[]], {}, rng)
     assert len(spoken) == 1, "a recording heard before is not transcribed again"
-    assert inputs.heard("What colour is obj_3?") == "What colour is obj_3?"
-    assert inputs.heard("How to grasp obj_1?") is None
+    assert inputs.recognize("What colour is obj_3?", None) == "What colour is obj_3?"
+    assert len(spoken) == 1 and inputs.heard("What colour is obj_3?") == "What colour is obj_3?"
     training = TranscribedInstructions(recognizer, seed=0, variants=3)
     spoken.clear()
     training.prepare(["What colour is obj_3?"] * 12, [[]] * 12, {}, rng)
     assert len(spoken) == 3, "12 draws of 3 recordings: each transcribed once"
     assert len(set(spoken)) > 1, "in different voices or speeds"
+
+
+def test_likelihoods_are_ctc_over_every_alignment_of_each_sentence(corpus):
+    encoder = make_encoder("audio", **TINY).eval()  # no dropout: the two passes compare
+    batch = collate_speech(corpus.features[:1], corpus.transcripts[:1])
+    spoken = corpus.utterances[0].text
+    with torch.no_grad():
+        scores = encoder.likelihoods(batch, [spoken, "pick can", "x" * 10_000])
+        mean_loss = float(encoder.pretrain_loss(batch))  # per target character
+    assert float(scores[0]) == pytest.approx(-mean_loss * len(corpus.transcripts[0]), rel=1e-4)
+    assert float(scores[1]) != float(scores[0])
+    assert scores[2] == float("-inf"), "more characters than frames: no alignment"
+    with pytest.raises(ValueError, match="scores one utterance"):
+        encoder.likelihoods(collate_speech(corpus.features[:2], corpus.transcripts[:2]), [spoken])
+
+
+def test_constrained_recognition_takes_the_likeliest_sentence_once():
+    recognizer = make_encoder("audio", **TINY)
+    asked: list[list[str]] = []
+
+    def likelihoods(batch, texts):  # an untrained recognizer's scores are noise: script them
+        asked.append(texts)
+        return torch.tensor([0.0, -1.0, 5.0, -3.0])
+
+    recognizer.likelihoods = likelihoods  # type: ignore[method-assign]
+    inputs = TranscribedInstructions(recognizer, seed=1)
+    phrasings = ["How to grasp obj_1?", "How to grasp obj_2?", "What colour is obj_3?", "No."]
+    assert inputs.recognize("What colour is obj_3?", phrasings) == "What colour is obj_3?"
+    assert inputs.recognize("What colour is obj_3?", phrasings) == "What colour is obj_3?"
+    assert asked == [phrasings], "recognized once per sentence list"
+    assert inputs.heard("What colour is obj_3?") == "What colour is obj_3?"
+    assert inputs.heard("How to grasp obj_1?") is None
 
 
 def test_character_error_rate_counts_edits():

@@ -268,3 +268,23 @@ def test_question_checks_read_the_question_by_entity_only():
         checks = question_checks(state, sampled.instruction)
         assert checks is not None, sampled.instruction
         assert all(c.passed for c in checks) == (sampled.answer == "yes")
+
+
+@pytest.mark.parametrize("family", ["p1", "p2", "q1", "q2", "q3", "q4"])
+def test_a_family_lists_every_instruction_it_samples(family):
+    state = make_state(TOWER)
+    for referral in REFERRALS:
+        listed = TASK_FAMILIES[family].all_instructions(state, referral)
+        assert listed is not None and len(set(listed)) == len(listed)
+        sampled = {sample(family, state, seed, referral).instruction for seed in range(200)}
+        assert sampled <= set(listed), sampled - set(listed)
+        assert len(sampled) > 1
+    stacked = TASK_FAMILIES[family].all_instructions(make_state(TOWER), "entity")
+    apart = {name: (colour, "table", y) for name, (colour, _, y) in TOWER.items()}
+    assert TASK_FAMILIES[family].all_instructions(make_state(apart), "entity") == stacked, (
+        "the same objects, however arranged, give the same sentences"
+    )
+
+
+def test_long_horizon_families_do_not_list_their_instructions():
+    assert TASK_FAMILIES["sort"].all_instructions(make_state(TOWER)) is None
