@@ -39,6 +39,17 @@ DEFAULT_PLANNER_CHECKPOINTS = {
 DECODING = ("free", "constrained")
 FAILURE_DETECTION = ("skill", "model")
 RECOGNITION = ("free", "constrained")
+
+
+def check_recognizer(recognizer: str) -> None:
+    """A speech recognizer is an encoder checkpoint directory (its ``encoder.json``)."""
+    if not Path(recognizer, "encoder.json").exists():
+        raise ValueError(
+            f"recognizer={recognizer}: no encoder.json there; allowed the final/ of "
+            "python -m embodied.train_encoder encoder=audio"
+        )
+
+
 TRAINED_ON = "trained_on.json"
 """Written into every final checkpoint by embodied.train: the env id of its training data."""
 
@@ -194,11 +205,7 @@ class EpisodesConfig:
                     f"recognizer={self.recognizer} is read by planner=palme only "
                     f"(planner={self.planner!r})"
                 )
-            if not Path(self.recognizer, "encoder.json").exists():
-                raise ValueError(
-                    f"recognizer={self.recognizer}: no encoder.json there; allowed the final/ "
-                    f"of python -m embodied.train_encoder encoder=audio"
-                )
+            check_recognizer(self.recognizer)
         if self.skills not in SKILL_KINDS:
             raise ValueError(f"skills={self.skills!r}: allowed {SKILL_KINDS}")
         if self.skills == "learned":
@@ -703,11 +710,7 @@ class TrainConfig(TrainingRun):
                     f"recognizer={self.recognizer} with model.instruction_sensor={sensor}: a "
                     "recognizer goes in front of a planner that reads its instructions"
                 )
-            if not Path(self.recognizer, "encoder.json").exists():
-                raise ValueError(
-                    f"recognizer={self.recognizer}: no encoder.json there; allowed the final/ "
-                    "of python -m embodied.train_encoder encoder=audio"
-                )
+            check_recognizer(self.recognizer)
         if self.instruction_encoder_config and sensor is None:
             raise ValueError(
                 f"instruction_encoder_config={self.instruction_encoder_config} needs "

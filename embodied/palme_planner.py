@@ -165,8 +165,9 @@ class PalmEPlanner(Planner):
         if isinstance(self._inputs, TranscribedInstructions):
             phrasings = env.all_instructions() if self.recognition == "constrained" else None
             heard = self._inputs.recognize(task.instruction, phrasings)
-            self.stats.instruction_seconds += time.perf_counter() - started
-            self.stats.seconds += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self.stats.instruction_seconds += elapsed
+            self.stats.seconds += elapsed
             return heard, {}
         arrays = {
             key: torch.from_numpy(np.asarray(observation[key])[None]) for key in self._inputs.needs

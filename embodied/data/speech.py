@@ -192,14 +192,17 @@ class TranscribedInstructions:
         """The instructions as heard (each one of ``variants`` ways, drawn from ``draws``)
         and transcribed freely, each recording once; no sensor inputs."""
         variants = draws.integers(self.speech.variants, size=len(instructions)).tolist()
-        recordings = list(zip(instructions, variants, strict=True))
+        return self._transcripts(list(zip(instructions, variants, strict=True))), {}
+
+    def _transcripts(self, recordings: list[tuple[str, int]]) -> list[str]:
+        """Free transcripts of ``(instruction, variant)`` recordings, each transcribed once."""
         new = [r for r in dict.fromkeys(recordings) if r not in self._free]
         if new:
             batch = self.speech.batch([text for text, _ in new], [v for _, v in new])
             with torch.no_grad():
                 transcripts = self.recognizer.transcribe(batch)
             self._free.update(zip(new, map(written_form, transcripts), strict=True))
-        return [self._free[r] for r in recordings], {}
+        return [self._free[r] for r in recordings]
 
     def recognize(self, instruction: str, phrasings: list[str] | None) -> str:
         """``instruction`` spoken its first way and recognized: freely, or, given the
@@ -207,7 +210,7 @@ class TranscribedInstructions:
         recognition, as command interfaces listen for their grammar's sentences; of two that
         ``normalize_transcript`` spells alike, the first)."""
         if phrasings is None:
-            heard = self.prepare([instruction], [[]], {}, np.random.default_rng(0))[0][0]
+            heard = self._transcripts([(instruction, 0)])[0]
         else:
             key = (instruction, tuple(phrasings))
             if key not in self._constrained:
