@@ -141,6 +141,46 @@ def explain_answer(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "target": f"{reason}. {implied}"}
 
 
+def ask_feasibility(record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """A tabletop frame of any family, its hand empty, asked a q4 question drawn by q4 from its
+    symbolic state, with its answer, without the plan history: the feasibility rule taught on
+    every scene the corpus holds (every frame of every plan), not on the q4 frames alone."""
+    state = SymbolicState.from_json(record["symbolic_state"])
+    if record["family"] not in TAMP_FAMILIES or state.held is not None:
+        raise ValueError(
+            f"feasibility questions need tabletop frames with an empty hand (families "
+            f"{sorted(TAMP_FAMILIES)}); this frame is of family {record['family']!r}, "
+            f"holding {state.held!r}"
+        )
+    task = TAMP_FAMILIES["q4"].sample(state, rng)
+    if not isinstance(task, QuestionTask):
+        raise ValueError(f"no q4 question fits a scene of {len(state.objects)} object(s)")
+    return {
+        **record,
+        "kind": "question",
+        "family": "q4",
+        "instruction": task.instruction,
+        "target": task.answer,
+        "history": [],
+        "history_success": [],
+        "history_reasons": [],
+    }
+
+
+def askable_frames(bank: FrameBank) -> Tensor:
+    """``(N,)`` indices of the tabletop frames whose hand is empty: those ``ask_feasibility``
+    may ask (a question whose hand holds a cube is answered "no" before any check)."""
+    return torch.tensor(
+        [
+            i
+            for i, record in enumerate(bank.records)
+            if record["family"] in TAMP_FAMILIES
+            and SymbolicState.from_json(record["symbolic_state"]).held is None
+        ],
+        dtype=torch.long,
+    )
+
+
 SCENE_FAMILY = "scene"
 """The family of a frame asked ``describe_scene``'s question (in held-out metrics: scene_...)."""
 
@@ -176,10 +216,12 @@ def frame_records(
     entity_names: str = "label",
     rationales: bool = False,
     described: bool = False,
+    feasibility: bool = False,
 ) -> list[dict[str, Any]]:
     """The records (instruction, entities, history, target, ...) of these frames: each asked
-    to describe its scene (``describe_scene``, ``described``), or their questions asked anew
-    by ``resample_question`` (``resample``) and the q4 answers preceded by their checks
+    to describe its scene (``describe_scene``, ``described``), or a q4 question
+    (``ask_feasibility``, ``feasibility``) or their questions asked anew by
+    ``resample_question`` (``resample``), and the q4 answers preceded by their checks
     (``explain_answer``, ``rationales``); then their entities relabelled by
     ``relabel_entities`` (``relabel``), drawing from ``draws``; last, with
     ``entity_names="colour"``, each cube named by its colour (``embodied.entity_names``)."""
@@ -190,12 +232,15 @@ def frame_records(
         raise ValueError(
             f"relabelling draws obj_j labels; entity_names={entity_names!r} drops them"
         )
-    if (relabel or resample) and draws is None:
-        raise ValueError("relabelling entities or resampling questions needs draws")
+    if (relabel or resample or feasibility) and draws is None:
+        raise ValueError("relabelling entities or asking questions anew needs draws")
     if described:
         records = [describe_scene(r) for r in records]
     else:
-        if resample:
+        if feasibility:
+            assert draws is not None
+            records = [ask_feasibility(r, draws) for r in records]
+        elif resample:
             assert draws is not None
             records = [resample_question(r, draws) for r in records]
         if rationales:
@@ -236,15 +281,16 @@ def examples(
     resample: bool = False,
     rationales: bool = False,
     described: bool = False,
+    feasibility: bool = False,
 ) -> tuple[list[str], list[str], dict[str, Tensor]]:
     """Prompts, targets and the observation batch of these frames as ``model`` takes them:
-    scenes described (``described``), or questions asked anew (``resample``) and q4 answers
-    after their checks (``rationales``); entities relabelled (``relabel``), from ``draws``;
-    then the instructions through the model's instruction sensor (``inputs``: spoken, or an
-    object pointed at)."""
+    scenes described (``described``), or asked a q4 question (``feasibility``) or their
+    questions asked anew (``resample``), and q4 answers after their checks (``rationales``);
+    entities relabelled (``relabel``), from ``draws``; then the instructions through the
+    model's instruction sensor (``inputs``: spoken, or an object pointed at)."""
     entity_names = model.config.entity_names
     records = frame_records(
-        bank, index, draws, relabel, resample, entity_names, rationales, described
+        bank, index, draws, relabel, resample, entity_names, rationales, described, feasibility
     )
     observation = bank.observations(torch.as_tensor(index))
     if inputs is not None:
@@ -537,6 +583,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
         )
     tokens_seen = 0
     described_per_step = round(config.scene_descriptions * config.batch_size)
+    asked_per_step = round(config.feasibility_questions * config.batch_size)
+    askable = askable_frames(bank) if asked_per_step else torch.zeros(0, dtype=torch.long)
+    if asked_per_step and len(askable) < asked_per_step:
+        raise ValueError(
+            f"feasibility_questions={config.feasibility_questions} asks {asked_per_step} frames "
+            f"a step; {config.data} holds {len(askable)} tabletop frames with an empty hand"
+        )
 
     def loss_at(at: int) -> torch.Tensor:
         nonlocal tokens_seen
@@ -556,6 +609,23 @@ def train(config: TrainConfig) -> dict[str, Any]:
             extra = bank.draw(described_per_step, config.seed + 3, at)[rank::world]
             more_prompts, more_targets, more = examples(
                 model, bank, extra, inputs, draws, config.relabel_entities, described=True
+            )
+            prompts, targets = prompts + more_prompts, targets + more_targets
+            observation = {key: torch.cat([observation[key], more[key]]) for key in observation}
+        if asked_per_step:  # more frames, of any family, asked a q4 question
+            chosen = np.random.default_rng([config.seed + 4, at]).choice(
+                len(askable), asked_per_step, replace=False
+            )
+            extra = askable[torch.from_numpy(chosen)][rank::world]
+            more_prompts, more_targets, more = examples(
+                model,
+                bank,
+                extra,
+                inputs,
+                draws,
+                config.relabel_entities,
+                rationales=config.question_rationales,
+                feasibility=True,
             )
             prompts, targets = prompts + more_prompts, targets + more_targets
             observation = {key: torch.cat([observation[key], more[key]]) for key in observation}

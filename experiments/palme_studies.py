@@ -257,6 +257,15 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                     "scene_descriptions": 0.25,
                 },
             ),
+            Variant(
+                "state_failure_reasons_question_rationales_feasibility_questions",
+                "blocked_pick_mistakes",
+                {
+                    "model": ModelConfig(failure_reasons=True),
+                    "question_rationales": True,
+                    "feasibility_questions": 0.25,
+                },
+            ),
         ],
     ),
     "representations": (
