@@ -43,6 +43,8 @@ from embodied.train import (
     CHECKPOINT,
     FINAL,
     SCENE_FAMILY,
+    ask_feasibility,
+    askable_frames,
     describe_scene,
     explain_answer,
     frame_records,
@@ -62,6 +64,7 @@ from envs.tasks.tamp import (
     SUPPORT_QUESTION,
     describe_support,
     is_feasible,
+    question_checks,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -914,6 +917,66 @@ def test_scene_descriptions_are_checked():
         TrainConfig(scene_descriptions=1.5)
     with pytest.raises(ValueError, match=r"model\.instruction_sensor=audio: the description"):
         TrainConfig(scene_descriptions=0.25, model=ModelConfig(instruction_sensor="audio"))
+
+
+def test_feasibility_questions_ask_empty_hand_frames_a_q4_question(feasibility_dataset):
+    bank = FrameBank(feasibility_dataset, "train")
+    askable = askable_frames(bank).tolist()
+    states = [SymbolicState.from_json(r["symbolic_state"]) for r in bank.records]
+    assert askable == [i for i, state in enumerate(states) if state.held is None]
+    assert 0 < len(askable) < len(bank), "p2 plans hold frames with a cube in the hand"
+    asked = frame_records(
+        bank, askable, np.random.default_rng(0), rationales=True, feasibility=True
+    )
+    answers = Counter()
+    for i, out in zip(askable, asked, strict=True):
+        record = bank.records[i]
+        assert (out["kind"], out["family"]) == ("question", "q4")
+        assert out["history"] == out["history_success"] == out["history_reasons"] == []
+        assert out["entities"] == record["entities"]
+        checks = question_checks(states[i], out["instruction"])
+        assert checks is not None, f"not a q4 question of the frame's cubes: {out['instruction']}"
+        answer = "yes" if all(c.passed for c in checks) else "no"
+        assert out["target"] == ". ".join([*(c.fact for c in checks), answer])
+        answers[answer] += 1
+    assert answers["yes"] and answers["no"], "rejection sampling asks both ways"
+    held = next(i for i, state in enumerate(states) if state.held is not None)
+    with pytest.raises(ValueError, match=r"empty hand .* holding 'obj_\d'"):
+        ask_feasibility(bank.records[held], np.random.default_rng(0))
+    kitchen = {**bank.records[askable[0]], "family": "success_detection"}
+    with pytest.raises(ValueError, match=r"family 'success_detection'"):
+        ask_feasibility(kitchen, np.random.default_rng(0))
+
+
+def test_training_with_feasibility_questions_adds_them_to_every_batch(
+    feasibility_dataset, tmp_path, monkeypatch
+):
+    asked: list[dict] = []
+
+    def ask_and_keep(record: dict, rng: np.random.Generator) -> dict:
+        asked.append(ask_feasibility(record, rng))
+        return asked[-1]
+
+    monkeypatch.setattr("embodied.train.ask_feasibility", ask_and_keep)
+    explained = targets_written_by(monkeypatch, "explain_answer", explain_answer)
+    config = run_config(
+        feasibility_dataset,
+        tmp_path,
+        steps=2,
+        eval_every=2,
+        question_rationales=True,
+        feasibility_questions=0.5,
+    )
+    metrics = train(config)
+    assert len(asked) == 2 * 4, "2 steps x 4 extra frames (half of batch_size=8); none held out"
+    assert all(r["family"] == "q4" and r["target"] in ("yes", "no") for r in asked)
+    rationales = [t for t in explained if t.endswith((". yes", ". no"))]
+    assert len(rationales) >= len(asked), "the extra questions are answered after their checks"
+    assert "q4_accuracy" in metrics
+    saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
+    assert saved["feasibility_questions"] == 0.5
+    with pytest.raises(ValueError, match=r"feasibility_questions=-0.1: must be in \[0, 1\]"):
+        TrainConfig(feasibility_questions=-0.1)
 
 
 def test_training_with_resampled_questions_runs(dataset, tmp_path):
