@@ -191,6 +191,10 @@ class AttemptQuestion(QuestionTask):
         return "yes" if ok else "no"
 
 
+AFFORDANCE_QUESTION = "Is it possible to pick the {x} here?"
+SUCCESS_QUESTION = "Was {attempt} successful?"
+
+
 class KitchenFamily(TaskFamily[KitchenState]):
     """A kitchen family also says where the scene's objects start (``layout``)."""
 
@@ -241,6 +245,9 @@ class PutInDrawerFamily(KitchenFamily):
             instruction=pick_one(rng, list(self.phrasings)).format(x=target), target=target
         )
 
+    def all_instructions(self, state: KitchenState, referral: Referral = "entity") -> list[str]:
+        return [text.format(x=name) for name in state.objects for text in self.phrasings]
+
 
 class BringFamily(KitchenFamily):
     name, kind = "bring_from_cabinet", "plan"
@@ -262,6 +269,9 @@ class BringFamily(KitchenFamily):
             instruction=pick_one(rng, list(self.phrasings)).format(x=target), target=target
         )
 
+    def all_instructions(self, state: KitchenState, referral: Referral = "entity") -> list[str]:
+        return [text.format(x=name) for name in state.objects for text in self.phrasings]
+
 
 class ClearCounterFamily(KitchenFamily):
     name, kind = "clear_counter", "plan"
@@ -282,6 +292,9 @@ class ClearCounterFamily(KitchenFamily):
         return ClearCounterTask(
             instruction=pick_one(rng, list(self.phrasings)), targets=tuple(loose)
         )
+
+    def all_instructions(self, state: KitchenState, referral: Referral = "entity") -> list[str]:
+        return list(self.phrasings)
 
 
 class PutAwayFamily(KitchenFamily):
@@ -305,6 +318,15 @@ class PutAwayFamily(KitchenFamily):
                     text = pick_one(rng, list(self.phrasings)).format(x=first, y=second)
                     return PutAwayTask(instruction=text, targets=(first, second))
         return None
+
+    def all_instructions(self, state: KitchenState, referral: Referral = "entity") -> list[str]:
+        return [
+            text.format(x=first, y=second)
+            for first in state.objects
+            for second in state.objects
+            if first != second
+            for text in self.phrasings
+        ]
 
 
 class AffordanceFamily(KitchenFamily):
@@ -334,9 +356,12 @@ class AffordanceFamily(KitchenFamily):
         target = pick_one(rng, pool)
         return QuestionTask(
             family=self.name,
-            instruction=f"Is it possible to pick the {target} here?",
+            instruction=AFFORDANCE_QUESTION.format(x=target),
             answer="yes" if want_yes else "no",
         )
+
+    def all_instructions(self, state: KitchenState, referral: Referral = "entity") -> list[str]:
+        return [AFFORDANCE_QUESTION.format(x=name) for name in state.objects]
 
 
 class SuccessDetectionFamily(KitchenFamily):
@@ -356,10 +381,15 @@ class SuccessDetectionFamily(KitchenFamily):
         attempt = attempts[int(rng.integers(len(attempts)))]
         return AttemptQuestion(
             family=self.name,
-            instruction=f"Was {attempt} successful?",
+            instruction=SUCCESS_QUESTION.format(attempt=attempt),
             attempt=attempt,
             inject_failure=bool(rng.random() < 0.5),
         )
+
+    def all_instructions(self, state: KitchenState, referral: Referral = "entity") -> list[str]:
+        attempts = [SkillCall("pick", (name,)) for name in state.objects]
+        attempts += [SkillCall(verb, (store,)) for store in STORES for verb in ("open", "close")]
+        return [SUCCESS_QUESTION.format(attempt=attempt) for attempt in attempts]
 
 
 KITCHEN_FAMILIES: dict[str, KitchenFamily] = {

@@ -128,6 +128,24 @@ def test_every_family_samples_a_task(make_kitchen):
         assert info[keys.TASK] == family and info[keys.INSTRUCTION]
 
 
+def test_every_family_lists_every_instruction_it_samples(make_kitchen):
+    env = make_kitchen(observe_images=False)
+    asked: dict[str, int] = dict.fromkeys(KITCHEN_FAMILIES, 0)
+    for seed in range(4):
+        env.reset(seed=seed)
+        state = env.unwrapped.symbolic_state()
+        for name, family in KITCHEN_FAMILIES.items():
+            listed = family.all_instructions(state)
+            assert listed is not None and len(set(listed)) == len(listed), name
+            rngs = (np.random.default_rng(draw) for draw in range(50))
+            sampled = {task.instruction for rng in rngs if (task := family.sample(state, rng))}
+            assert sampled <= set(listed), (name, sampled - set(listed))
+            asked[name] += len(sampled)
+    assert all(asked.values()), asked
+    sentences = env.unwrapped.all_instructions()
+    assert sentences is not None and env.unwrapped.task.instruction in sentences
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
