@@ -266,6 +266,16 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                     "feasibility_questions": 0.25,
                 },
             ),
+            Variant(
+                "state_support_relations_failure_reasons_question_rationales_feasibility_questions",
+                "blocked_pick_mistakes",
+                {
+                    "encoder_config": {"support_relations": True},
+                    "model": ModelConfig(failure_reasons=True),
+                    "question_rationales": True,
+                    "feasibility_questions": 0.25,
+                },
+            ),
         ],
     ),
     "representations": (
