@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from embodied.config import DEFAULT_PLANNER_CHECKPOINT
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -434,3 +436,17 @@ def test_palme_studies_refuse_a_finished_run_that_names_cubes_otherwise(tmp_path
     variant = replace(variant, run=str(final.parent))
     with pytest.raises(SystemExit, match=r"names cubes by label, vit_1pct by colour: move the run"):
         run_variant(variant, ["eval"], 1, {}, tmp_path, quick=False)
+
+
+def test_support_probe_smoke(tmp_path):
+    run = run_script(
+        "experiments.support_probe", tmp_path, "--checkpoint", DEFAULT_PLANNER_CHECKPOINT
+    )
+    assert run.returncode == 0, run.stderr
+    (row,) = json.loads((tmp_path / "support_probe.json").read_text())["rows"]
+    asked = [a for kind in row["by_objects"].values() for _, a in kind.values()]
+    right = [r for kind in row["by_objects"].values() for r, _ in kind.values()]
+    assert sum(asked) >= 9, "every cube of 3 scenes of 3-5 cubes"
+    assert all(0 <= r <= a for r, a in zip(right, asked, strict=True))
+    assert len(row["misread"]) == sum(asked) - sum(right)
+    assert "| covered |" in (tmp_path / "support_probe.md").read_text()
