@@ -24,6 +24,7 @@ import envs  # noqa: F401  (registers the environments)
 from embodied.config import TabletopEnvConfig
 from embodied.data.splits import SPLITS
 from embodied.palme_planner import PalmEPlanner
+from envs.base import ArmEnv
 from envs.tasks.base import QuestionTask
 from envs.tasks.tamp import FEASIBILITY_QUESTION, question_checks
 from experiments.common import RESULTS_DIR, machine, write_results
@@ -41,7 +42,7 @@ def probe(checkpoint: str, scenes: int) -> dict[str, Any]:
     for index in range(scenes):
         seed = SPLITS["eval"].seed(index)
         observation, _ = env.reset(seed=seed, options={"task": "q4"})
-        sim = env.unwrapped
+        sim: ArmEnv = env.unwrapped  # type: ignore[assignment]
         state = sim.symbolic_state()
         names = list(state.objects)
         for cube in names:
