@@ -141,24 +141,25 @@ def explain_answer(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "target": f"{reason}. {implied}"}
 
 
-def ask_feasibility(record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """A tabletop frame of any family, its hand empty, asked a q4 question drawn by q4 from its
-    symbolic state, with its answer, without the plan history: the feasibility rule taught on
-    every scene the corpus holds (every frame of every plan), not on the q4 frames alone."""
+def ask_question(record: dict[str, Any], family: str, rng: np.random.Generator) -> dict[str, Any]:
+    """A tabletop frame of any family, its hand empty, asked a question of ``family`` (q1-q4)
+    drawn by that family from its symbolic state, with its answer, without the plan history:
+    the family taught on every scene the corpus holds (every frame of every plan), not on its
+    own question frames alone."""
     state = SymbolicState.from_json(record["symbolic_state"])
     if record["family"] not in TAMP_FAMILIES or state.held is not None:
         raise ValueError(
-            f"feasibility questions need tabletop frames with an empty hand (families "
+            f"extra questions need tabletop frames with an empty hand (families "
             f"{sorted(TAMP_FAMILIES)}); this frame is of family {record['family']!r}, "
             f"holding {state.held!r}"
         )
-    task = TAMP_FAMILIES["q4"].sample(state, rng)
+    task = TAMP_FAMILIES[family].sample(state, rng)
     if not isinstance(task, QuestionTask):
-        raise ValueError(f"no q4 question fits a scene of {len(state.objects)} object(s)")
+        raise ValueError(f"no {family} question fits a scene of {len(state.objects)} object(s)")
     return {
         **record,
         "kind": "question",
-        "family": "q4",
+        "family": family,
         "instruction": task.instruction,
         "target": task.answer,
         "history": [],
@@ -168,8 +169,9 @@ def ask_feasibility(record: dict[str, Any], rng: np.random.Generator) -> dict[st
 
 
 def askable_frames(bank: FrameBank) -> Tensor:
-    """``(N,)`` indices of the tabletop frames whose hand is empty: those ``ask_feasibility``
-    may ask (a question whose hand holds a cube is answered "no" before any check)."""
+    """``(N,)`` indices of the tabletop frames whose hand is empty: those ``ask_question`` may
+    ask (the corpus asks its questions of such frames; a q4 question whose hand holds a cube is
+    answered "no" before any check)."""
     return torch.tensor(
         [
             i
@@ -216,11 +218,11 @@ def frame_records(
     entity_names: str = "label",
     rationales: bool = False,
     described: bool = False,
-    feasibility: bool = False,
+    asked: str | None = None,
 ) -> list[dict[str, Any]]:
     """The records (instruction, entities, history, target, ...) of these frames: each asked
-    to describe its scene (``describe_scene``, ``described``), or a q4 question
-    (``ask_feasibility``, ``feasibility``) or their questions asked anew by
+    to describe its scene (``describe_scene``, ``described``), or a question of the family
+    ``asked`` (``ask_question``) or their questions asked anew by
     ``resample_question`` (``resample``), and the q4 answers preceded by their checks
     (``explain_answer``, ``rationales``); then their entities relabelled by
     ``relabel_entities`` (``relabel``), drawing from ``draws``; last, with
@@ -232,14 +234,14 @@ def frame_records(
         raise ValueError(
             f"relabelling draws obj_j labels; entity_names={entity_names!r} drops them"
         )
-    if (relabel or resample or feasibility) and draws is None:
+    if (relabel or resample or asked) and draws is None:
         raise ValueError("relabelling entities or asking questions anew needs draws")
     if described:
         records = [describe_scene(r) for r in records]
     else:
-        if feasibility:
+        if asked is not None:
             assert draws is not None
-            records = [ask_feasibility(r, draws) for r in records]
+            records = [ask_question(r, asked, draws) for r in records]
         elif resample:
             assert draws is not None
             records = [resample_question(r, draws) for r in records]
@@ -281,16 +283,16 @@ def examples(
     resample: bool = False,
     rationales: bool = False,
     described: bool = False,
-    feasibility: bool = False,
+    asked: str | None = None,
 ) -> tuple[list[str], list[str], dict[str, Tensor]]:
     """Prompts, targets and the observation batch of these frames as ``model`` takes them:
-    scenes described (``described``), or asked a q4 question (``feasibility``) or their
+    scenes described (``described``), or asked a question of family ``asked`` or their
     questions asked anew (``resample``), and q4 answers after their checks (``rationales``);
     entities relabelled (``relabel``), from ``draws``; then the instructions through the
     model's instruction sensor (``inputs``: spoken, or an object pointed at)."""
     entity_names = model.config.entity_names
     records = frame_records(
-        bank, index, draws, relabel, resample, entity_names, rationales, described, feasibility
+        bank, index, draws, relabel, resample, entity_names, rationales, described, asked
     )
     observation = bank.observations(torch.as_tensor(index))
     if inputs is not None:
@@ -583,12 +585,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
         )
     tokens_seen = 0
     described_per_step = round(config.scene_descriptions * config.batch_size)
-    asked_per_step = round(config.feasibility_questions * config.batch_size)
-    askable = askable_frames(bank) if asked_per_step else torch.zeros(0, dtype=torch.long)
-    if asked_per_step and len(askable) < asked_per_step:
+    asked_per_step = {
+        family: round(share * config.batch_size) for family, share in config.extra_questions.items()
+    }
+    askable = askable_frames(bank) if any(asked_per_step.values()) else torch.zeros(0)
+    if any(asked_per_step.values()) and len(askable) < max(asked_per_step.values()):
         raise ValueError(
-            f"feasibility_questions={config.feasibility_questions} asks {asked_per_step} frames "
-            f"a step; {config.data} holds {len(askable)} tabletop frames with an empty hand"
+            f"extra_questions={config.extra_questions} asks up to "
+            f"{max(asked_per_step.values())} frames a step; {config.data} holds "
+            f"{len(askable)} tabletop frames with an empty hand"
         )
 
     def loss_at(at: int) -> torch.Tensor:
@@ -612,9 +617,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
             )
             prompts, targets = prompts + more_prompts, targets + more_targets
             observation = {key: torch.cat([observation[key], more[key]]) for key in observation}
-        if asked_per_step:  # more frames, of any family, asked a q4 question
-            chosen = np.random.default_rng([config.seed + 4, at]).choice(
-                len(askable), asked_per_step, replace=False
+        for number, (family, size) in enumerate(sorted(asked_per_step.items())):
+            # more frames, of any family, asked a question of this family
+            chosen = np.random.default_rng([config.seed + 4, at, number]).choice(
+                len(askable), size, replace=False
             )
             extra = askable[torch.from_numpy(chosen)][rank::world]
             more_prompts, more_targets, more = examples(
@@ -625,7 +631,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 draws,
                 config.relabel_entities,
                 rationales=config.question_rationales,
-                feasibility=True,
+                asked=family,
             )
             prompts, targets = prompts + more_prompts, targets + more_targets
             observation = {key: torch.cat([observation[key], more[key]]) for key in observation}

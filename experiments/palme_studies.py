@@ -14,8 +14,9 @@
 Every variant is a planner trained by ``embodied.train`` (``runs/study_<variant>``: a finished
 run is only evaluated, an interrupted one resumes) and evaluated by ``embodied.evaluate`` on the
 fixed seeds of each split the study names (every family of the default tabletop in turn,
-``--episodes`` per family and split). The state-token planner on the full corpus is the
-recipe of the shipped default (``runs/planner_state``, ``experiments.train_default_planner``).
+``--episodes`` per family and split). The state-token planner on the full corpus at
+``embodied.train``'s defaults (``runs/planner_state``, BASELINE_RUN) is the baseline the
+studies vary; it was the shipped planner until 2026-12-06.
 Each variant trains on one of CORPORA, generated on first use.
 
 The planners that see the scene as an image (ViT, OSRT) name cubes by colour, not by their
@@ -109,16 +110,19 @@ CORPORA = {
     "full_zoom": Corpus("data/tabletop_5k_zoom", 5000, views=ZOOM_VIEWS),
     "1pct_zoom": Corpus("data/tabletop_50_zoom", 50, views=ZOOM_VIEWS, steps=SMALL_STEPS),
 }
-"""Name -> corpus: the full one of the shipped planner; about 1% of it (PaLM-E's
+"""Name -> corpus: the full one of the baseline; about 1% of it (PaLM-E's
 data-efficiency axis); as many episodes with a tenth of the skill calls failing, so that the
-histories hold failed steps and the recoveries that follow them (the shipped planner's p2
+histories hold failed steps and the recoveries that follow them (the baseline's p2
 misses start with a blocked pick it then never recovers from); as many episodes in which the
 oracle itself gets a tenth of its picks and places wrong, each frame still labelled with the
 right step, so that the planner sees the way back from a blocked pick; the same with the
 mistaken picks aimed at covered cubes (157 failed picks in its training episodes against 83:
 p1 did not improve, RESULTS.md); the full and 1% corpora seen by the zoomed cameras, for the
 OSRT planners, whose encoder is pretrained on those views."""
-SHIPPED_RUN = "runs/planner_state"
+BASELINE_RUN = "runs/planner_state"
+"""The studies' baseline: the state planner at ``embodied.train``'s defaults on the full corpus
+(trained here when missing, from the shared LM). It was the shipped planner until 2026-12-06;
+the shipped one now comes from ``experiments.train_default_planner``'s recipe."""
 NO_REFERRALS = ModelConfig(entity_prefix=False, mention_tokens=False, keep_placeholder=False)
 HEARD = ModelConfig(instruction_sensor="audio")
 POINTED_AT = ModelConfig(instruction_sensor="region")
@@ -158,14 +162,14 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
     "decoding": (
         ["eval", "objects_8"],
         [
-            Variant("state_free", run=SHIPPED_RUN, evaluate={"decoding": "free"}),
-            Variant("state_constrained", run=SHIPPED_RUN, evaluate={"decoding": "constrained"}),
+            Variant("state_free", run=BASELINE_RUN, evaluate={"decoding": "free"}),
+            Variant("state_constrained", run=BASELINE_RUN, evaluate={"decoding": "constrained"}),
         ],
     ),
     "entity_referrals": (
         GENERALIZATION_SPLITS,
         [
-            Variant("state_entity_referrals", run=SHIPPED_RUN),
+            Variant("state_entity_referrals", run=BASELINE_RUN),
             Variant("state_no_entity_referrals", train={"model": NO_REFERRALS}),
             Variant("state_relabelled_entities", train={"relabel_entities": True}),
         ],
@@ -173,18 +177,18 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
     "frozen_lm": (
         ["eval"],
         [
-            Variant("state_finetuned_lm", run=SHIPPED_RUN),
+            Variant("state_finetuned_lm", run=BASELINE_RUN),
             Variant("state_frozen_lm", train={"model": ModelConfig(freeze_lm=True)}),
         ],
     ),
     "instruction_sensors": (
         ["eval"],
         [
-            Variant("state_text_instructions", run=SHIPPED_RUN),
-            Variant("state_transcribed_instructions", run=SHIPPED_RUN, transcribed=True),
+            Variant("state_text_instructions", run=BASELINE_RUN),
+            Variant("state_transcribed_instructions", run=BASELINE_RUN, transcribed=True),
             Variant(
                 "state_recognized_instructions",
-                run=SHIPPED_RUN,
+                run=BASELINE_RUN,
                 transcribed=True,
                 evaluate={"recognition": "constrained"},
             ),
@@ -208,7 +212,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
     "failure_recovery": (
         ["eval"],
         [
-            Variant("state_no_failures", run=SHIPPED_RUN),
+            Variant("state_no_failures", run=BASELINE_RUN),
             Variant("state_failure_recovery", "failures"),
             Variant("state_mistake_recovery", "mistakes"),
             Variant("state_blocked_pick_mistake_recovery", "blocked_pick_mistakes"),
@@ -222,7 +226,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
     "question_resampling": (
         ["eval"],
         [
-            Variant("state_episode_questions", run=SHIPPED_RUN),
+            Variant("state_episode_questions", run=BASELINE_RUN),
             Variant("state_resampled_questions", train={"resample_questions": True}),
             Variant("state_question_rationales", train={"question_rationales": True}),
             Variant(
@@ -263,7 +267,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                 {
                     "model": ModelConfig(failure_reasons=True),
                     "question_rationales": True,
-                    "feasibility_questions": 0.25,
+                    "extra_questions": {"q4": 0.25},
                 },
             ),
             Variant(
@@ -273,7 +277,17 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                     "encoder_config": {"support_relations": True},
                     "model": ModelConfig(failure_reasons=True),
                     "question_rationales": True,
-                    "feasibility_questions": 0.25,
+                    "extra_questions": {"q4": 0.25},
+                },
+            ),
+            Variant(
+                "state_support_relations_failure_reasons_question_rationales_colour_feasibility_questions",
+                "blocked_pick_mistakes",
+                {
+                    "encoder_config": {"support_relations": True},
+                    "model": ModelConfig(failure_reasons=True),
+                    "question_rationales": True,
+                    "extra_questions": {"q4": 0.25, "q1": 0.125},
                 },
             ),
         ],
@@ -281,7 +295,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
     "representations": (
         ["eval"],
         [
-            Variant("state_full", run=SHIPPED_RUN),
+            Variant("state_full", run=BASELINE_RUN),
             Variant("state_1pct", "1pct"),
             Variant("state_context_full", train={"encoder_config": {"context_layers": 2}}),
             *[

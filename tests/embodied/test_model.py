@@ -43,7 +43,7 @@ from embodied.train import (
     CHECKPOINT,
     FINAL,
     SCENE_FAMILY,
-    ask_feasibility,
+    ask_question,
     askable_frames,
     describe_scene,
     explain_answer,
@@ -58,7 +58,7 @@ from encoders.audio import AudioEncoder
 from encoders.region import region_mask
 from envs import keys
 from envs.base import OBJECT_CAPACITY
-from envs.scene import ObjectState, SymbolicState
+from envs.scene import PALETTE, ObjectState, SymbolicState
 from envs.tasks.tamp import (
     FEASIBILITY_QUESTION,
     SUPPORT_QUESTION,
@@ -919,15 +919,13 @@ def test_scene_descriptions_are_checked():
         TrainConfig(scene_descriptions=0.25, model=ModelConfig(instruction_sensor="audio"))
 
 
-def test_feasibility_questions_ask_empty_hand_frames_a_q4_question(feasibility_dataset):
+def test_extra_questions_ask_empty_hand_frames_a_q4_question(feasibility_dataset):
     bank = FrameBank(feasibility_dataset, "train")
     askable = askable_frames(bank).tolist()
     states = [SymbolicState.from_json(r["symbolic_state"]) for r in bank.records]
     assert askable == [i for i, state in enumerate(states) if state.held is None]
     assert 0 < len(askable) < len(bank), "p2 plans hold frames with a cube in the hand"
-    asked = frame_records(
-        bank, askable, np.random.default_rng(0), rationales=True, feasibility=True
-    )
+    asked = frame_records(bank, askable, np.random.default_rng(0), rationales=True, asked="q4")
     answers = Counter()
     for i, out in zip(askable, asked, strict=True):
         record = bank.records[i]
@@ -942,22 +940,22 @@ def test_feasibility_questions_ask_empty_hand_frames_a_q4_question(feasibility_d
     assert answers["yes"] and answers["no"], "rejection sampling asks both ways"
     held = next(i for i, state in enumerate(states) if state.held is not None)
     with pytest.raises(ValueError, match=r"empty hand .* holding 'obj_\d'"):
-        ask_feasibility(bank.records[held], np.random.default_rng(0))
+        ask_question(bank.records[held], "q4", np.random.default_rng(0))
     kitchen = {**bank.records[askable[0]], "family": "success_detection"}
     with pytest.raises(ValueError, match=r"family 'success_detection'"):
-        ask_feasibility(kitchen, np.random.default_rng(0))
+        ask_question(kitchen, "q4", np.random.default_rng(0))
 
 
-def test_training_with_feasibility_questions_adds_them_to_every_batch(
+def test_training_with_extra_questions_adds_them_to_every_batch(
     feasibility_dataset, tmp_path, monkeypatch
 ):
     asked: list[dict] = []
 
-    def ask_and_keep(record: dict, rng: np.random.Generator) -> dict:
-        asked.append(ask_feasibility(record, rng))
+    def ask_and_keep(record: dict, family: str, rng: np.random.Generator) -> dict:
+        asked.append(ask_question(record, family, rng))
         return asked[-1]
 
-    monkeypatch.setattr("embodied.train.ask_feasibility", ask_and_keep)
+    monkeypatch.setattr("embodied.train.ask_question", ask_and_keep)
     explained = targets_written_by(monkeypatch, "explain_answer", explain_answer)
     config = run_config(
         feasibility_dataset,
@@ -965,18 +963,22 @@ def test_training_with_feasibility_questions_adds_them_to_every_batch(
         steps=2,
         eval_every=2,
         question_rationales=True,
-        feasibility_questions=0.5,
+        extra_questions={"q4": 0.5, "q1": 0.25},
     )
     metrics = train(config)
-    assert len(asked) == 2 * 4, "2 steps x 4 extra frames (half of batch_size=8); none held out"
-    assert all(r["family"] == "q4" and r["target"] in ("yes", "no") for r in asked)
+    # 2 steps x (4 + 2) extra frames (half and a quarter of batch_size=8); none held out
+    assert Counter(r["family"] for r in asked) == {"q4": 2 * 4, "q1": 2 * 2}
+    assert all(r["target"] in ("yes", "no") for r in asked if r["family"] == "q4")
+    assert all(r["target"] in PALETTE for r in asked if r["family"] == "q1")
     rationales = [t for t in explained if t.endswith((". yes", ". no"))]
-    assert len(rationales) >= len(asked), "the extra questions are answered after their checks"
+    assert len(rationales) >= 2 * 4, "the extra q4 questions are answered after their checks"
     assert "q4_accuracy" in metrics
     saved = json.loads((tmp_path / FINAL / "train_config.json").read_text())
-    assert saved["feasibility_questions"] == 0.5
-    with pytest.raises(ValueError, match=r"feasibility_questions=-0.1: must be in \[0, 1\]"):
-        TrainConfig(feasibility_questions=-0.1)
+    assert saved["extra_questions"] == {"q4": 0.5, "q1": 0.25}
+    with pytest.raises(ValueError, match=r"extra_questions.q4=-0.1: must be in \[0, 1\]"):
+        TrainConfig(extra_questions={"q4": -0.1})
+    with pytest.raises(ValueError, match=r"family 'p1': allowed \['q1', 'q2', 'q3', 'q4'\]"):
+        TrainConfig(extra_questions={"p1": 0.25})
 
 
 def test_training_with_resampled_questions_runs(dataset, tmp_path):
