@@ -5,13 +5,19 @@
     python -m experiments.train_default_planner --evaluate-only
 
 1. The data: ``python -m embodied.generate`` (tabletop: p1, p2, q1-q4 as the default rollout,
-   5000 training and 200 held-out episodes, ~10 minutes with 2 workers; kitchen: its six
-   families, 1200 episodes with ``env.failure_rate=0.2`` so that plans hold failed steps and
-   the recoveries after them, ~1 hour with 2 workers: its physics is slower), skipped when
-   already there (a half-written one is resumed).
-2. ``python -m embodied.train data=...`` at its other defaults (state tokens from PaLM-E's
-   per-object MLP, the small Llama pretrained on the task text first; 3000 steps, 1500 in the
-   kitchen); its ``final/`` is copied to the shipped path.
+   5000 training and 200 held-out episodes in which the oracle gets a tenth of its picks and
+   places wrong on purpose, its mistaken picks aimed at covered cubes, ``mistake_rate=0.1
+   mistake_picks=blocked``, ~7 minutes with 2 workers; and the 5000 episodes of the plain
+   corpus whose text pretrains the LM, ~6 minutes; kitchen: its six families, 1200 episodes
+   with ``env.failure_rate=0.2`` so that plans hold failed steps and the recoveries after
+   them, ~1 hour with 2 workers: its physics is slower), skipped when already there (a
+   half-written one is resumed).
+2. ``python -m embodied.train data=...`` (state tokens from PaLM-E's per-object MLP, the small
+   Llama pretrained on the task text first; 3000 steps, 1500 in the kitchen). Tabletop, beyond
+   the defaults: failed steps shown with the skill's reason (``model.failure_reasons``), q4
+   answered after the checks of its rule (``question_rationales``), and a quarter more
+   examples per batch asking q4 of any frame (``extra_questions={q4: 0.25}``): the best of
+   the studies in RESULTS.md. Its ``final/`` is copied to the shipped path.
 3. ``embodied.evaluate``: closed-loop episodes of every family (in turn) on the eval split's
    fixed seeds, in physics: tabletop free and constrained; kitchen with skill failures injected
    at the training rate, failures detected by the skills' reports or by the model itself.
@@ -23,7 +29,7 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ from embodied.config import (
     GenerateConfig,
     KitchenEnvConfig,
     LMConfig,
+    ModelConfig,
     TabletopEnvConfig,
     TrainConfig,
 )
@@ -43,6 +50,7 @@ from embodied.evaluate import evaluate as evaluate_planner
 from embodied.generate import generate
 from embodied.train import FINAL, train
 from experiments.common import RESULTS_DIR, machine, write_results
+from experiments.palme_studies import shared_lm
 
 
 @dataclass(frozen=True)
@@ -61,17 +69,34 @@ class Recipe:
     """Training steps (``embodied.train``'s default unless a world needs otherwise)."""
     tasks: tuple[str, ...] | None = None
     """Families generated and evaluated; None: the env's default ``tasks``."""
+    mistake_rate: float = 0.0
+    mistake_picks: str = "any"
+    """The oracle's deliberate mistakes in the data (``GenerateConfig``): none by default."""
+    training: dict[str, Any] = field(default_factory=dict)
+    """``TrainConfig`` fields beyond its defaults."""
+    lm_data: str | None = None
+    """The corpus whose text pretrains the LM (generated at the env's defaults when missing;
+    ``experiments.palme_studies.shared_lm``, so the planner starts from the studies' LM);
+    None: the training corpus's own text (``embodied.train``'s default)."""
 
 
 RECIPES = {
     "tabletop": Recipe(
         TabletopEnvConfig(),
-        "data/tabletop_5k",
+        "data/tabletop_5k_blocked_pick_mistakes",
         5000,
-        "runs/planner_state",
+        "runs/planner_tabletop",
         DEFAULT_PLANNER_CHECKPOINT,
         (("free", "skill"), ("constrained", "skill")),
         "default_planner",
+        mistake_rate=0.1,
+        mistake_picks="blocked",
+        training={
+            "model": ModelConfig(failure_reasons=True),
+            "question_rationales": True,
+            "extra_questions": {"q4": 0.25},
+        },
+        lm_data="data/tabletop_5k",
     ),
     "kitchen": Recipe(
         KitchenEnvConfig(failure_rate=0.2),
@@ -198,11 +223,18 @@ def main() -> None:
     checkpoint = args.checkpoint or recipe.checkpoint
     tasks = list(recipe.tasks) if recipe.tasks is not None else None
     generating = GenerateConfig(
-        env=recipe.env, tasks=tasks, episodes=recipe.episodes, output_dir=data
+        env=recipe.env,
+        tasks=tasks,
+        episodes=recipe.episodes,
+        mistake_rate=recipe.mistake_rate,
+        mistake_picks=recipe.mistake_picks,
+        output_dir=data,
     )
-    training = TrainConfig(data=data, output_dir=run, steps=recipe.steps)
+    lm_data = recipe.lm_data
+    training = TrainConfig(data=data, output_dir=run, steps=recipe.steps, **recipe.training)
     if args.quick:
         generating = replace(generating, episodes=6, eval_episodes=3, shard_size=3, workers=1)
+        lm_data = lm_data and f"{data}_lm_text"
         training = replace(
             training,
             steps=4,
@@ -226,6 +258,12 @@ def main() -> None:
     if not args.evaluate_only:
         if not dataset_complete(Path(data)):
             generate(generating)  # resumes a dataset whose shards are not all written
+        if lm_data is not None:
+            if not dataset_complete(Path(lm_data)):
+                plain = replace(generating, mistake_rate=0.0, mistake_picks="any")
+                generate(replace(plain, output_dir=lm_data))
+            lm = shared_lm(training, lm_data, Path(run).parent)
+            training = replace(training, lm=replace(training.lm, path=lm))
         started = time.perf_counter()
         metrics = train(training)
         results["training"] = {"metrics": metrics, "seconds": round(time.perf_counter() - started)}
