@@ -251,7 +251,9 @@ def main() -> None:
     }
     previous = args.output_dir / f"{recipe.results}.json"
     metrics_log = Path(run) / "metrics.jsonl"
-    if args.evaluate_only and previous.exists():  # keep the record of how it was trained
+    # Evaluating again keeps the record of how the checkpoint was trained; evaluating another
+    # run (--run) takes its record from that run's metrics.
+    if args.evaluate_only and args.run is None and previous.exists():
         results["training"] = json.loads(previous.read_text()).get("training", {})
     elif args.evaluate_only and metrics_log.exists():
         results["training"] = {"metrics": json.loads(metrics_log.read_text().splitlines()[-1])}
