@@ -156,12 +156,18 @@ def ask_question(record: dict[str, Any], family: str, rng: np.random.Generator) 
     task = TAMP_FAMILIES[family].sample(state, rng)
     if not isinstance(task, QuestionTask):
         raise ValueError(f"no {family} question fits a scene of {len(state.objects)} object(s)")
+    return asked_of(record, family, task.instruction, task.answer)
+
+
+def asked_of(record: dict[str, Any], family: str, question: str, answer: str) -> dict[str, Any]:
+    """The frame ``record`` as a question frame of ``family``: ``question``, answered
+    ``answer``, without the plan history its episode had."""
     return {
         **record,
         "kind": "question",
         "family": family,
-        "instruction": task.instruction,
-        "target": task.answer,
+        "instruction": question,
+        "target": answer,
         "history": [],
         "history_success": [],
         "history_reasons": [],
@@ -197,16 +203,7 @@ def describe_scene(record: dict[str, Any]) -> dict[str, Any]:
             f"this frame is of family {record['family']!r}"
         )
     state = SymbolicState.from_json(record["symbolic_state"])
-    return {
-        **record,
-        "kind": "question",
-        "family": SCENE_FAMILY,
-        "instruction": SUPPORT_QUESTION,
-        "target": describe_support(state),
-        "history": [],
-        "history_success": [],
-        "history_reasons": [],
-    }
+    return asked_of(record, SCENE_FAMILY, SUPPORT_QUESTION, describe_support(state))
 
 
 def frame_records(
