@@ -50,7 +50,7 @@ from embodied.evaluate import evaluate as evaluate_planner
 from embodied.generate import generate
 from embodied.train import FINAL, train
 from experiments.common import RESULTS_DIR, machine, write_results
-from experiments.palme_studies import shared_lm
+from experiments.palme_studies import CORPORA, ensure_data, shared_lm
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,10 @@ class Recipe:
     """The oracle's deliberate mistakes in the data (``GenerateConfig``): none by default."""
     training: dict[str, Any] = field(default_factory=dict)
     """``TrainConfig`` fields beyond its defaults."""
-    lm_data: str | None = None
-    """The corpus whose text pretrains the LM (generated at the env's defaults when missing;
-    ``experiments.palme_studies.shared_lm``, so the planner starts from the studies' LM);
-    None: the training corpus's own text (``embodied.train``'s default)."""
+    lm_corpus: str | None = None
+    """The corpus (a key of ``experiments.palme_studies.CORPORA``, generated when missing)
+    whose text pretrains the LM (``experiments.palme_studies.shared_lm``, so the planner starts
+    from the studies' LM); None: the training corpus's own text (``embodied.train``'s default)."""
 
 
 RECIPES = {
@@ -96,7 +96,7 @@ RECIPES = {
             "question_rationales": True,
             "extra_questions": {"q4": 0.25},
         },
-        lm_data="data/tabletop_5k",
+        lm_corpus="full",
     ),
     "kitchen": Recipe(
         KitchenEnvConfig(failure_rate=0.2),
@@ -230,11 +230,9 @@ def main() -> None:
         mistake_picks=recipe.mistake_picks,
         output_dir=data,
     )
-    lm_data = recipe.lm_data
     training = TrainConfig(data=data, output_dir=run, steps=recipe.steps, **recipe.training)
     if args.quick:
         generating = replace(generating, episodes=6, eval_episodes=3, shard_size=3, workers=1)
-        lm_data = lm_data and f"{data}_lm_text"
         training = replace(
             training,
             steps=4,
@@ -260,10 +258,10 @@ def main() -> None:
     if not args.evaluate_only:
         if not dataset_complete(Path(data)):
             generate(generating)  # resumes a dataset whose shards are not all written
-        if lm_data is not None:
-            if not dataset_complete(Path(lm_data)):
-                plain = replace(generating, mistake_rate=0.0, mistake_picks="any")
-                generate(replace(plain, output_dir=lm_data))
+        if recipe.lm_corpus is not None:
+            corpus = CORPORA[recipe.lm_corpus]
+            lm_data = f"{data}_lm_text" if args.quick else corpus.path
+            ensure_data(lm_data, corpus, args.quick)
             lm = shared_lm(training, lm_data, Path(run).parent)
             training = replace(training, lm=replace(training.lm, path=lm))
         started = time.perf_counter()

@@ -221,6 +221,11 @@ class KitchenFamily(TaskFamily[KitchenState]):
         return locations
 
 
+def _each_object(phrasings: tuple[str, ...], state: KitchenState) -> list[str]:
+    """Every phrasing (with one object, ``{x}``) about every object of the scene."""
+    return [text.format(x=name) for name in state.objects for text in phrasings]
+
+
 def _loose(state: KitchenState) -> list[str]:
     return [n for n, o in state.objects.items() if o.location == COUNTER and o.reachable]
 
@@ -246,7 +251,7 @@ class PutInDrawerFamily(KitchenFamily):
         )
 
     def all_instructions(self, state: KitchenState, referral: Referral = "entity") -> list[str]:
-        return [text.format(x=name) for name in state.objects for text in self.phrasings]
+        return _each_object(self.phrasings, state)
 
 
 class BringFamily(KitchenFamily):
@@ -270,7 +275,7 @@ class BringFamily(KitchenFamily):
         )
 
     def all_instructions(self, state: KitchenState, referral: Referral = "entity") -> list[str]:
-        return [text.format(x=name) for name in state.objects for text in self.phrasings]
+        return _each_object(self.phrasings, state)
 
 
 class ClearCounterFamily(KitchenFamily):
