@@ -290,6 +290,17 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                     "extra_questions": {"q4": 0.25, "q1": 0.125},
                 },
             ),
+            Variant(
+                "state_support_relations_failure_reasons_question_rationales_colour_feasibility_questions_5000_steps",
+                "blocked_pick_mistakes",
+                {
+                    "encoder_config": {"support_relations": True},
+                    "model": ModelConfig(failure_reasons=True),
+                    "question_rationales": True,
+                    "extra_questions": {"q4": 0.25, "q1": 0.125},
+                    "steps": 5000,
+                },
+            ),
         ],
     ),
     "representations": (
