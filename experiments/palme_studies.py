@@ -301,6 +301,17 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                     "steps": 5000,
                 },
             ),
+            Variant(
+                "state_support_relations_failure_reasons_question_rationales_colour_feasibility_questions_8000_steps",
+                "blocked_pick_mistakes",
+                {
+                    "encoder_config": {"support_relations": True},
+                    "model": ModelConfig(failure_reasons=True),
+                    "question_rationales": True,
+                    "extra_questions": {"q4": 0.25, "q1": 0.125},
+                    "steps": 8000,
+                },
+            ),
         ],
     ),
     "representations": (
