@@ -158,6 +158,18 @@ class Variant:
 
 
 GENERALIZATION_SPLITS = ["eval", "objects_6", "objects_8", "unseen_colours", "colour_referral"]
+SUPPORT_RELATION_COLOUR_RECIPE: dict[str, Any] = {
+    "encoder_config": {"support_relations": True},
+    "model": ModelConfig(failure_reasons=True),
+    "question_rationales": True,
+    "extra_questions": {"q4": 0.25, "q1": 0.125},
+}
+"""``TrainConfig`` fields beyond the defaults, on the blocked-pick corpus: the support relation
+in the state rows, failed steps with the skill's reason, q4 answered after its rule's checks,
+and q4 and q1 also asked of every scene. At 8000 steps it is the shipped tabletop planner's
+(``experiments.train_default_planner``)."""
+
+
 STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
     "decoding": (
         ["eval", "objects_8"],
@@ -283,34 +295,15 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant(
                 "state_support_relations_failure_reasons_question_rationales_colour_feasibility_questions",
                 "blocked_pick_mistakes",
-                {
-                    "encoder_config": {"support_relations": True},
-                    "model": ModelConfig(failure_reasons=True),
-                    "question_rationales": True,
-                    "extra_questions": {"q4": 0.25, "q1": 0.125},
-                },
+                SUPPORT_RELATION_COLOUR_RECIPE,
             ),
-            Variant(
-                "state_support_relations_failure_reasons_question_rationales_colour_feasibility_questions_5000_steps",
-                "blocked_pick_mistakes",
-                {
-                    "encoder_config": {"support_relations": True},
-                    "model": ModelConfig(failure_reasons=True),
-                    "question_rationales": True,
-                    "extra_questions": {"q4": 0.25, "q1": 0.125},
-                    "steps": 5000,
-                },
-            ),
-            Variant(
-                "state_support_relations_failure_reasons_question_rationales_colour_feasibility_questions_8000_steps",
-                "blocked_pick_mistakes",
-                {
-                    "encoder_config": {"support_relations": True},
-                    "model": ModelConfig(failure_reasons=True),
-                    "question_rationales": True,
-                    "extra_questions": {"q4": 0.25, "q1": 0.125},
-                    "steps": 8000,
-                },
+            *(
+                Variant(
+                    f"state_support_relations_failure_reasons_question_rationales_colour_feasibility_questions_{steps}_steps",
+                    "blocked_pick_mistakes",
+                    {**SUPPORT_RELATION_COLOUR_RECIPE, "steps": steps},
+                )
+                for steps in (5000, 8000)
             ),
         ],
     ),
