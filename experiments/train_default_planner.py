@@ -13,12 +13,12 @@
    them, ~1 hour with 2 workers: its physics is slower), skipped when already there (a
    half-written one is resumed).
 2. ``python -m embodied.train data=...`` (state tokens from PaLM-E's per-object MLP, the small
-   Llama pretrained on the task text first; 3000 steps, 1500 in the kitchen). Tabletop, beyond
+   Llama pretrained on the task text first; 8000 steps, 1500 in the kitchen). Tabletop, beyond
    the defaults: each state row also says which row it rests on and which rests on it
    (``encoder_config.support_relations``), failed steps shown with the skill's reason
    (``model.failure_reasons``), q4 answered after the checks of its rule
    (``question_rationales``), a quarter more examples per batch asking q4 of any frame and an
-   eighth asking q1 (``extra_questions={q4: 0.25, q1: 0.125}``), 8000 steps (~65 minutes):
+   eighth asking q1 (``extra_questions={q4: 0.25, q1: 0.125}``); training ~65 minutes:
    the best of the studies in RESULTS.md. Its ``final/`` is copied to the shipped path.
 3. ``embodied.evaluate``: closed-loop episodes of every family (in turn) on the eval split's
    fixed seeds, in physics: tabletop free and constrained; kitchen with skill failures injected
