@@ -672,9 +672,11 @@ class TrainConfig(TrainingRun):
     """Beyond PaLM-E (more of its own tasks, asked of more scenes): family (q1-q4) -> the
     fraction of ``batch_size`` examples added to every batch, frames of any tabletop family
     with an empty hand asked a question of that family drawn from their symbolic state
-    (``embodied.train.ask_question``; q4 with its checks when ``question_rationales`` is on;
-    on the command line ``+extra_questions.q4=0.25``). The corpus asks each family of ~825
-    scenes, one question each; the plans pass through ~7000 empty-hand scenes. Measured with
+    (``embodied.train.ask_question``; q4 with its checks when ``question_rationales`` is on).
+    On the command line ``+extra_questions.q4=0.25`` or ``+extra_questions={q4:0.25,q1:0.125}``:
+    the ``+`` adds keys to the empty default, which Hydra's struct mode refuses without it.
+    The corpus asks each family of ~825 scenes, one question each; the plans pass through
+    ~7000 empty-hand scenes. Measured with
     ``{q4: 0.25}`` on the best recipe (``palme_studies --study question_resampling``, 50
     episodes per family): q4 0.90 against 0.92, all families 0.98 (p1, p2 1.00), the questions
     whose third cube is the base now right; with the support relation as input too, q4 0.98

@@ -28,8 +28,11 @@ import gymnasium as gym
 import torch
 
 import envs  # noqa: F401  (registers the environments)
+from embodied.config import GenerateConfig, TabletopEnvConfig
+from embodied.data.dataset import MANIFEST
 from embodied.data.frames import FrameBank
 from embodied.episode import EVAL_SEED_START, run_episode
+from embodied.generate import generate
 from embodied.model import PalmE, example_mean_loss
 from embodied.palme_planner import PalmEPlanner
 from embodied.sentence import IGNORE, encode
@@ -139,7 +142,12 @@ def to_markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--data", default="data/tabletop")
+    parser.add_argument(
+        "--data",
+        default="data/tabletop",
+        help="generated episodes whose batches are timed (`embodied.generate`'s defaults "
+        "are written there when it holds none)",
+    )
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--episodes", type=int, default=24)
@@ -148,6 +156,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.steps, args.episodes = 2, 2
+    if not (Path(args.data) / MANIFEST).exists():
+        print(f"{args.data} holds no generated episodes: generating the default corpus there")
+        generate(GenerateConfig(env=TabletopEnvConfig(), output_dir=args.data))
     torch.manual_seed(0)
     results = {
         "machine": machine(),
