@@ -184,6 +184,11 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant("state_entity_referrals", run=BASELINE_RUN),
             Variant("state_no_entity_referrals", train={"model": NO_REFERRALS}),
             Variant("state_relabelled_entities", train={"relabel_entities": True}),
+            Variant(
+                "state_relabelled_entities_shipped_recipe",
+                "blocked_pick_mistakes",
+                {**SUPPORT_RELATION_COLOUR_RECIPE, "steps": 8000, "relabel_entities": True},
+            ),
         ],
     ),
     "frozen_lm": (
