@@ -166,8 +166,8 @@ SUPPORT_RELATION_COLOUR_RECIPE: dict[str, Any] = {
 }
 """``TrainConfig`` fields beyond the defaults, on the blocked-pick corpus: the support relation
 in the state rows, failed steps with the skill's reason, q4 answered after its rule's checks,
-and q4 and q1 also asked of every scene. At 8000 steps it is the shipped tabletop planner's
-(``experiments.train_default_planner``)."""
+and q4 and q1 also asked of every scene. At 8000 steps with ``relabel_entities`` it is the
+shipped tabletop planner's (``experiments.train_default_planner``)."""
 
 
 STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
