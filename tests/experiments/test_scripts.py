@@ -248,9 +248,11 @@ def test_palme_studies_smoke(tmp_path):
         "state_entity_referrals",
         "state_no_entity_referrals",
         "state_relabelled_entities",
+        "state_relabelled_entities_shipped_recipe",
     }
-    relabelled = tmp_path / "quick_state_relabelled_entities" / "final" / "train_config.json"
-    assert json.loads(relabelled.read_text())["relabel_entities"] is True
+    for name in ("state_relabelled_entities", "state_relabelled_entities_shipped_recipe"):
+        relabelled = tmp_path / f"quick_{name}" / "final" / "train_config.json"
+        assert json.loads(relabelled.read_text())["relabel_entities"] is True
     trained = json.loads(
         (tmp_path / "quick_state_no_entity_referrals" / "final" / "palme.json").read_text()
     )
@@ -279,6 +281,7 @@ def test_palme_studies_smoke(tmp_path):
         "state_entity_referrals",
         "state_no_entity_referrals",
         "state_relabelled_entities",
+        "state_relabelled_entities_shipped_recipe",
     ], "rerunning one variant keeps the others' rows"
     assert rerun["rows"][1] == rows["state_no_entity_referrals"]
     assert "trained_earlier" not in rows["state_entity_referrals"]
