@@ -676,11 +676,10 @@ class TrainConfig(TrainingRun):
     On the command line ``+extra_questions.q4=0.25`` or ``+extra_questions={q4:0.25,q1:0.125}``:
     the ``+`` adds keys to the empty default, which Hydra's struct mode refuses without it.
     The corpus asks each family of ~825 scenes, one question each; the plans pass through
-    ~7000 empty-hand scenes. Measured with
-    ``{q4: 0.25}`` on the best recipe (``palme_studies --study question_resampling``, 50
-    episodes per family): q4 0.90 against 0.92, all families 0.98 (p1, p2 1.00), the questions
-    whose third cube is the base now right; with the support relation as input too, q4 0.98
-    but q1 0.12."""
+    ~7000 empty-hand scenes. Measured with ``{q4: 0.25}`` on the best recipe (``palme_studies
+    --study question_resampling``, 50 episodes per family): q4 0.90 against 0.92, all families
+    0.98 (p1, p2 1.00), the questions whose third cube is the base now right; with the support
+    relation as input too, q4 0.98 but q1 0.12."""
     steps: int = 3000
     eval_examples: int = 128
     """Held-out frames per evaluation: their loss, and how often greedy decoding writes exactly

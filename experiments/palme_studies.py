@@ -166,8 +166,11 @@ SUPPORT_RELATION_COLOUR_RECIPE: dict[str, Any] = {
 }
 """``TrainConfig`` fields beyond the defaults, on the blocked-pick corpus: the support relation
 in the state rows, failed steps with the skill's reason, q4 answered after its rule's checks,
-and q4 and q1 also asked of every scene. At 8000 steps with ``relabel_entities`` it is the
-shipped tabletop planner's (``experiments.train_default_planner``)."""
+and q4 and q1 also asked of every scene."""
+SHIPPED_RECIPE: dict[str, Any] = {**SUPPORT_RELATION_COLOUR_RECIPE, "relabel_entities": True}
+"""The shipped tabletop planner's fields (``experiments.train_default_planner``): the recipe
+above with each example's entities renamed at random, trained SHIPPED_STEPS steps."""
+SHIPPED_STEPS = 8000
 
 
 STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
@@ -187,7 +190,7 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
             Variant(
                 "state_relabelled_entities_shipped_recipe",
                 "blocked_pick_mistakes",
-                {**SUPPORT_RELATION_COLOUR_RECIPE, "steps": 8000, "relabel_entities": True},
+                {**SHIPPED_RECIPE, "steps": SHIPPED_STEPS},
             ),
         ],
     ),

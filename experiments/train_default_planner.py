@@ -55,7 +55,8 @@ from embodied.train import FINAL, train
 from experiments.common import RESULTS_DIR, machine, write_results
 from experiments.palme_studies import (
     CORPORA,
-    SUPPORT_RELATION_COLOUR_RECIPE,
+    SHIPPED_RECIPE,
+    SHIPPED_STEPS,
     ensure_data,
     shared_lm,
 )
@@ -102,8 +103,8 @@ RECIPES = {
         # 8000 steps: held-out q4 exact match 0.76 at 3000, 0.88 at 5000, 0.94 from 6000 on
         # (without relabelling; with it 0.53 at 3000, 0.82-0.88 from 4750: 14-15 of 17 examples,
         # plan steps 0.99 from 6750; closed loop, q4 0.993 on 150 episodes).
-        steps=8000,
-        training={**SUPPORT_RELATION_COLOUR_RECIPE, "relabel_entities": True},
+        steps=SHIPPED_STEPS,
+        training=SHIPPED_RECIPE,
         lm_corpus="full",
     ),
     "kitchen": Recipe(
