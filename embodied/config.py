@@ -639,6 +639,13 @@ class TrainConfig(TrainingRun):
     (``embodied.train.relabel_entities``), so that the planner learns to write every label the
     entity prefix may bind, not only the obj_1..obj_5 of 1-5-object training scenes. Needs
     ``model.entity_prefix`` (without it nothing binds a label to its object)."""
+    spread_rows: bool = False
+    """Move each tabletop training example's object rows to random distinct rows of the state
+    sensor's 8 (``embodied.train.spread_rows``), its prompt's placeholders with them ("obj_2
+    is <obj_7>."): scenes fill rows 0..n-1, so 1-5-object training leaves rows 5-7 unread,
+    their placeholders' embeddings and the support relation's one-hot columns for them as
+    initialized, and 6- and 8-object scenes feed those untrained weights. Needs
+    ``encoder=state``. Held-out evaluation keeps the scenes' own rows."""
     resample_questions: bool = False
     """Ask each training question frame (tabletop q1-q4) a question drawn anew by its family
     from the frame's symbolic state (``embodied.train.resample_question``), with its answer:
@@ -709,6 +716,11 @@ class TrainConfig(TrainingRun):
             raise ValueError(
                 "relabel_entities=true needs model.entity_prefix=true: only the entity prefix "
                 "tells the LM which object a relabelled obj_j is"
+            )
+        if self.spread_rows and self.encoder != "state":
+            raise ValueError(
+                f"spread_rows=true needs encoder=state (it moves the state's object rows); "
+                f"encoder={self.encoder!r}"
             )
         sensor = self.model.instruction_sensor
         if self.instruction_encoder_checkpoint is not None and sensor is None:

@@ -125,10 +125,12 @@ class PalmE(nn.Module):
         history: list[str] | None = None,
         history_success: list[bool] | None = None,
         history_reasons: list[str] | None = None,
+        rows: list[int] | None = None,
     ) -> str:
         """The prompt text for one decision, with this model's sensor placeholders; the
         failed steps' reasons shown only if the model was trained with them
-        (``ModelConfig.failure_reasons``)."""
+        (``ModelConfig.failure_reasons``); ``rows``: the object rows of the entities (None:
+        0..n-1; ``embodied.sentence.prompt_text``)."""
         return prompt_text(
             instruction,
             kind,
@@ -141,6 +143,7 @@ class PalmE(nn.Module):
             self.config.entity_prefix,
             self._spoken_tokens,
             (history_reasons or []) if self.config.failure_reasons else [],
+            rows,
         )
 
     @property

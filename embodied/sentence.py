@@ -61,6 +61,7 @@ def prompt_text(
     entity_prefix: bool = True,
     spoken_tokens: int = 0,
     history_reasons: Sequence[str] = (),
+    rows: Sequence[int] | None = None,
 ) -> str:
     """The prompt for one decision: sensor placeholders, the instruction, the steps so far (with
     their failures), and the cue for the next step (``Next:``) or the answer (``A:``).
@@ -78,18 +79,19 @@ def prompt_text(
 
     ``spoken_tokens`` > 0: the instruction is heard, not read: that many ``<audio>`` tokens (an
     audio ``PalmE.instruction_encoder``'s) take its place after the scene's placeholders
-    ("obj_1 is <obj_1>. ... Q: <audio>...<audio> Next:")."""
+    ("obj_1 is <obj_1>. ... Q: <audio>...<audio> Next:").
+
+    ``rows`` (per-object placements): the object rows the entities' tokens come from, 0-based
+    and ascending ("obj_2 is <obj_7>." for row 6); None: rows 0..n-1, as scenes fill them.
+    Training spreads scenes over rows (``TrainConfig.spread_rows``)."""
     if kind not in ("plan", "question"):
         raise ValueError(f"kind={kind!r}: allowed 'plan' or 'question'")
+    placeholders = object_placeholders(len(entities), rows) if placement == OBJECTS else []
     if placement == OBJECTS:
-        if len(entities) > len(OBJECT_PLACEHOLDERS):
-            raise ValueError(f"{len(entities)} entities: at most {len(OBJECT_PLACEHOLDERS)}")
         if entity_prefix:
-            scene = " ".join(
-                f"{n} is {p}." for n, p in zip(entities, OBJECT_PLACEHOLDERS, strict=False)
-            )
+            scene = " ".join(f"{n} is {p}." for n, p in zip(entities, placeholders, strict=True))
         else:
-            scene = f"Scene: {''.join(OBJECT_PLACEHOLDERS[: len(entities)])}."
+            scene = f"Scene: {''.join(placeholders)}."
     elif placement == IMAGE:
         scene = f"Scene: {IMAGE * n_tokens}."
     elif placement in (AUDIO, REGION):
@@ -103,7 +105,7 @@ def prompt_text(
     if spoken_tokens:
         instruction = AUDIO * spoken_tokens
     if placement == OBJECTS and mention_tokens:
-        for name, token in zip(entities, OBJECT_PLACEHOLDERS, strict=False):
+        for name, token in zip(entities, placeholders, strict=True):
             instruction = re.sub(rf"\b{re.escape(name)}\b", f"{name} {token}", instruction)
     parts = [scene, f"Q: {instruction}"] if scene else [f"Q: {instruction}"]
     if kind == "question":
@@ -122,6 +124,26 @@ def prompt_text(
         )
         parts.append(f"Done: {done}.")
     return " ".join(parts) + " Next:"
+
+
+def object_placeholders(n_entities: int, rows: Sequence[int] | None = None) -> list[str]:
+    """The ``<obj_j>`` placeholders of ``n_entities`` objects in ``rows`` (0-based, ascending,
+    distinct; None: rows 0..n-1)."""
+    if n_entities > len(OBJECT_PLACEHOLDERS):
+        raise ValueError(f"{n_entities} entities: at most {len(OBJECT_PLACEHOLDERS)}")
+    if rows is None:
+        return list(OBJECT_PLACEHOLDERS[:n_entities])
+    rows = list(rows)
+    if (
+        len(rows) != n_entities
+        or rows != sorted(set(rows))
+        or not all(0 <= row < len(OBJECT_PLACEHOLDERS) for row in rows)
+    ):
+        raise ValueError(
+            f"rows={rows} for {n_entities} entities: allowed {n_entities} distinct ascending "
+            f"rows of 0..{len(OBJECT_PLACEHOLDERS) - 1}"
+        )
+    return [OBJECT_PLACEHOLDERS[row] for row in rows]
 
 
 @dataclass

@@ -80,6 +80,7 @@ from embodied.training import (
     run_or_exit,
 )
 from encoders import ENCODERS, SensorEncoder, load_encoder, make_encoder
+from envs import keys
 from envs.base import OBJECT_CAPACITY
 from envs.scene import SymbolicState
 from envs.tasks.base import QuestionTask
@@ -104,6 +105,47 @@ def relabel_entities(record: dict[str, Any], rng: np.random.Generator) -> dict[s
         return record
     labels = np.sort(rng.choice(OBJECT_CAPACITY, len(entities), replace=False)) + 1
     return rename_record(record, {e: f"obj_{j}" for e, j in zip(entities, labels, strict=True)})
+
+
+def spread_rows(record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """The record with ``rows``: distinct object rows of the OBJECT_CAPACITY the sensor has,
+    drawn at random (ascending), that its objects move to (``move_object_rows``) and its
+    prompt's placeholders name ("obj_2 is <obj_7>.").
+
+    Scenes fill rows 0..n-1, so a planner trained on 1-5 objects has never read rows 5-7: their
+    placeholders' embeddings and the support relation's one-hot columns for them
+    (``encoders.state``) stay as initialized, and 8-object scenes feed those untrained weights.
+    Records whose entities are not all ``obj_j`` (the kitchen's) are returned as is."""
+    if not labelled(record["entities"]):
+        return record
+    rows = np.sort(rng.choice(OBJECT_CAPACITY, len(record["entities"]), replace=False))
+    return {**record, "rows": [int(row) for row in rows]}
+
+
+def move_object_rows(
+    observation: dict[str, Tensor], records: Sequence[dict[str, Any]]
+) -> dict[str, Tensor]:
+    """The observation batch with each example's object rows 0..n-1 (``keys.OBJECTS``,
+    ``keys.OBJECT_MASK``) moved to its record's ``rows`` (``spread_rows``), the others padding;
+    examples without ``rows`` stay as they are."""
+    objects, mask = observation[keys.OBJECTS].clone(), observation[keys.OBJECT_MASK].clone()
+    for b, record in enumerate(records):
+        if "rows" not in record:
+            continue
+        n = len(record["rows"])
+        filled = mask[b].bool()
+        if int(filled.sum()) != n or not bool(filled[:n].all()):
+            raise ValueError(
+                f"example {b} has {int(filled.sum())} object rows (mask {mask[b].tolist()}) "
+                f"for {n} entities: spreading rows needs rows 0..{n - 1} filled, no others"
+            )
+        rows = torch.as_tensor(record["rows"])
+        moved_objects = torch.zeros_like(objects[b])  # (N, F)
+        moved_objects[rows] = objects[b, :n]
+        moved_mask = torch.zeros_like(mask[b])  # (N,)
+        moved_mask[rows] = mask[b, :n]
+        objects[b], mask[b] = moved_objects, moved_mask
+    return {**observation, keys.OBJECTS: objects, keys.OBJECT_MASK: mask}
 
 
 def resample_question(record: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -216,14 +258,16 @@ def frame_records(
     rationales: bool = False,
     described: bool = False,
     asked: str | None = None,
+    spread: bool = False,
 ) -> list[dict[str, Any]]:
     """The records (instruction, entities, history, target, ...) of these frames: each asked
     to describe its scene (``describe_scene``, ``described``), or a question of the family
     ``asked`` (``ask_question``) or their questions asked anew by
     ``resample_question`` (``resample``), and the q4 answers preceded by their checks
     (``explain_answer``, ``rationales``); then their entities relabelled by
-    ``relabel_entities`` (``relabel``), drawing from ``draws``; last, with
-    ``entity_names="colour"``, each cube named by its colour (``embodied.entity_names``)."""
+    ``relabel_entities`` (``relabel``), drawing from ``draws``, and their objects given rows
+    by ``spread_rows`` (``spread``); last, with ``entity_names="colour"``, each cube named by
+    its colour (``embodied.entity_names``)."""
     records = [bank.records[int(i)] for i in index]
     if entity_names not in ENTITY_NAMES:
         raise ValueError(f"entity_names={entity_names!r}: allowed {ENTITY_NAMES}")
@@ -231,8 +275,8 @@ def frame_records(
         raise ValueError(
             f"relabelling draws obj_j labels; entity_names={entity_names!r} drops them"
         )
-    if (relabel or resample or asked) and draws is None:
-        raise ValueError("relabelling entities or asking questions anew needs draws")
+    if (relabel or resample or asked or spread) and draws is None:
+        raise ValueError("relabelling entities, spreading rows or asking questions needs draws")
     if described:
         records = [describe_scene(r) for r in records]
     else:
@@ -247,6 +291,9 @@ def frame_records(
     if relabel:
         assert draws is not None
         records = [relabel_entities(r, draws) for r in records]
+    if spread:
+        assert draws is not None
+        records = [spread_rows(r, draws) for r in records]
     if entity_names == "colour":
         records = [name_by_colour(r) for r in records]
     return records
@@ -264,6 +311,7 @@ def prompts_and_targets(
             r["history"],
             r["history_success"],
             r["history_reasons"],
+            r.get("rows"),
         )
         for r in records
     ]
@@ -281,15 +329,17 @@ def examples(
     rationales: bool = False,
     described: bool = False,
     asked: str | None = None,
+    spread: bool = False,
 ) -> tuple[list[str], list[str], dict[str, Tensor]]:
     """Prompts, targets and the observation batch of these frames as ``model`` takes them:
     scenes described (``described``), or asked a question of family ``asked`` or their
     questions asked anew (``resample``), and q4 answers after their checks (``rationales``);
-    entities relabelled (``relabel``), from ``draws``; then the instructions through the
-    model's instruction sensor (``inputs``: spoken, or an object pointed at)."""
+    entities relabelled (``relabel``), from ``draws``, and spread over the object rows
+    (``spread``); then the instructions through the model's instruction sensor (``inputs``:
+    spoken, or an object pointed at)."""
     entity_names = model.config.entity_names
     records = frame_records(
-        bank, index, draws, relabel, resample, entity_names, rationales, described, asked
+        bank, index, draws, relabel, resample, entity_names, rationales, described, asked, spread
     )
     observation = bank.observations(torch.as_tensor(index))
     if inputs is not None:
@@ -301,6 +351,8 @@ def examples(
         )
         records = [{**r, "instruction": t} for r, t in zip(records, instructions, strict=True)]
         observation = {**observation, **extra}
+    if spread:
+        observation = move_object_rows(observation, records)
     prompts, targets = prompts_and_targets(model.prompt, records)
     return prompts, targets, observation
 
@@ -320,6 +372,7 @@ def pretrain_lm(
         history: list[str],
         success: list[bool],
         reasons: list[str],
+        rows: list[int] | None,
     ) -> str:
         return prompt_text(
             instruction,
@@ -330,11 +383,18 @@ def pretrain_lm(
             placement,
             n_tokens,
             history_reasons=reasons if config.model.failure_reasons else (),
+            rows=rows,
         )
 
     draws = np.random.default_rng(config.seed + 11)
     records = frame_records(
-        bank, range(len(bank)), draws, config.relabel_entities, False, config.model.entity_names
+        bank,
+        range(len(bank)),
+        draws,
+        config.relabel_entities,
+        False,
+        config.model.entity_names,
+        spread=config.spread_rows,
     )
     prompts, targets = prompts_and_targets(text_prompt, records)
     tokenizer = train_tokenizer(
@@ -606,11 +666,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
             config.relabel_entities,
             config.resample_questions,
             config.question_rationales,
+            spread=config.spread_rows,
         )
         if described_per_step:  # more frames, drawn equally from every family, described
             extra = bank.draw(described_per_step, config.seed + 3, at)[rank::world]
             more_prompts, more_targets, more = examples(
-                model, bank, extra, inputs, draws, config.relabel_entities, described=True
+                model,
+                bank,
+                extra,
+                inputs,
+                draws,
+                config.relabel_entities,
+                described=True,
+                spread=config.spread_rows,
             )
             prompts, targets = prompts + more_prompts, targets + more_targets
             observation = {key: torch.cat([observation[key], more[key]]) for key in observation}
@@ -629,6 +697,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 config.relabel_entities,
                 rationales=config.question_rationales,
                 asked=family,
+                spread=config.spread_rows,
             )
             prompts, targets = prompts + more_prompts, targets + more_targets
             observation = {key: torch.cat([observation[key], more[key]]) for key in observation}

@@ -192,6 +192,11 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                 "blocked_pick_mistakes",
                 {**SHIPPED_RECIPE, "steps": SHIPPED_STEPS},
             ),
+            Variant(
+                "state_spread_rows_shipped_recipe",
+                "blocked_pick_mistakes",
+                {**SHIPPED_RECIPE, "spread_rows": True, "steps": SHIPPED_STEPS},
+            ),
         ],
     ),
     "frozen_lm": (

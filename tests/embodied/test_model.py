@@ -48,14 +48,17 @@ from embodied.train import (
     describe_scene,
     explain_answer,
     frame_records,
+    move_object_rows,
     relabel_entities,
     resample_question,
+    spread_rows,
     train,
 )
 from embodied.training import METRICS
 from encoders import make_encoder
 from encoders.audio import AudioEncoder
 from encoders.region import region_mask
+from encoders.state import support_relations
 from envs import keys
 from envs.base import OBJECT_CAPACITY
 from envs.scene import PALETTE, ObjectState, SymbolicState
@@ -688,6 +691,7 @@ def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
             },
             "relabel_entities=true needs model.entity_prefix=true",
         ),
+        ({"spread_rows": True, "encoder": "vit"}, "spread_rows=true needs encoder=state"),
     ],
 )
 def test_bad_train_configs_name_the_field(overrides, message, tmp_path):
@@ -721,6 +725,43 @@ def test_relabelling_renames_every_entity_consistently_and_covers_every_label():
     assert seen == {f"obj_{j}" for j in range(1, OBJECT_CAPACITY + 1)}
     kitchen = {**record, "entities": ["apple", "drawer"], "target": "pick(apple)"}
     assert relabel_entities(kitchen, rng) is kitchen, "word-named entities stay"
+
+
+def test_spread_rows_move_objects_relations_and_placeholders_together(dataset):
+    """Spreading a scene over the sensor's rows moves each object's row, its support relation
+    and the placeholder its name is bound to as one: every row gets used, and the spread
+    scene is the same scene."""
+    bank = FrameBank(dataset, "train")
+    index = list(range(12))
+    rng = np.random.default_rng(0)
+    records = frame_records(bank, index, rng, spread=True)
+    observation = bank.observations(torch.as_tensor(index))
+    moved = move_object_rows(observation, records)
+    used: set[int] = set()
+    for b, record in enumerate(records):
+        rows, n = record["rows"], len(record["entities"])
+        assert rows == sorted(set(rows)) and len(rows) == n
+        used |= set(rows)
+        assert torch.equal(moved[keys.OBJECTS][b, rows], observation[keys.OBJECTS][b, :n])
+        assert moved[keys.OBJECT_MASK][b].nonzero().flatten().tolist() == rows
+        prompt = prompt_text(record["instruction"], record["kind"], record["entities"], rows=rows)
+        for name, row in zip(record["entities"], rows, strict=True):
+            assert f"{name} is <obj_{row + 1}>." in prompt
+    assert used == set(range(OBJECT_CAPACITY)), "spread scenes read every row"
+    before = support_relations(observation[keys.OBJECTS], observation[keys.OBJECT_MASK].bool())
+    after = support_relations(moved[keys.OBJECTS], moved[keys.OBJECT_MASK].bool())
+    assert int(before.sum()) > 0, "the frames hold stacked cubes"
+    for b, record in enumerate(records):
+        rows, n = torch.as_tensor(record["rows"]), len(record["entities"])
+        assert torch.equal(after[b][rows][:, rows], before[b, :n, :n])
+        assert int(after[b].sum()) == int(before[b].sum())
+    kitchen = {**records[0], "entities": ["apple", "drawer"]}
+    assert spread_rows(kitchen, rng) is kitchen, "word-named entities keep their rows"
+    shrunk = [{**records[0], "rows": records[0]["rows"][:-1]}]
+    with pytest.raises(ValueError, match=r"spreading rows needs rows 0\.\."):
+        move_object_rows({k: v[:1] for k, v in observation.items()}, shrunk)
+    with pytest.raises(ValueError, match=r"rows=\[3, 1\] for 2 entities: allowed 2 distinct"):
+        prompt_text("How to grasp obj_1?", "plan", ["obj_1", "obj_2"], rows=[3, 1])
 
 
 def test_resampled_questions_are_true_of_their_frame(dataset):

@@ -249,10 +249,19 @@ def test_palme_studies_smoke(tmp_path):
         "state_no_entity_referrals",
         "state_relabelled_entities",
         "state_relabelled_entities_shipped_recipe",
+        "state_spread_rows_shipped_recipe",
     }
-    for name in ("state_relabelled_entities", "state_relabelled_entities_shipped_recipe"):
-        relabelled = tmp_path / f"quick_{name}" / "final" / "train_config.json"
-        assert json.loads(relabelled.read_text())["relabel_entities"] is True
+    relabelled = (
+        "state_relabelled_entities",
+        "state_relabelled_entities_shipped_recipe",
+        "state_spread_rows_shipped_recipe",
+    )
+    for name in relabelled:
+        config = json.loads(
+            (tmp_path / f"quick_{name}" / "final" / "train_config.json").read_text()
+        )
+        assert config["relabel_entities"] is True
+        assert config["spread_rows"] is (name == "state_spread_rows_shipped_recipe")
     trained = json.loads(
         (tmp_path / "quick_state_no_entity_referrals" / "final" / "palme.json").read_text()
     )
@@ -282,6 +291,7 @@ def test_palme_studies_smoke(tmp_path):
         "state_no_entity_referrals",
         "state_relabelled_entities",
         "state_relabelled_entities_shipped_recipe",
+        "state_spread_rows_shipped_recipe",
     ], "rerunning one variant keeps the others' rows"
     assert rerun["rows"][1] == rows["state_no_entity_referrals"]
     assert "trained_earlier" not in rows["state_entity_referrals"]
