@@ -657,29 +657,24 @@ def train(config: TrainConfig) -> dict[str, Any]:
         nonlocal tokens_seen
         index = bank.draw(config.batch_size, config.seed, at, config.family_alpha)[rank::world]
         draws = np.random.default_rng([config.seed, at])  # relabels, voices, regions
-        prompts, targets, observation = examples(
-            model,
-            bank,
-            index,
-            inputs,
-            draws,
-            config.relabel_entities,
-            config.resample_questions,
-            config.question_rationales,
-            spread=config.spread_rows,
-        )
-        if described_per_step:  # more frames, drawn equally from every family, described
-            extra = bank.draw(described_per_step, config.seed + 3, at)[rank::world]
-            more_prompts, more_targets, more = examples(
+
+        def frames(index: Tensor, **asked: Any) -> tuple[list[str], list[str], dict[str, Tensor]]:
+            return examples(
                 model,
                 bank,
-                extra,
+                index,
                 inputs,
                 draws,
                 config.relabel_entities,
-                described=True,
+                rationales=config.question_rationales,
                 spread=config.spread_rows,
+                **asked,
             )
+
+        prompts, targets, observation = frames(index, resample=config.resample_questions)
+        if described_per_step:  # more frames, drawn equally from every family, described
+            extra = bank.draw(described_per_step, config.seed + 3, at)[rank::world]
+            more_prompts, more_targets, more = frames(extra, described=True)
             prompts, targets = prompts + more_prompts, targets + more_targets
             observation = {key: torch.cat([observation[key], more[key]]) for key in observation}
         for number, (family, size) in enumerate(sorted(asked_per_step.items())):
@@ -688,17 +683,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 len(askable), size, replace=False
             )
             extra = askable[torch.from_numpy(chosen)][rank::world]
-            more_prompts, more_targets, more = examples(
-                model,
-                bank,
-                extra,
-                inputs,
-                draws,
-                config.relabel_entities,
-                rationales=config.question_rationales,
-                asked=family,
-                spread=config.spread_rows,
-            )
+            more_prompts, more_targets, more = frames(extra, asked=family)
             prompts, targets = prompts + more_prompts, targets + more_targets
             observation = {key: torch.cat([observation[key], more[key]]) for key in observation}
         encoded = encode(model.tokenizer, prompts, targets, config.model.max_length)
