@@ -263,7 +263,10 @@ def main() -> None:
     if args.evaluate_only and args.run is None and previous.exists():
         results["training"] = json.loads(previous.read_text()).get("training", {})
     elif args.evaluate_only and metrics_log.exists():
-        results["training"] = {"metrics": json.loads(metrics_log.read_text().splitlines()[-1])}
+        last = json.loads(metrics_log.read_text().splitlines()[-1])
+        results["training"] = {"metrics": last}
+        if "elapsed_s" in last:  # the run's own clock, resumed sessions included
+            results["training"]["seconds"] = round(last["elapsed_s"])
     if not args.evaluate_only:
         if not dataset_complete(Path(data)):
             generate(generating)  # resumes a dataset whose shards are not all written

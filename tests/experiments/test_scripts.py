@@ -204,6 +204,22 @@ def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
     assert all(e["episodes"] == 6 for e in results["evaluations"])  # one of each family
     assert results["evaluations"][1]["parse_failures"] == 0, "constrained steps always parse"
     assert (checkpoint / "palme.json").exists() and results["checkpoint_mb"] > 0
+    again = run_script(
+        "experiments.train_default_planner",
+        tmp_path,
+        "--evaluate-only",
+        "--data",
+        str(tmp_path / "data"),
+        "--run",
+        str(tmp_path / "run"),
+        "--checkpoint",
+        str(checkpoint),
+    )
+    assert again.returncode == 0, again.stderr
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    reread = json.loads((tmp_path / "default_planner.json").read_text())
+    assert reread["training"]["seconds"] == round(last["elapsed_s"]), "the run's own clock"
+    assert f"; {round(last['elapsed_s'])} s." in (tmp_path / "default_planner.md").read_text()
     bench = run_script(
         "experiments.benchmark_planner",
         tmp_path,
