@@ -188,33 +188,16 @@ def test_pretrain_encoders_smoke(tmp_path):
 
 def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
     checkpoint = tmp_path / "checkpoint"
-    run = run_script(
-        "experiments.train_default_planner",
-        tmp_path,
-        "--data",
-        str(tmp_path / "data"),
-        "--run",
-        str(tmp_path / "run"),
-        "--checkpoint",
-        str(checkpoint),
-    )
+    paths = ["--data", str(tmp_path / "data"), "--run", str(tmp_path / "run")]
+    paths += ["--checkpoint", str(checkpoint)]
+    run = run_script("experiments.train_default_planner", tmp_path, *paths)
     assert run.returncode == 0, run.stderr
     results = json.loads((tmp_path / "default_planner.json").read_text())
     assert [e["decoding"] for e in results["evaluations"]] == ["free", "constrained"]
     assert all(e["episodes"] == 6 for e in results["evaluations"])  # one of each family
     assert results["evaluations"][1]["parse_failures"] == 0, "constrained steps always parse"
     assert (checkpoint / "palme.json").exists() and results["checkpoint_mb"] > 0
-    again = run_script(
-        "experiments.train_default_planner",
-        tmp_path,
-        "--evaluate-only",
-        "--data",
-        str(tmp_path / "data"),
-        "--run",
-        str(tmp_path / "run"),
-        "--checkpoint",
-        str(checkpoint),
-    )
+    again = run_script("experiments.train_default_planner", tmp_path, "--evaluate-only", *paths)
     assert again.returncode == 0, again.stderr
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     reread = json.loads((tmp_path / "default_planner.json").read_text())
