@@ -258,16 +258,16 @@ def frame_records(
     rationales: bool = False,
     described: bool = False,
     asked: str | None = None,
-    spread: bool = False,
+    spread: float = 0.0,
 ) -> list[dict[str, Any]]:
     """The records (instruction, entities, history, target, ...) of these frames: each asked
     to describe its scene (``describe_scene``, ``described``), or a question of the family
     ``asked`` (``ask_question``) or their questions asked anew by
     ``resample_question`` (``resample``), and the q4 answers preceded by their checks
     (``explain_answer``, ``rationales``); then their entities relabelled by
-    ``relabel_entities`` (``relabel``), drawing from ``draws``, and their objects given rows
-    by ``spread_rows`` (``spread``); last, with ``entity_names="colour"``, each cube named by
-    its colour (``embodied.entity_names``)."""
+    ``relabel_entities`` (``relabel``), drawing from ``draws``, and the objects of a
+    ``spread`` fraction of them given rows by ``spread_rows``; last, with
+    ``entity_names="colour"``, each cube named by its colour (``embodied.entity_names``)."""
     records = [bank.records[int(i)] for i in index]
     if entity_names not in ENTITY_NAMES:
         raise ValueError(f"entity_names={entity_names!r}: allowed {ENTITY_NAMES}")
@@ -293,7 +293,8 @@ def frame_records(
         records = [relabel_entities(r, draws) for r in records]
     if spread:
         assert draws is not None
-        records = [spread_rows(r, draws) for r in records]
+        chosen = draws.random(len(records)) < spread  # (N,): which examples are spread
+        records = [spread_rows(r, draws) if c else r for r, c in zip(records, chosen, strict=True)]
     if entity_names == "colour":
         records = [name_by_colour(r) for r in records]
     return records
@@ -329,14 +330,14 @@ def examples(
     rationales: bool = False,
     described: bool = False,
     asked: str | None = None,
-    spread: bool = False,
+    spread: float = 0.0,
 ) -> tuple[list[str], list[str], dict[str, Tensor]]:
     """Prompts, targets and the observation batch of these frames as ``model`` takes them:
     scenes described (``described``), or asked a question of family ``asked`` or their
     questions asked anew (``resample``), and q4 answers after their checks (``rationales``);
-    entities relabelled (``relabel``), from ``draws``, and spread over the object rows
-    (``spread``); then the instructions through the model's instruction sensor (``inputs``:
-    spoken, or an object pointed at)."""
+    entities relabelled (``relabel``), from ``draws``, and a ``spread`` fraction of them
+    spread over the object rows; then the instructions through the model's instruction sensor
+    (``inputs``: spoken, or an object pointed at)."""
     entity_names = model.config.entity_names
     records = frame_records(
         bank, index, draws, relabel, resample, entity_names, rationales, described, asked, spread
@@ -433,8 +434,9 @@ def pretrain_lm(
 
 
 def refuse_other_model(checkpoint: Path, model: ModelConfig) -> None:
-    """Raise when a checkpoint to resume was trained with other model settings than ``model``:
-    resuming would train on (e.g.) colour names a model that learned labels."""
+    """Raise when a checkpoint to resume or fine-tune was trained with other model settings
+    than ``model``: training on would teach (e.g.) colour names to a model that learned
+    labels."""
     saved = asdict(ModelConfig(**json.loads((checkpoint / MODEL_CONFIG).read_text())))
     changed = [
         f"model.{name}={value!r} there, {getattr(model, name)!r} here"
@@ -444,7 +446,7 @@ def refuse_other_model(checkpoint: Path, model: ModelConfig) -> None:
     if changed:
         raise ValueError(
             f"{checkpoint} was trained with other model settings ({', '.join(changed)}): "
-            f"resume with the same ones, or train in another output_dir"
+            f"train on from it with the same ones, or start another model in another output_dir"
         )
 
 
@@ -497,6 +499,19 @@ def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE
             config, bank, PLACEMENTS[encoder.name], encoder.n_tokens, output_dir / LM_DIR
         )
     return PalmE(lm, tokenizer, encoder, config.model, build_instruction_encoder(config))
+
+
+def start_from(checkpoint: Path, config: TrainConfig) -> PalmE:
+    """The saved planner at ``checkpoint`` to fine-tune (``init_checkpoint``): its model
+    settings and encoder must be ``config``'s."""
+    refuse_other_model(checkpoint, config.model)
+    model = PalmE.load(checkpoint, **asdict(config.model))
+    if model.encoder.name != config.encoder:
+        raise ValueError(
+            f"init_checkpoint={checkpoint} holds a {model.encoder.name!r} planner, not "
+            f"encoder={config.encoder!r}"
+        )
+    return model
 
 
 SCENE_EVAL_FRAMES = 32
@@ -614,6 +629,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if found is not None:
         refuse_other_model(found, config.model)
         model = PalmE.load(found, **asdict(config.model))
+    elif config.init_checkpoint is not None:  # fine-tuning: every process loads the same one
+        model = start_from(Path(config.init_checkpoint), config)
     else:
         if rank == 0:
             model = build_model(config, bank, output_dir)

@@ -601,6 +601,42 @@ def test_a_planner_trained_behind_a_recognizer_reads_its_transcripts(
     assert spoken and all(length > 50 for length in spoken), "each instruction was spoken"
 
 
+def test_fine_tuning_starts_from_the_saved_planner(dataset, tmp_path):
+    """init_checkpoint trains on from a saved planner's weights (no LM pretrained anew), and
+    refuses one saved with other model settings."""
+    train(run_config(dataset, tmp_path / "first", steps=2, eval_every=2, checkpoint_every=2))
+    first = tmp_path / "first" / FINAL
+    config = run_config(
+        dataset,
+        tmp_path / "second",
+        steps=1,
+        eval_every=1,
+        checkpoint_every=1,
+        lr=1e-9,
+        init_checkpoint=str(first),
+        spread_rows=0.5,
+    )
+    train(config)
+    saved, tuned = PalmE.load(first), PalmE.load(tmp_path / "second" / FINAL)
+    fresh = tiny_model(saved.tokenizer)
+    for name, weight in saved.encoder.state_dict().items():
+        assert torch.allclose(tuned.encoder.state_dict()[name], weight, atol=1e-6), name
+    difference = max(
+        float((fresh.encoder.state_dict()[n] - w).abs().max())
+        for n, w in saved.encoder.state_dict().items()
+    )
+    assert difference > 1e-3, "a new planner's encoder differs from the saved one"
+    assert not (tmp_path / "second" / "lm").exists(), "no LM was pretrained for it"
+    other = run_config(
+        dataset,
+        tmp_path / "third",
+        init_checkpoint=str(first),
+        model=ModelConfig(failure_reasons=True),
+    )
+    with pytest.raises(ValueError, match=r"model\.failure_reasons=False there, True here"):
+        train(other)
+
+
 def test_tiny_train_plan_execute_end_to_end(dataset, tmp_path):
     train(run_config(dataset, tmp_path, steps=20, lr=1e-2))
     env = gym.make("embodied/Tabletop-v0", image_size=32, views=["front"], tasks=["p1"])
@@ -691,7 +727,13 @@ def test_two_processes_train_with_distributed_data_parallel(dataset, tmp_path):
             },
             "relabel_entities=true needs model.entity_prefix=true",
         ),
-        ({"spread_rows": True, "encoder": "vit"}, "spread_rows=true needs encoder=state"),
+        ({"spread_rows": 1.0, "encoder": "vit"}, "spread_rows=1.0 needs encoder=state"),
+        ({"spread_rows": 1.5}, r"spread_rows=1.5: a fraction, must be in \[0, 1\]"),
+        ({"init_checkpoint": "runs"}, "init_checkpoint=runs: no saved planner there"),
+        (
+            {"init_checkpoint": "embodied/checkpoints/palme", "encoder_checkpoint": "x"},
+            "the planner brings its own encoder",
+        ),
     ],
 )
 def test_bad_train_configs_name_the_field(overrides, message, tmp_path):
@@ -727,6 +769,17 @@ def test_relabelling_renames_every_entity_consistently_and_covers_every_label():
     assert relabel_entities(kitchen, rng) is kitchen, "word-named entities stay"
 
 
+def test_spreading_a_fraction_spreads_about_that_share_of_the_examples(dataset):
+    bank = FrameBank(dataset, "train")
+    index = list(range(len(bank)))[:40]
+    rng = np.random.default_rng(0)
+    spread = [sum("rows" in r for r in frame_records(bank, index, rng, spread=0.5))]
+    spread += [sum("rows" in r for r in frame_records(bank, index, rng, spread=0.5))]
+    assert all(8 <= n <= 32 for n in spread), spread
+    assert not any("rows" in r for r in frame_records(bank, index, rng, spread=0.0))
+    assert all("rows" in r for r in frame_records(bank, index, rng, spread=1.0))
+
+
 def test_spread_rows_move_objects_relations_and_placeholders_together(dataset):
     """Spreading a scene over the sensor's rows moves each object's row, its support relation
     and the placeholder its name is bound to as one: every row gets used, and the spread
@@ -734,7 +787,7 @@ def test_spread_rows_move_objects_relations_and_placeholders_together(dataset):
     bank = FrameBank(dataset, "train")
     index = list(range(12))
     rng = np.random.default_rng(0)
-    records = frame_records(bank, index, rng, spread=True)
+    records = frame_records(bank, index, rng, spread=1.0)
     observation = bank.observations(torch.as_tensor(index))
     moved = move_object_rows(observation, records)
     used: set[int] = set()

@@ -249,18 +249,23 @@ def test_palme_studies_smoke(tmp_path):
         "state_relabelled_entities",
         "state_relabelled_entities_shipped_recipe",
         "state_spread_rows_shipped_recipe",
+        "state_spread_rows_fine_tuned",
     }
-    relabelled = (
-        "state_relabelled_entities",
-        "state_relabelled_entities_shipped_recipe",
-        "state_spread_rows_shipped_recipe",
-    )
-    for name in relabelled:
+    spread = {
+        "state_relabelled_entities": 0.0,
+        "state_relabelled_entities_shipped_recipe": 0.0,
+        "state_spread_rows_shipped_recipe": 1.0,
+        "state_spread_rows_fine_tuned": 0.5,
+    }
+    for name, share in spread.items():
         config = json.loads(
             (tmp_path / f"quick_{name}" / "final" / "train_config.json").read_text()
         )
         assert config["relabel_entities"] is True
-        assert config["spread_rows"] is (name == "state_spread_rows_shipped_recipe")
+        assert config["spread_rows"] == share
+        fine_tuned = name == "state_spread_rows_fine_tuned"
+        parent = str(tmp_path / "quick_state_relabelled_entities_shipped_recipe" / "final")
+        assert config["init_checkpoint"] == (parent if fine_tuned else None)
     trained = json.loads(
         (tmp_path / "quick_state_no_entity_referrals" / "final" / "palme.json").read_text()
     )
@@ -291,6 +296,7 @@ def test_palme_studies_smoke(tmp_path):
         "state_relabelled_entities",
         "state_relabelled_entities_shipped_recipe",
         "state_spread_rows_shipped_recipe",
+        "state_spread_rows_fine_tuned",
     ], "rerunning one variant keeps the others' rows"
     assert rerun["rows"][1] == rows["state_no_entity_referrals"]
     assert "trained_earlier" not in rows["state_entity_referrals"]
@@ -299,6 +305,15 @@ def test_palme_studies_smoke(tmp_path):
     assert evaluated_again["train_s"] == round(evaluated_again["train_metrics"]["elapsed_s"])
     retable = (tmp_path / "study_entity_referrals_quick.md").read_text()
     assert "state_entity_referrals (trained earlier: " in retable
+
+
+def test_a_fine_tuning_variant_needs_its_parent_trained_first(tmp_path):
+    from experiments.palme_studies import STUDIES, train_config
+
+    variant = next(v for v in STUDIES["entity_referrals"][1] if v.fine_tunes is not None)
+    data = {"blocked_pick_mistakes": "unused", "full": "unused"}
+    with pytest.raises(SystemExit, match=f"run its study with --variants {variant.fine_tunes}"):
+        train_config(variant, data, tmp_path, quick=True)
 
 
 def test_palme_studies_instruction_sensors_smoke(tmp_path):
