@@ -171,8 +171,8 @@ SUPPORT_RELATION_COLOUR_RECIPE: dict[str, Any] = {
 in the state rows, failed steps with the skill's reason, q4 answered after its rule's checks,
 and q4 and q1 also asked of every scene."""
 SHIPPED_RECIPE: dict[str, Any] = {**SUPPORT_RELATION_COLOUR_RECIPE, "relabel_entities": True}
-"""The shipped tabletop planner's fields (``experiments.train_default_planner``): the recipe
-above with each example's entities renamed at random, trained SHIPPED_STEPS steps."""
+"""The shipped tabletop planner's first stage (``experiments.train_default_planner``): the
+recipe above with each example's entities renamed at random, trained SHIPPED_STEPS steps."""
 SHIPPED_STEPS = 8000
 SPREAD_FINE_TUNING: dict[str, Any] = {
     "spread_rows": 0.5,
@@ -180,9 +180,10 @@ SPREAD_FINE_TUNING: dict[str, Any] = {
     "lr": 3e-4,
     "warmup_steps": 50,
 }
-"""The shipped recipe's planner trained on with half of each batch's scenes spread over the
-state sensor's 8 rows: its rows 6-8 are left untrained (8-object p2 0.72), and spreading every
-scene from the start cost the relation questions (8-object q2 0.69)."""
+"""The shipped planner's second stage: the first stage's planner trained on with half of each
+batch's scenes spread over the state sensor's 8 rows, since 1-5-object training leaves rows
+6-8 untrained and spreading every scene from the start cost the relation questions (8-object
+q2 0.69). Measured: 8 objects 0.930 against 0.895, every family still at its target."""
 
 
 STUDIES: dict[str, tuple[list[str], list[Variant]]] = {

@@ -197,12 +197,21 @@ def test_train_default_planner_and_benchmark_planner_smoke(tmp_path):
     assert all(e["episodes"] == 6 for e in results["evaluations"])  # one of each family
     assert results["evaluations"][1]["parse_failures"] == 0, "constrained steps always parse"
     assert (checkpoint / "palme.json").exists() and results["checkpoint_mb"] > 0
+    tuned = json.loads((tmp_path / "run" / "final" / "train_config.json").read_text())
+    first_stage = tmp_path / "run_first_stage"
+    assert tuned["init_checkpoint"] == str(first_stage / "final"), "trained on from stage one"
+    assert tuned["spread_rows"] == 0.5
     again = run_script("experiments.train_default_planner", tmp_path, "--evaluate-only", *paths)
     assert again.returncode == 0, again.stderr
-    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    seconds = round(
+        sum(
+            json.loads((stage / "metrics.jsonl").read_text().splitlines()[-1])["elapsed_s"]
+            for stage in (tmp_path / "run", first_stage)
+        )
+    )
     reread = json.loads((tmp_path / "default_planner.json").read_text())
-    assert reread["training"]["seconds"] == round(last["elapsed_s"]), "the run's own clock"
-    assert f"; {round(last['elapsed_s'])} s." in (tmp_path / "default_planner.md").read_text()
+    assert reread["training"]["seconds"] == seconds, "both stages' own clocks"
+    assert f"; {seconds} s." in (tmp_path / "default_planner.md").read_text()
     bench = run_script(
         "experiments.benchmark_planner",
         tmp_path,
