@@ -276,6 +276,10 @@ class EvaluateConfig(EpisodesConfig):
     the split's seed i, so every run sees the same scenes."""
     episodes: int = 20
     """Episodes per task family and split (families take turns)."""
+    first_episode: int = 0
+    """Each family's episodes start at its ``first_episode``-th of the split's (0: the first):
+    ``first_episode=150 episodes=150`` measures 150 more per family, on other scenes than
+    ``episodes=150`` (a replicate on fresh seeds)."""
     workers: int = 2
     """Worker processes (one env and one planner each); 1 runs in this process."""
     videos: int = 0
@@ -286,6 +290,8 @@ class EvaluateConfig(EpisodesConfig):
         for name in ("episodes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.first_episode < 0:
+            raise ValueError(f"first_episode={self.first_episode}: must be >= 0")
         if self.videos < 0:
             raise ValueError(f"videos={self.videos}: must be >= 0")
         super().__post_init__()

@@ -72,9 +72,10 @@ def jobs(config: EvaluateConfig) -> list[Job]:
     for split_name in config.splits:
         split = SPLITS[split_name]
         families = split.families(config.family_names)
-        for i in range(config.episodes * len(families)):
+        first = config.first_episode * len(families)
+        for i in range(first, first + config.episodes * len(families)):
             video = None
-            if i < config.videos:
+            if i - first < config.videos:
                 video = str(Path(config.output_dir) / "videos" / f"{split_name}_{i:03d}.mp4")
             out.append(Job(len(out), split_name, families[i % len(families)], split.seed(i), video))
     return out
@@ -281,6 +282,8 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     if config.skills == "learned":
         planner += f", learned skills {config.skills_checkpoint}"
     title = f"{planner} on {config.env.id}"
+    if config.first_episode:  # not the split's first seeds: say so where the numbers are
+        title += f", from each family's episode {config.first_episode} of the split"
     print(f"evaluating {title}: {len(todo)} episodes, {config.workers} worker(s)", flush=True)
     started = time.perf_counter()
     episodes: list[dict[str, Any]] = []

@@ -126,9 +126,15 @@ def test_jobs_use_each_splits_fixed_seeds(tmp_path):
     assert [j.family for j in referral] == ["p1", "q3"] * 2  # q1 asks an object's colour
     assert [j.video is not None for j in referral] == [True, False, False, False]
     assert jobs(config) == todo
+    more = [j for j in jobs(replace(config, first_episode=2)) if j.split == "eval"]
+    assert [j.seed for j in more] == [SPLITS["eval"].seed(i) for i in range(6, 12)]
+    assert [j.family for j in more] == ["p1", "q1", "q3"] * 2, "families still take turns"
+    assert [j.video is not None for j in more] == [True] + [False] * 5
 
 
 def test_bad_evaluation_configs_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="first_episode=-1: must be >= 0"):
+        EvaluateConfig(env=TabletopEnvConfig(), planner="oracle", first_episode=-1)
     with pytest.raises(ValueError, match="splits: 'objects_8' does not exist"):
         EvaluateConfig(env=KitchenEnvConfig(), planner="oracle", splits=["objects_8"])
     with pytest.raises(ValueError, match=r"tasks=.*allowed"):
