@@ -216,6 +216,12 @@ STUDIES: dict[str, tuple[list[str], list[Variant]]] = {
                 {**SHIPPED_RECIPE, **SPREAD_FINE_TUNING},
                 fine_tunes="state_relabelled_entities_shipped_recipe",
             ),
+            Variant(
+                "state_spread_rows_fine_tuned_lr_1e-4",
+                "blocked_pick_mistakes",
+                {**SHIPPED_RECIPE, **SPREAD_FINE_TUNING, "lr": 1e-4},
+                fine_tunes="state_relabelled_entities_shipped_recipe",
+            ),
         ],
     ),
     "frozen_lm": (

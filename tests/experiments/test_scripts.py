@@ -259,12 +259,14 @@ def test_palme_studies_smoke(tmp_path):
         "state_relabelled_entities_shipped_recipe",
         "state_spread_rows_shipped_recipe",
         "state_spread_rows_fine_tuned",
+        "state_spread_rows_fine_tuned_lr_1e-4",
     }
     spread = {
         "state_relabelled_entities": 0.0,
         "state_relabelled_entities_shipped_recipe": 0.0,
         "state_spread_rows_shipped_recipe": 1.0,
         "state_spread_rows_fine_tuned": 0.5,
+        "state_spread_rows_fine_tuned_lr_1e-4": 0.5,
     }
     for name, share in spread.items():
         config = json.loads(
@@ -272,7 +274,7 @@ def test_palme_studies_smoke(tmp_path):
         )
         assert config["relabel_entities"] is True
         assert config["spread_rows"] == share
-        fine_tuned = name == "state_spread_rows_fine_tuned"
+        fine_tuned = name.startswith("state_spread_rows_fine_tuned")
         parent = str(tmp_path / "quick_state_relabelled_entities_shipped_recipe" / "final")
         assert config["init_checkpoint"] == (parent if fine_tuned else None)
     trained = json.loads(
@@ -306,6 +308,7 @@ def test_palme_studies_smoke(tmp_path):
         "state_relabelled_entities_shipped_recipe",
         "state_spread_rows_shipped_recipe",
         "state_spread_rows_fine_tuned",
+        "state_spread_rows_fine_tuned_lr_1e-4",
     ], "rerunning one variant keeps the others' rows"
     assert rerun["rows"][1] == rows["state_no_entity_referrals"]
     assert "trained_earlier" not in rows["state_entity_referrals"]
