@@ -97,6 +97,13 @@ def load_trainer_state(checkpoint: Path, optimizer: torch.optim.Optimizer) -> St
     return Start(int(state["step"]), float(state.get("elapsed_s", 0.0)))
 
 
+def last_metrics(run: Path) -> dict[str, Any] | None:
+    """The last line of ``run``'s metrics log (``METRICS``); None when it has none."""
+    log = run / METRICS
+    lines = log.read_text().splitlines() if log.exists() else []
+    return json.loads(lines[-1]) if lines else None
+
+
 def trained_seconds(checkpoint: Path) -> float:
     """The optimization seconds spent up to ``checkpoint``, over every run that led to it (0
     for checkpoints written before this was recorded)."""

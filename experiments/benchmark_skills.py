@@ -32,6 +32,7 @@ import torch
 from embodied.config import EvaluateConfig, TabletopEnvConfig
 from embodied.evaluate import evaluate
 from embodied.planners import OraclePlanner
+from embodied.training import last_metrics
 from envs import TABLETOP_ID
 from envs.base import ArmEnv
 from envs.plan import SkillCall, parse_step
@@ -250,8 +251,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/benchmark_skills")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    metrics = Path(args.checkpoint).parent / "metrics.jsonl"
-    training = json.loads(metrics.read_text().splitlines()[-1]) if metrics.exists() else None
+    training = last_metrics(Path(args.checkpoint).parent)
     results = {
         "episodes": args.episodes,
         "families": args.families,
