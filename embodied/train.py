@@ -502,14 +502,15 @@ def build_model(config: TrainConfig, bank: FrameBank, output_dir: Path) -> PalmE
 
 
 def start_from(checkpoint: Path, config: TrainConfig) -> PalmE:
-    """The saved planner at ``checkpoint`` to fine-tune (``init_checkpoint``): its model
-    settings and encoder must be ``config``'s."""
+    """The saved planner at ``checkpoint`` to train on: a checkpoint of this run to resume,
+    or another run's planner to fine-tune (``init_checkpoint``). Its model settings and
+    encoder must be ``config``'s."""
     refuse_other_model(checkpoint, config.model)
     model = PalmE.load(checkpoint, **asdict(config.model))
     if model.encoder.name != config.encoder:
         raise ValueError(
-            f"init_checkpoint={checkpoint} holds a {model.encoder.name!r} planner, not "
-            f"encoder={config.encoder!r}"
+            f"{checkpoint} holds a {model.encoder.name!r} planner, not encoder="
+            f"{config.encoder!r}: train on from it with the same encoder"
         )
     return model
 
@@ -627,8 +628,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     checkpoint = output_dir / CHECKPOINT
     found = latest_checkpoint(checkpoint) if config.resume else None
     if found is not None:
-        refuse_other_model(found, config.model)
-        model = PalmE.load(found, **asdict(config.model))
+        model = start_from(found, config)
     elif config.init_checkpoint is not None:  # fine-tuning: every process loads the same one
         model = start_from(Path(config.init_checkpoint), config)
     else:
